@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 #: ``$wgProhibitedFileExtensions`` in MediaWiki 1.39 (MainConfigSchema), not exposed by siteinfo.
-DEFAULT_PROHIBITED_EXTENSIONS: frozenset[str] = frozenset(
-    "html htm js jsb mhtml mht xhtml xht php phtml php3 php4 php5 phps phar shtml jhtml "
-    "pl py cgi exe scr dll msi vbs bat com pif cmd vxd cpl xml".split()
-)
+DEFAULT_PROHIBITED_EXTENSIONS: frozenset[str] = frozenset({
+    "html", "htm", "js", "jsb", "mhtml", "mht", "xhtml", "xht", "php", "phtml", "php3", "php4",
+    "php5", "phps", "phar", "shtml", "jhtml", "pl", "py", "cgi", "exe", "scr", "dll", "msi", "vbs",
+    "bat", "com", "pif", "cmd", "vxd", "cpl", "xml",
+})
 #: ``$wgIllegalFileChars`` default.
 DEFAULT_ILLEGAL_FILE_CHARS = ":/\\"
 #: ``Title::legalChars()`` default, in PHP regex-class syntax, as siteinfo reports it.

@@ -1,0 +1,45 @@
+"""mwingest: put files into a MediaWiki wiki through ``action=upload``, once, intact, with their
+description, or stop them with a clear reason.
+
+The core (this package) is plain Python with no Prefect import, so it is testable alone; the
+``tasks``/``flows`` packages orchestrate it. Public names are loaded lazily so that
+``import mwingest`` stays cheap for the CLI.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "ApiError": "mwingest.errors",
+    "AlreadyThereError": "mwingest.errors",
+    "Credentials": "mwingest.credentials",
+    "InputError": "mwingest.errors",
+    "LoginError": "mwingest.errors",
+    "MWIngestError": "mwingest.errors",
+    "PermanentApiError": "mwingest.errors",
+    "ResyncError": "mwingest.errors",
+    "RetryClass": "mwingest.errors",
+    "SessionError": "mwingest.errors",
+    "TransientApiError": "mwingest.errors",
+    "TransportError": "mwingest.errors",
+    "UploadResult": "mwingest.upload",
+    "UploadWarnings": "mwingest.upload",
+    "WikiRules": "mwingest.siteinfo",
+    "WikiSession": "mwingest.session",
+    "is_retryable": "mwingest.errors",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mwingest' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
