@@ -147,3 +147,25 @@ def make_png() -> Callable[..., bytes]:
         return buf.getvalue()
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A throwaway Prefect API (SQLite in a temp dir) for the flow tests of this session.
+
+    Heartbeats off (each sync flow would otherwise take ≥ 1 s), results in a temp dir (cached
+    results must not leak between sessions): Prefect 3.9 findings §1, §8.
+    """
+    from prefect.settings import (
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_LOCAL_STORAGE_PATH,
+        PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW,
+        temporary_settings,
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90), temporary_settings(updates={
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+            PREFECT_LOCAL_STORAGE_PATH: tmp_path_factory.mktemp("prefect-results"),
+            PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW: "ignore"}):
+        yield

@@ -1,0 +1,46 @@
+"""Resolve a ``needs-review`` item later, from its stash key: the bytes are not sent again.
+
+Used by ``mwingest review``, by the review-resolution deployment, and by anyone who answers after
+the batch's pause timed out. The decision and when it was taken go into the ledger.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from prefect.context import get_run_context
+
+from flows.ingest import resolve_credentials
+from mwingest.connect import open_wiki
+from mwingest.errors import reason_code
+from mwingest.items import FAILED
+from mwingest.ledger import Ledger, default_path
+from mwingest.pipeline import IngestOptions, Ingestor
+from mwingest.policy import Action
+from tasks import steps
+
+
+@flow(name="resolve-review", flow_run_name="resolve · item {item_id} · {decision}")
+def resolve_review(item_id: int, decision: Literal["skip", "publish", "rename"],
+                   new_filename: str | None = None, wiki: str | None = None,
+                   credentials_block: str | None = None, ledger_path: str | None = None,
+                   comment: str = "Uploaded with mwingest") -> dict:
+    """Carry out skip / publish (new version) / rename for one ledger item; its outcome as a dict."""
+    log = get_run_logger()
+    run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
+    session, rules = open_wiki(resolve_credentials(wiki, credentials_block))
+    with Ledger(ledger_path or default_path()) as ledger:
+        ingestor = Ingestor(session, rules, ledger, IngestOptions(comment=comment), run_id=run_id)
+        work = ingestor.from_ledger(item_id)
+        log.info("item %d (%s): carrying out %s", item_id, work.target, decision)
+        try:
+            work = steps.apply_decision(ingestor, work, Action(decision).value, new_filename,
+                                        "resolve-review")
+            if not work.done and work.published:
+                work = steps.verify(ingestor, work)
+            if not work.done:
+                work = ingestor.apply(work, Action.REVIEW, by="resolve-review")
+        except Exception as exc:  # noqa: BLE001 - the outcome says what went wrong
+            work = ingestor.finish(work, FAILED, reason_code(exc), str(exc))
+    return work.to_outcome().as_dict()

@@ -1,0 +1,57 @@
+"""A human decision on a warned file, through a Prefect pause form.
+
+Why a subflow: when nobody answers before the timeout, Prefect fails the *paused* run, and catching
+``FlowPauseTimeout`` inside it does not save it (Prefect 3.9 findings §3). Pausing inside a small
+subflow lets the batch flow carry on and end the item ``needs-review`` with its stash key kept.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect import flow
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from pydantic import Field
+
+
+class ReviewDecision(RunInput):
+    """The form a reviewer fills in the Prefect UI (Resume dialog)."""
+
+    action: Literal["skip", "publish", "rename"] = Field(
+        default="skip", title="Decision",
+        description="skip: leave the wiki as it is · publish: upload anyway (a new version of the "
+                    "existing file) · rename: upload under the new name below")
+    new_filename: str | None = Field(
+        default=None, title="New file name",
+        description="Used with 'rename', e.g. 'Sunset (2).jpg'. Leave empty to let mwingest pick "
+                    "a free name.")
+    note: str = Field(default="", title="Note", description="Optional: why (kept in the ledger)")
+
+
+def describe_conflict(source: str, target: str, warnings: dict, *, sha1: str | None,
+                      size: int | None, existing: dict | None) -> str:
+    """The markdown shown above the form: what the conflict is, with both files' facts."""
+    lines = [f"### `{target}` needs a decision", "",
+             f"Uploading **{source}** as `File:{target}`, the wiki warned: "
+             + ", ".join(f"`{code}`" for code in warnings) + ".", ""]
+    lines.append(f"* ours: {size if size is not None else '?'} bytes, SHA-1 `{sha1 or '?'}`")
+    if existing:
+        link = existing.get("descriptionurl") or existing.get("title") or target
+        lines.append(f"* on the wiki: [{existing.get('title', target)}]({link}), "
+                     f"{existing.get('size', '?')} bytes, SHA-1 `{existing.get('sha1', '?')}`, "
+                     f"uploaded {existing.get('timestamp', '?')} by {existing.get('user', '?')}")
+    for code, value in warnings.items():
+        lines.append(f"* `{code}`: {value}")
+    lines += ["", "Choose **skip**, **publish** (new version) or **rename** (and give a name)."]
+    return "\n".join(lines)
+
+
+@flow(name="ask-reviewer", flow_run_name="review · {target}")
+def ask_reviewer(target: str, description: str, timeout_s: int = 3600,
+                 poll_interval_s: int = 2) -> dict:
+    """Pause until a person answers the form; the answer as a dict. Times out by failing."""
+    decision = pause_flow_run(
+        wait_for_input=ReviewDecision.with_initial_data(description=description, action="skip"),
+        timeout=timeout_s, poll_interval=poll_interval_s)
+    return decision.model_dump(include={"action", "new_filename", "note"})

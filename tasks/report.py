@@ -1,0 +1,102 @@
+"""Run history as Prefect artifacts: a progress bar that moves, a per-file outcome table, and a
+markdown summary that says what needs review and how to resolve it.
+
+All Prefect artifact calls live here, so the flow reads as the story of the batch and the core
+stays free of Prefect. Artifact keys are lowercase with dashes (Prefect rejects anything else).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+from mwingest.items import NEEDS_REVIEW, OUTCOMES, Outcome
+
+TABLE_KEY = "ingest-outcomes"
+SUMMARY_KEY = "ingest-summary"
+PROGRESS_KEY = "ingest-progress"
+
+
+class Progress:
+    """A progress artifact updated as items finish (thread-safe: items finish in worker threads)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = max(total, 1)
+        self.done = 0
+        self._lock = threading.Lock()
+        self._id: UUID | None = create_progress_artifact(  # type: ignore[assignment]
+            progress=0.0, key=PROGRESS_KEY, description=f"files finished of {total}")
+
+    def advance(self, n: int = 1) -> None:
+        with self._lock:
+            self.done += n
+            if self._id is not None:
+                update_progress_artifact(artifact_id=self._id,
+                                         progress=round(100.0 * self.done / self.total, 1))
+
+
+def outcome_rows(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    """One row per file: what a person wants to read, with a link when the file landed."""
+    return [{
+        "source": o.source,
+        "target": o.filename or "",
+        "outcome": o.outcome,
+        "reason": o.reason or "",
+        "message": o.message or "",
+        "link": o.url or "",
+        "sha1": o.sha1 or "",
+        "bytes": o.size if o.size is not None else "",
+    } for o in outcomes]
+
+
+def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
+                     ledger_path: str) -> str:
+    """Counts, bytes, time, and the items waiting for a decision with the command to resolve them."""
+    counts = Counter(o.outcome for o in outcomes)
+    sent = sum(o.bytes_sent for o in outcomes)
+    landed = sum(o.size or 0 for o in outcomes if o.outcome == "uploaded")
+    lines = [
+        f"# Ingest into {wiki}",
+        "",
+        "| outcome | files |", "|---|---|",
+        *(f"| {name} | {counts.get(name, 0)} |" for name in OUTCOMES),
+        "",
+        f"* {len(outcomes)} files in {seconds:.1f} s; {landed:,} bytes landed, {sent:,} bytes sent",
+        f"* ledger: `{ledger_path}`",
+    ]
+    uploaded = [o for o in outcomes if o.outcome == "uploaded" and o.url]
+    if uploaded:
+        lines += ["", "## Landed", *(f"* [{o.filename}]({o.url})" for o in uploaded[:50])]
+    waiting = [o for o in outcomes if o.outcome == NEEDS_REVIEW]
+    if waiting:
+        lines += ["", "## Needs review",
+                  "Each waits in the wiki's stash (6 h); decide without re-sending its bytes:", ""]
+        lines += [f"* `{o.source}` → `{o.filename}`: {o.message or o.reason} — "
+                  f"`mwingest review {o.ledger_id} --decision skip|publish|rename`"
+                  for o in waiting]
+    problems = [o for o in outcomes if o.outcome in ("rejected", "failed")]
+    if problems:
+        lines += ["", "## Rejected or failed",
+                  *(f"* `{o.source}`: **{o.outcome}** `{o.reason}` — {o.message}" for o in problems)]
+    return "\n".join(lines)
+
+
+def publish_report(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
+                   ledger_path: str) -> None:
+    """The table and the summary artifacts of one run."""
+    create_table_artifact(key=TABLE_KEY, table=outcome_rows(outcomes),
+                          description=f"one row per file ({len(outcomes)})")
+    create_markdown_artifact(key=SUMMARY_KEY,
+                             markdown=summary_markdown(outcomes, wiki=wiki, seconds=seconds,
+                                                       ledger_path=ledger_path),
+                             description="batch summary")
