@@ -52,22 +52,36 @@ def make_sample_batch(folder: Path, seed: int | None = None) -> dict[str, Path]:
         "image-2": folder / "Lighthouse keeper's logbook.jpg",
         "image-3": folder / "Tram depot 1911.png",
         "large": folder / "Foghorn recording.wav",
-        "duplicate": folder / "Harbour at dawn (copy).png",
+        "duplicate": folder / "Harbour at dusk.png",
         "bad": folder / "Not really a photo.jpg",
     }
     files["image-1"].write_bytes(_png(rng))
     files["image-2"].write_bytes(_jpeg(rng))
     files["image-3"].write_bytes(_png(rng, (80, 60)))
     _wav(files["large"], 40.0, rng)  # ≈ 7 MiB: goes up in 2 MiB chunks
-    files["duplicate"].write_bytes(files["image-1"].read_bytes())
+    files["duplicate"].write_bytes(_png(rng, (72, 40)))  # the demo puts it on the wiki first
     files["bad"].write_text("<html><body><script>alert('not an image')</script></body></html>")
     return files
 
 
+def _put_on_wiki_first(wiki: object, path: Path) -> None:
+    """Upload ``path``'s bytes under another name, so the batch meets a real duplicate."""
+    from .connect import open_wiki
+    from .credentials import Credentials
+    from .upload import upload_file
+
+    session, _ = open_wiki(Credentials(wiki.api_url, wiki.username, wiki.password))  # type: ignore[attr-defined]
+    upload_file(session, path, f"{path.stem} (earlier upload){path.suffix}",
+                comment="uploaded before the demo batch")
+
+
 def run_demo(*, keep: bool = False) -> int:
     """Run the demo; the exit status is the CLI's (0 when every file ended as expected)."""
+    from prefect.settings import PREFECT_HOME
+
     from .api import ingest
     from .devwiki import start_wiki
+    from .ledger import default_path
 
     console = Console()
     console.print("[bold]mwingest demo[/]: starting a throwaway wiki…")
@@ -78,7 +92,8 @@ def run_demo(*, keep: bool = False) -> int:
         with tempfile.TemporaryDirectory(prefix="mwingest-demo-") as tmp:
             folder = Path(tmp) / "sample"
             files = make_sample_batch(folder)
-            ledger = Path(tmp) / "ledger.sqlite3"
+            _put_on_wiki_first(wiki, files["duplicate"])
+            ledger = default_path().with_name("demo-ledger.sqlite3")
             console.print(f"wiki: {wiki.api_url}\nsample batch: {len(files)} files in {folder}")
             outcomes = ingest([str(folder)], wiki=wiki.api_url, chunk_size=DEMO_CHUNK,
                               review_timeout_s=0, ledger_path=str(ledger),
@@ -93,9 +108,9 @@ def run_demo(*, keep: bool = False) -> int:
             console.print(table)
             console.print(
                 "History: this run is recorded in Prefect (ephemeral mode writes it to "
-                f"{os.environ.get('PREFECT_HOME', '~/.prefect')}/prefect.db — `prefect server start` "
-                "shows it, with the outcome table and summary artifacts); every step is in the "
-                "ledger (`mwingest status --ledger FILE`).")
+                f"{PREFECT_HOME.value()}/prefect.db — `prefect server start` shows it, with the "
+                "outcome table and summary artifacts); every step is in the ledger: "
+                f"`mwingest status --ledger {ledger}`.")
             # The demo is expected to refuse one file and skip the duplicate; anything else is a bug.
             by_name = {Path(o.source).name: o.outcome for o in outcomes}
             expected = {files["bad"].name: "rejected", files["duplicate"].name: "skipped"}
