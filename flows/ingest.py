@@ -133,39 +133,25 @@ def _can_pause(review_timeout_s: int | None) -> int:
     return 3600 if os.environ.get("PREFECT_API_URL") else 0
 
 
-@flow(name="ingest-batch", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
-def ingest_batch(
-    sources: list[str],
-    wiki: str | None = None,
-    credentials_block: str | None = None,
-    filename: str | None = None,
-    comment: str = "Uploaded with mwingest",
-    text: str | None = None,
-    text_template: str | None = None,
-    tags: list[str] | None = None,
-    chunk_size_mb: float = 8.0,
-    on_warning: dict[str, Action] | None = None,
-    concurrency: int = 4,
-    review_timeout_s: int | None = None,
-    ledger_path: str | None = None,
-    glob: str = "*",
-    recursive: bool = True,
-) -> list[dict]:
-    """Put files, folders, manifests or URLs on a wiki; one outcome per file.
-
-    ``wiki`` is the API URL (default ``MWINGEST_API_URL``); the secret comes from
-    ``credentials_block`` or the environment, never from a parameter.
-    """
+def run_batch(credentials: Credentials, sources: list[str], *, filename: str | None = None,
+              comment: str = "Uploaded with mwingest", text: str | None = None,
+              text_template: str | None = None, tags: list[str] | None = None,
+              chunk_size_mb: float = 8.0, on_warning: dict[str, str] | None = None,
+              concurrency: int = 4, review_timeout_s: int | None = None,
+              ledger_path: str | None = None, glob: str = "*", recursive: bool = True,
+              manifest_root: str | None = None) -> list[dict]:
+    """The body every import flow shares (called inside a flow run)."""
     log = get_run_logger()
     started = time.monotonic()
     run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
-    session, rules = open_wiki(resolve_credentials(wiki, credentials_block))
+    session, rules = open_wiki(credentials)
     options = IngestOptions(comment=comment, text=text, tags=tuple(tags or ()),
                             chunk_size=max(int(chunk_size_mb * 1024 * 1024), rules.min_chunk_size),
                             policy=WarningPolicy.parse(
                                 {k: str(v) for k, v in (on_warning or {}).items()}))
     ledger_file = ledger_path or str(default_path())
-    items = collect(sources, glob=glob, recursive=recursive, text_template=text_template)
+    items = collect(sources, glob=glob, recursive=recursive, text_template=text_template,
+                    root=manifest_root)
     if filename and len(items) == 1:
         items = [replace(items[0], filename=filename)]
     log.info("%d files to ingest into %s as %s", len(items), session.api_url, session.user)
@@ -184,3 +170,35 @@ def ingest_batch(
     publish_report(outcomes, wiki=session.api_url, seconds=time.monotonic() - started,
                    ledger_path=ledger_file)
     return [o.as_dict() for o in outcomes]
+
+
+@flow(name="ingest-batch", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
+def ingest_batch(
+    sources: list[str],
+    wiki: str | None = None,
+    credentials_block: str | None = None,
+    filename: str | None = None,
+    comment: str = "Uploaded with mwingest",
+    text: str | None = None,
+    text_template: str | None = None,
+    tags: list[str] | None = None,
+    chunk_size_mb: float = 8.0,
+    on_warning: dict[str, Action] | None = None,
+    concurrency: int = 4,
+    review_timeout_s: int | None = None,
+    ledger_path: str | None = None,
+    glob: str = "*",
+    recursive: bool = True,
+    manifest_root: str | None = None,
+) -> list[dict]:
+    """Put files, folders, manifests or URLs on a wiki; one outcome per file.
+
+    ``wiki`` is the API URL (default ``MWINGEST_API_URL``); the secret comes from
+    ``credentials_block`` or the environment, never from a parameter.
+    """
+    return run_batch(
+        resolve_credentials(wiki, credentials_block), sources, filename=filename,
+        comment=comment, text=text, text_template=text_template, tags=tags,
+        chunk_size_mb=chunk_size_mb, on_warning={k: str(v) for k, v in (on_warning or {}).items()},
+        concurrency=concurrency, review_timeout_s=review_timeout_s, ledger_path=ledger_path,
+        glob=glob, recursive=recursive, manifest_root=manifest_root)

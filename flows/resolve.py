@@ -19,17 +19,24 @@ from mwingest.ledger import Ledger, default_path
 from mwingest.pipeline import IngestOptions, Ingestor
 from mwingest.policy import Action
 from tasks import steps
+from tasks.blocks import MediaWikiCredentials
 
 
 @flow(name="resolve-review", flow_run_name="resolve · item {item_id} · {decision}")
 def resolve_review(item_id: int, decision: Literal["skip", "publish", "rename"],
                    new_filename: str | None = None, wiki: str | None = None,
                    credentials_block: str | None = None, ledger_path: str | None = None,
-                   comment: str = "Uploaded with mwingest") -> dict:
-    """Carry out skip / publish (new version) / rename for one ledger item; its outcome as a dict."""
+                   comment: str = "Uploaded with mwingest",
+                   credentials: MediaWikiCredentials | None = None) -> dict:
+    """Carry out skip / publish (new version) / rename for one ledger item; its outcome as a dict.
+
+    The wiki login comes from ``credentials`` (a block picked in the UI), ``credentials_block``
+    (a block name, for the CLI) or the environment.
+    """
     log = get_run_logger()
     run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
-    session, rules = open_wiki(resolve_credentials(wiki, credentials_block))
+    session, rules = open_wiki(credentials.to_credentials() if credentials is not None
+                               else resolve_credentials(wiki, credentials_block))
     with Ledger(ledger_path or default_path()) as ledger:
         ingestor = Ingestor(session, rules, ledger, IngestOptions(comment=comment), run_id=run_id)
         work = ingestor.from_ledger(item_id)

@@ -129,7 +129,7 @@ class Ingestor:
                 return self.finish(work, SKIPPED, "duplicate",
                                    f"the same bytes are already on the wiki as {', '.join(dupes)}",
                                    warnings={"duplicate": dupes})
-        self._move(work, State.VALIDATED)
+        self._move(work, State.VALIDATED, params=self._publish_kwargs(work))
         return work
 
     def _validate_url(self, work: ItemWork, wanted: str) -> ItemWork:
@@ -144,7 +144,7 @@ class Ingestor:
         resumed = self._from_ledger(work, entry)
         if resumed is not None:
             return resumed
-        self._move(work, State.VALIDATED)
+        self._move(work, State.VALIDATED, params=self._publish_kwargs(work))
         return work
 
     def _from_ledger(self, work: ItemWork, entry: Any) -> ItemWork | None:
@@ -291,7 +291,9 @@ class Ingestor:
         action = Action(action)
         decision = self.options.policy.decide(work.warnings.keys())
         code = decision.code or "warning"
-        record = {"action": action.value, "name": new_name, "by": by,
+        # The ledger wants a name on every rename; the first free one is chosen below.
+        name = new_name or ("(first free name)" if action is Action.RENAME else None)
+        record = {"action": action.value, "name": name, "by": by,
                   "at": datetime.now(UTC).isoformat(timespec="seconds")}
         work = replace(work, decision=record)
         if work.ledger_id is not None and action is not Action.REVIEW:
@@ -333,7 +335,9 @@ class Ingestor:
         entry = self.ledger.get(item_id)
         if entry.state is not State.NEEDS_REVIEW:
             raise ValueError(f"ledger item {item_id} is {entry.state}, not needs-review")
-        item = IngestItem(source=entry.source, filename=entry.target)
+        params = entry.params or {}
+        item = IngestItem(source=entry.source, filename=entry.target, text=params.get("text"),
+                          comment=params.get("comment"), tags=tuple(params.get("tags") or ()))
         return ItemWork(item=item, ledger_id=entry.id, target=entry.target, sha1=entry.sha1,
                         size=entry.size, filekey=entry.filekey, warnings=entry.warnings or {})
 

@@ -1,0 +1,44 @@
+"""Register the credentials block type and, optionally, save a block from the environment.
+
+    python -m deployments.register                     # the block type, for the UI's block form
+    python -m deployments.register --save mwingest-wiki  # a block from MWINGEST_API_URL/_USERNAME/_PASSWORD
+
+The secret goes from the environment into the block's SecretStr fields and nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mwingest.credentials import Credentials
+from tasks.blocks import MediaWikiCredentials
+
+
+def register_block_type() -> None:
+    """Make the block type known to the Prefect server (idempotent)."""
+    MediaWikiCredentials.register_type_and_schema()
+
+
+def save_from_env(name: str, *, overwrite: bool = True) -> MediaWikiCredentials:
+    """Save a credentials block named ``name`` from the ``MWINGEST_*`` environment."""
+    creds = Credentials.from_env()
+    block = MediaWikiCredentials(api_url=creds.api_url, username=creds.username,
+                                 password=creds.password, oauth_token=creds.oauth_token,
+                                 contact=creds.contact)
+    block.save(name, overwrite=overwrite)
+    return block
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--save", metavar="NAME", help="save a block from the MWINGEST_* environment")
+    args = parser.parse_args(argv)
+    register_block_type()
+    if args.save:
+        save_from_env(args.save)
+        print(f"saved credentials block {args.save!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,122 @@
+"""Import flows for the Prefect UI and for schedules: a folder, a manifest, a list of URLs.
+
+Why separate flows from ``ingest-batch``: a person filling a form in the UI should see only the
+fields that matter for *their* kind of import, each with a title and a description, the warning
+policy as choices, and the credentials picked from a list of blocks (never typed in). All of them
+run the same batch body (:func:`flows.ingest.run_batch`), so every run has the same history.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from flows.ingest import MAX_WORKERS, run_batch
+from mwingest.policy import Action
+from tasks.blocks import MediaWikiCredentials
+
+
+class PublishSettings(BaseModel):
+    """How the files are described and sent."""
+
+    comment: str = Field("Uploaded with mwingest", title="Upload summary",
+                         description="The edit summary of each upload (file history, logs)")
+    text: str | None = Field(None, title="Page text",
+                             description="Wikitext for new file description pages, e.g. "
+                                         "{{Information|…}} and categories")
+    text_template: str | None = Field(
+        None, title="Page text template (file path)",
+        description="A wikitext file whose {column} placeholders are filled from manifest columns")
+    tags: list[str] = Field(default_factory=list, title="Change tags",
+                            description="Tags (defined on the wiki) added to every upload")
+    chunk_size_mb: float = Field(8.0, ge=0.0625, le=100.0, title="Chunk size (MiB)",
+                                 description="Files larger than this go up in chunks of this size")
+    concurrency: int = Field(4, ge=1, le=MAX_WORKERS, title="Files at once",
+                             description="How many files are uploaded in parallel")
+    ledger_path: str | None = Field(None, title="Ledger file",
+                                    description="Where the run records each file (default: the "
+                                                "worker's per-user data directory)")
+
+
+class WarningPolicyForm(BaseModel):
+    """What to do when the wiki warns about a file (skip / publish / rename / review / fail)."""
+
+    exists: Action = Field(Action.REVIEW, title="Name already taken (exists)",
+                           description="A file with this name exists with other content")
+    duplicate: Action = Field(Action.SKIP, title="Same file under another name (duplicate)")
+    nochange: Action = Field(Action.SKIP, title="Already the current version (nochange)")
+    duplicate_archive: Action = Field(Action.REVIEW, title="Same as a deleted file (duplicate-archive)")
+    was_deleted: Action = Field(Action.REVIEW, title="Name of a deleted file (was-deleted)")
+    badfilename: Action = Field(Action.RENAME, title="Name would be changed (badfilename)")
+    exists_normalized: Action = Field(Action.REVIEW,
+                                      title="Similar name exists (exists-normalized)")
+    other_name_warnings: Action = Field(
+        Action.REVIEW, title="Other name warnings",
+        description="page-exists, thumb, thumb-name, bad-prefix")
+
+    def overrides(self) -> dict[str, str]:
+        """The policy as warning code → action, for the batch."""
+        out = {name.replace("_", "-"): value.value for name, value in self
+               if name != "other_name_warnings"}
+        for code in ("page-exists", "thumb", "thumb-name", "bad-prefix"):
+            out[code] = self.other_name_warnings.value
+        return out
+
+
+def _run(credentials: MediaWikiCredentials, sources: list[str], settings: PublishSettings,
+         policy: WarningPolicyForm, review_timeout_s: int, **extra: object) -> list[dict]:
+    return run_batch(credentials.to_credentials(), sources, comment=settings.comment,
+                     text=settings.text, text_template=settings.text_template, tags=settings.tags,
+                     chunk_size_mb=settings.chunk_size_mb, on_warning=policy.overrides(),
+                     concurrency=settings.concurrency, review_timeout_s=review_timeout_s,
+                     ledger_path=settings.ledger_path, **extra)  # type: ignore[arg-type]
+
+
+_REVIEW_WAIT = ("Seconds a file that needs a decision waits for an answer in the UI; then it "
+                "stays needs-review with its stash key (6 h) for `mwingest review`")
+_CREDS = "The wiki and how to log in: pick a MediaWiki Credentials block"
+
+
+@flow(name="import-folder", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
+def import_folder(
+    folder: str = Field(..., description="A folder on the worker, scanned recursively"),
+    credentials: MediaWikiCredentials = Field(..., description=_CREDS),
+    glob: str = Field("*", description="Which files, e.g. *.tif (default: every file)"),
+    settings: PublishSettings = Field(default_factory=PublishSettings,
+                                      description="How the files are described and sent"),
+    on_warning: WarningPolicyForm = Field(default_factory=WarningPolicyForm,
+                                          description="What to do when the wiki warns"),
+    review_timeout_s: int = Field(3600, ge=0, le=86400, description=_REVIEW_WAIT),
+) -> list[dict]:
+    """Import every file of a folder; files already uploaded (per the ledger) are skipped."""
+    return _run(credentials, [folder], settings, on_warning, review_timeout_s, glob=glob)
+
+
+@flow(name="import-manifest", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
+def import_manifest(
+    manifest: str = Field(..., description="A .csv or .jsonl file on the worker with a 'source' "
+                          "column (and optional filename, text, comment, tags columns)"),
+    credentials: MediaWikiCredentials = Field(..., description=_CREDS),
+    settings: PublishSettings = Field(default_factory=PublishSettings,
+                                      description="How the files are described and sent"),
+    on_warning: WarningPolicyForm = Field(default_factory=WarningPolicyForm,
+                                          description="What to do when the wiki warns"),
+    review_timeout_s: int = Field(3600, ge=0, le=86400, description=_REVIEW_WAIT),
+) -> list[dict]:
+    """Import the rows of a manifest; a bad row is that row's rejected outcome."""
+    return _run(credentials, [manifest], settings, on_warning, review_timeout_s)
+
+
+@flow(name="import-urls", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
+def import_urls(
+    urls: list[str] = Field(..., description="http(s) addresses; the wiki downloads each itself"),
+    credentials: MediaWikiCredentials = Field(..., description=_CREDS),
+    settings: PublishSettings = Field(default_factory=PublishSettings,
+                                      description="How the files are described and sent"),
+    on_warning: WarningPolicyForm = Field(default_factory=WarningPolicyForm,
+                                          description="What to do when the wiki warns"),
+    review_timeout_s: int = Field(3600, ge=0, le=86400, description=_REVIEW_WAIT),
+) -> list[dict]:
+    """Copy uploads: the wiki downloads each URL itself."""
+    return _run(credentials, list(urls), settings, on_warning, review_timeout_s)

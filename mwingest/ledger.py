@@ -1,0 +1,532 @@
+"""The durable ledger: one SQLite row per (wiki, source file), moved through an explicit state machine.
+
+Why a ledger and not Prefect's cache: Prefect leaves a killed run ``Running`` and keys its cache on
+the run id, so only our own record can say "this file is already uploaded" or "resume chunk upload
+*filekey* at *offset*" on the next run (reliability lessons, practice 9)::
+
+    pending ─▶ validated ─▶ stashing ─▶ stashed ─▶ needs-review ─▶ uploaded | skipped
+                   │           (record_chunk:        │    (decision)
+                   │            filekey, offset)     └─▶ uploaded | skipped | rejected
+                   └─▶ uploaded | skipped | rejected
+    any unfinished state ─▶ failed ─▶ pending | validated | stashing | stashed (a re-run retries)
+                                    └─▶ skipped | rejected (a re-run finds it done or invalid)
+
+Each move is one ``BEGIN IMMEDIATE`` transaction that updates the row *and* appends an ``events``
+row, so history is complete and a crash leaves either the old state or the new one. WAL with
+``synchronous=FULL`` makes every commit survive ``kill -9`` (and power loss); ``busy_timeout`` lets
+threads (one connection each) and processes share the file. The ledger never stores secrets: field
+names that look like credentials are refused and free text passes through :func:`set_redactor`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from mwingest.errors import MWIngestError
+
+
+class State(StrEnum):
+    """Where one file stands; the last five values are the outcome vocabulary."""
+
+    PENDING = "pending"
+    VALIDATED = "validated"
+    STASHING = "stashing"  # chunks going up; filekey + offset move with every chunk
+    STASHED = "stashed"  # assembled in the user's stash, not yet published
+    NEEDS_REVIEW = "needs-review"  # publish warned; waits for a human decision
+    UPLOADED = "uploaded"
+    SKIPPED = "skipped"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+#: The outcomes every report uses, each recorded with a reason code.
+OUTCOMES: frozenset[State] = frozenset(
+    {State.UPLOADED, State.SKIPPED, State.REJECTED, State.NEEDS_REVIEW, State.FAILED})
+#: States a re-run leaves alone (unless the file's bytes changed, see :meth:`Ledger.begin`).
+FINAL_STATES: frozenset[State] = frozenset({State.UPLOADED, State.SKIPPED, State.REJECTED})
+_S = State
+#: The allowed moves. ``failed`` is retryable; ``validated`` after a stash state means "start over";
+#: the self-moves are a re-validation (a re-run), a restarted chunk session and a second review.
+TRANSITIONS: Mapping[State, frozenset[State]] = {
+    _S.PENDING: frozenset({_S.VALIDATED, _S.SKIPPED, _S.REJECTED, _S.FAILED}),
+    _S.VALIDATED: frozenset({_S.VALIDATED, _S.STASHING, _S.STASHED, _S.NEEDS_REVIEW, _S.UPLOADED,
+                             _S.SKIPPED, _S.REJECTED, _S.FAILED}),
+    _S.STASHING: frozenset({_S.STASHING, _S.STASHED, _S.VALIDATED, _S.REJECTED, _S.FAILED}),
+    _S.STASHED: frozenset({_S.NEEDS_REVIEW, _S.UPLOADED, _S.SKIPPED, _S.REJECTED, _S.FAILED,
+                           _S.VALIDATED}),
+    # Usually left after a human decision; a re-run may also find the warning gone and publish.
+    _S.NEEDS_REVIEW: frozenset({_S.NEEDS_REVIEW, _S.STASHED, _S.UPLOADED, _S.SKIPPED, _S.REJECTED,
+                                _S.FAILED, _S.VALIDATED}),
+    _S.FAILED: frozenset({_S.PENDING, _S.VALIDATED, _S.STASHING, _S.STASHED, _S.SKIPPED,
+                          _S.REJECTED}),
+    _S.UPLOADED: frozenset(), _S.SKIPPED: frozenset(), _S.REJECTED: frozenset(),
+}
+#: MediaWiki's ``$wgUploadStashMaxAge``: cleanup deletes stash rows this long after chunk 1 (spec §7).
+STASH_MAX_AGE = timedelta(hours=6)
+#: What a reviewer (or the warnings policy) can decide for a warned file.
+DECISION_ACTIONS = frozenset({"skip", "publish", "rename", "fail"})
+_STASH_COLS = ("filekey", "offset", "chunk_size", "stash_created_at")
+_FIELDS = frozenset({*_STASH_COLS, "final_name", "target", "warnings", "decision", "params",
+                     "flow_run_id", "task_run_id"})
+_SECRETISH = re.compile(r"pass(word|wd)?|token|cookie|secret|credential|api_?key", re.IGNORECASE)
+_SHA1 = re.compile(r"[0-9a-f]{40}")
+
+
+class LedgerError(MWIngestError):
+    """The ledger cannot do what was asked (bad state, unknown item, a newer schema)."""
+
+
+class IllegalTransitionError(LedgerError):
+    """The state machine does not allow this move; nothing was written."""
+
+
+class UnknownItemError(LedgerError, LookupError):
+    """No ledger row has this id."""
+
+
+_redactor: Callable[[str], str] = lambda text: text  # noqa: E731
+
+
+def set_redactor(redactor: Callable[[str], str] | None) -> None:
+    """Install the function that scrubs reasons and messages before they are stored (None: identity)."""
+    global _redactor
+    _redactor = redactor or (lambda text: text)
+
+
+def default_path() -> Path:
+    """``$MWINGEST_LEDGER``, else ``$XDG_DATA_HOME/mwingest/ledger.sqlite3`` (XDG's default dir)."""
+    if os.environ.get("MWINGEST_LEDGER"):
+        return Path(os.environ["MWINGEST_LEDGER"]).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "mwingest" / "ledger.sqlite3"
+
+
+def normalise_wiki(wiki: str) -> str:
+    """The API URL with scheme and host lower-cased, so one wiki never gets two identities."""
+    parts = urlsplit(wiki.strip())
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, ""))
+
+
+def normalise_source(source: str | os.PathLike[str]) -> str:
+    """A URL stays as given (trimmed); a path becomes absolute and normalised (no symlink resolution)."""
+    text = os.fspath(source)
+    if re.match(r"\s*[a-zA-Z][a-zA-Z0-9+.-]*://", text):
+        return text.strip()
+    return os.path.abspath(os.path.expanduser(text))  # no strip: a trailing space is a legal name
+
+
+@dataclass(frozen=True)
+class LedgerItem:
+    """A snapshot of one ledger row (timestamps are aware UTC datetimes)."""
+
+    id: int
+    wiki: str
+    source: str
+    sha1: str
+    size: int
+    target: str
+    final_name: str | None
+    state: State
+    reason: str | None
+    message: str | None
+    filekey: str | None
+    offset: int
+    chunk_size: int | None
+    stash_created_at: datetime | None
+    warnings: Any
+    decision: dict[str, Any] | None
+    flow_run_id: str | None
+    task_run_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    attempts: int
+    #: Page text, comment and tags for a late publish (schema v2); no secrets.
+    params: Any = None
+
+    @property
+    def done(self) -> bool:
+        """True when a re-run has nothing left to do for these bytes."""
+        return self.state in FINAL_STATES
+
+    def is_resumable(self, now: datetime | None = None, *, margin: timedelta = timedelta(minutes=10)
+                     ) -> bool:
+        """True when the stash row behind ``filekey`` should still exist (younger than 6 h − margin)."""
+        if self.state not in (State.STASHING, State.STASHED, State.NEEDS_REVIEW) or not (
+                self.filekey and self.stash_created_at):
+            return False
+        return (now or datetime.now(UTC)) - self.stash_created_at < STASH_MAX_AGE - margin
+
+    @property
+    def resumable(self) -> bool:
+        """:meth:`is_resumable` right now."""
+        return self.is_resumable()
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    """One row of an item's append-only history."""
+
+    id: int
+    item_id: int
+    from_state: State | None
+    to_state: State
+    reason: str | None
+    message: str | None
+    at: datetime
+    run_id: str | None
+
+
+# Each step takes the schema from version i to i + 1; never edit a released step, append one.
+MIGRATIONS: list[tuple[str, ...]] = [(
+    """CREATE TABLE items (
+        id INTEGER PRIMARY KEY, wiki TEXT NOT NULL, source TEXT NOT NULL, sha1 TEXT NOT NULL,
+        size INTEGER NOT NULL, target TEXT NOT NULL, final_name TEXT, state TEXT NOT NULL,
+        reason TEXT, message TEXT, filekey TEXT, "offset" INTEGER NOT NULL DEFAULT 0,
+        chunk_size INTEGER, stash_created_at TEXT, warnings TEXT, decision TEXT, flow_run_id TEXT,
+        task_run_id TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, UNIQUE (wiki, source))""",
+    "CREATE INDEX items_by_sha1 ON items (wiki, sha1)",
+    "CREATE INDEX items_by_state ON items (wiki, state, updated_at)",
+    """CREATE TABLE events (
+        id INTEGER PRIMARY KEY, item_id INTEGER NOT NULL REFERENCES items (id) ON DELETE CASCADE,
+        from_state TEXT, to_state TEXT NOT NULL, reason TEXT, message TEXT, at TEXT NOT NULL,
+        run_id TEXT)""",
+    "CREATE INDEX events_by_item ON events (item_id, id)",
+    "CREATE TABLE schema_history (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+), (
+    # v2: what a late publish needs (page text, comment, tags), so a needs-review item can be
+    # resolved hours later without the batch's parameters.
+    "ALTER TABLE items ADD COLUMN params TEXT",
+)]
+
+
+def _refuse_secret_names(value: Any) -> None:
+    """Raise if a field name, or a key anywhere inside a JSON value, looks like a credential."""
+    if isinstance(value, Mapping):
+        if any(_SECRETISH.search(str(key)) for key in value):
+            raise ValueError("the ledger never stores credentials; refused a field that looks like one")
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        for inner in value:
+            _refuse_secret_names(inner)
+
+
+def _redact(text: str | None) -> str | None:
+    return None if text is None else _redactor(str(text))
+
+
+class Ledger:
+    """The ledger file; safe to share between threads (one connection each) and processes."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = 60.0,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.path = Path(path).expanduser() if path is not None else default_path()
+        self._busy_timeout = busy_timeout
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: list[tuple[int, sqlite3.Connection]] = []
+        self._closed = False
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Create the file 0600 before SQLite does (SQLite would use 0644 minus umask); fix old files.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(self.path, 0o600)
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    # --- connections and transactions -------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise LedgerError("the ledger is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():  # never reuse a connection across fork
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            self._enable_wal(conn)
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._lock:
+                self._conns.append((os.getpid(), conn))
+        return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL (a no-op once the file is WAL). While another process is creating the file
+        the switch can fail with "database is locked" at once, busy_timeout or not: retry it."""
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        if mode != "wal":  # e.g. a filesystem without shared memory: we will not run without WAL
+            raise LedgerError(f"{self.path}: SQLite refused WAL mode ({mode}); use a local disk")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. IMMEDIATE takes the write lock up front: a deferred read that
+        upgrades to a write fails at once with SQLITE_BUSY in WAL mode, whatever busy_timeout says."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _migrate(self) -> None:
+        with self._write() as conn:  # re-read inside the lock: another process may have migrated
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise LedgerError(f"{self.path} has schema version {version}, newer than this mwingest's "
+                                  f"{len(MIGRATIONS)}: upgrade mwingest")
+            for number in range(version + 1, len(MIGRATIONS) + 1):
+                for statement in MIGRATIONS[number - 1]:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_history VALUES (?, ?)", (number, self._stamp()))
+                conn.execute(f"PRAGMA user_version = {number}")
+
+    def close(self) -> None:
+        """Close every connection this process opened. Call it after the worker threads finished."""
+        with self._lock:
+            self._closed = True
+            for pid, conn in self._conns:
+                if pid == os.getpid():
+                    conn.close()
+            self._conns.clear()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _stamp(self, when: datetime | None = None) -> str:
+        when = when or self._clock()
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)  # naive means UTC, not local time
+        return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+    # --- reads ------------------------------------------------------------------------------------
+    def item(self, wiki: str, source: str | os.PathLike[str]) -> LedgerItem | None:
+        """The row for this file on this wiki, or None."""
+        row = self._conn().execute("SELECT * FROM items WHERE wiki = ? AND source = ?",
+                                   (normalise_wiki(wiki), normalise_source(source))).fetchone()
+        return _item(row) if row else None
+
+    def get(self, item_id: int) -> LedgerItem:
+        """The row with this id; :class:`UnknownItemError` if there is none."""
+        return self._get(self._conn(), item_id)
+
+    def find_by_sha1(self, wiki: str, sha1: str) -> list[LedgerItem]:
+        """Every row on this wiki with these bytes, whatever path they came from."""
+        rows = self._conn().execute("SELECT * FROM items WHERE wiki = ? AND sha1 = ? ORDER BY id",
+                                    (normalise_wiki(wiki), sha1.lower()))
+        return [_item(r) for r in rows]
+
+    def items(self, *, wiki: str | None = None, states: Iterable[State | str] | None = None,
+              since: datetime | None = None, limit: int | None = None) -> list[LedgerItem]:
+        """Rows filtered by wiki, states and last change (``updated_at >= since``), oldest id first."""
+        where, args = ["1"], []
+        if wiki is not None:
+            where.append("wiki = ?")
+            args.append(normalise_wiki(wiki))
+        if states is not None:
+            wanted = [State(s).value for s in states]
+            where.append(f"state IN ({','.join('?' * len(wanted))})" if wanted else "0")
+            args.extend(wanted)
+        if since is not None:
+            where.append("updated_at >= ?")
+            args.append(self._stamp(since))
+        sql = f"SELECT * FROM items WHERE {' AND '.join(where)} ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_item(r) for r in self._conn().execute(sql, args)]
+
+    def history(self, item_id: int) -> list[LedgerEvent]:
+        """Every event of one item, oldest first."""
+        rows = self._conn().execute("SELECT * FROM events WHERE item_id = ? ORDER BY id", (item_id,))
+        return [LedgerEvent(r["id"], r["item_id"], State(r["from_state"]) if r["from_state"] else None,
+                            State(r["to_state"]), r["reason"], r["message"],
+                            datetime.fromisoformat(r["at"]), r["run_id"]) for r in rows]
+
+    def summary(self, wiki: str | None = None) -> dict[str, int]:
+        """Count of rows per state (every state present, zeros included)."""
+        rows = self._conn().execute("SELECT state, COUNT(*) FROM items WHERE ? IS NULL OR wiki = ?"
+                                    " GROUP BY state", (wiki and normalise_wiki(wiki),) * 2)
+        return {**{s.value: 0 for s in State}, **dict(rows.fetchall())}
+
+    # --- writes -----------------------------------------------------------------------------------
+    def begin(self, wiki: str, source: str | os.PathLike[str], *, sha1: str, size: int, target: str,
+              run_id: str | None = None) -> LedgerItem:
+        """Register a run's interest in a file and return its row.
+
+        A new file starts ``pending``. A known one comes back as it is, so the caller sees that it
+        is uploaded or can resume its stash; ``attempts`` counts the runs that picked it up while
+        unfinished. Changed bytes (SHA-1 or size) start the row over, as does a new target for a
+        rejected file (the rejection may have been the name).
+        """
+        sha1 = sha1.lower()
+        if not _SHA1.fullmatch(sha1) or size < 0:
+            raise ValueError("sha1 must be 40 hex digits and size ≥ 0")
+        wiki, source, now = normalise_wiki(wiki), normalise_source(source), self._stamp()
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM items WHERE wiki = ? AND source = ?",
+                               (wiki, source)).fetchone()
+            if row is None:
+                cur = conn.execute(
+                    "INSERT INTO items (wiki, source, sha1, size, target, state, flow_run_id, created_at,"
+                    " updated_at, attempts) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, 1)",
+                    (wiki, source, sha1, size, target, run_id, now, now))
+                item_id = int(cur.lastrowid or 0)
+                self._event(conn, item_id, None, State.PENDING, "new", None, run_id)
+                return self._get(conn, item_id)
+            old = _item(row)
+            if (old.sha1, old.size) != (sha1, size) or (old.state is State.REJECTED and old.target != target):
+                why = "source-changed" if old.sha1 != sha1 or old.size != size else "target-changed"
+                self._reset(conn, old, why, run_id, sha1=sha1, size=size, target=target)
+            elif not old.done:
+                conn.execute("UPDATE items SET target = ?, flow_run_id = COALESCE(?, flow_run_id),"
+                             " attempts = attempts + 1, updated_at = ? WHERE id = ?",
+                             (target, run_id, now, old.id))
+                self._event(conn, old.id, old.state, old.state, "begin", None, run_id)
+            return self._get(conn, old.id)
+
+    def transition(self, item_id: int, to: State | str, *, reason: str | None = None,
+                   message: str | None = None, **fields: Any) -> LedgerItem:
+        """Move one item to ``to`` in one transaction, with an event; illegal moves raise.
+
+        ``fields`` may set filekey, offset, chunk_size, stash_created_at, final_name, target,
+        warnings (JSON), decision (``{"action": "skip"|"publish"|"rename"|"fail", "name", "by", "at"}``),
+        flow_run_id and task_run_id (None keeps the old run id). Outcomes need a reason code.
+        Moving to ``validated`` or ``pending`` forgets the stash (the wiki's copy is gone or unwanted).
+        """
+        _refuse_secret_names(fields)
+        fields = {k: v for k, v in fields.items() if v is not None or not k.endswith("run_id")}
+        if unknown := set(fields) - _FIELDS:
+            raise ValueError(f"unknown ledger fields: {sorted(unknown)}")
+        to = State(to)
+        if to in OUTCOMES and not reason:
+            raise ValueError(f"moving to {to} needs a reason code")
+        with self._write() as conn:
+            old = self._get(conn, item_id)
+            if to not in TRANSITIONS[old.state]:
+                raise IllegalTransitionError(f"item {item_id}: {old.state} → {to} is not allowed")
+            if to in (State.VALIDATED, State.PENDING):
+                fields = {"filekey": None, "offset": 0, "chunk_size": None, "stash_created_at": None,
+                          **fields}
+            values = self._columns(old, fields)
+            values.update(state=to.value, reason=_redact(reason), message=_redact(message),
+                          updated_at=self._stamp())
+            assignments = ", ".join(f'"{col}" = ?' for col in values)
+            conn.execute(f"UPDATE items SET {assignments} WHERE id = ?", (*values.values(), item_id))
+            run_id = fields.get("flow_run_id") or old.flow_run_id
+            self._event(conn, item_id, old.state, to, reason, message, run_id)
+            return self._get(conn, item_id)
+
+    def record_chunk(self, item_id: int, *, filekey: str, offset: int, chunk_size: int) -> None:
+        """Store the stash key and next offset after a chunk landed: one statement, one fsync.
+
+        A new filekey (first chunk, or a restarted session) restarts the 6-hour stash clock.
+        """
+        if offset < 0 or chunk_size <= 0 or not filekey:
+            raise ValueError("record_chunk needs a filekey, offset ≥ 0 and chunk_size > 0")
+        cur = self._conn().execute(
+            """UPDATE items SET "offset" = :offset, chunk_size = :chunk, updated_at = :now,
+                 stash_created_at = CASE WHEN filekey IS :fk AND stash_created_at IS NOT NULL
+                                         THEN stash_created_at ELSE :now END, filekey = :fk
+               WHERE id = :id AND state = 'stashing' AND :offset <= size""",
+            {"offset": offset, "chunk": chunk_size, "now": self._stamp(), "fk": filekey, "id": item_id})
+        if cur.rowcount != 1:
+            item = self.get(item_id)
+            raise IllegalTransitionError(
+                f"item {item_id}: record_chunk needs state stashing and offset ≤ size "
+                f"(state {item.state}, size {item.size}, offset {offset})")
+
+    # --- helpers ----------------------------------------------------------------------------------
+    def _get(self, conn: sqlite3.Connection, item_id: int) -> LedgerItem:
+        row = conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise UnknownItemError(f"no ledger item {item_id}")
+        return _item(row)
+
+    def _reset(self, conn: sqlite3.Connection, old: LedgerItem, reason: str, run_id: str | None,
+               *, sha1: str, size: int, target: str) -> None:
+        """Start a row over from ``pending`` with new bytes or name; its history stays."""
+        cleared = ", ".join(f'"{c}" = NULL' for c in (
+            "final_name", "filekey", "chunk_size", "stash_created_at", "warnings", "decision",
+            "task_run_id"))
+        conn.execute(f"""UPDATE items SET state = 'pending', sha1 = ?, size = ?, target = ?, reason = ?,
+                         message = NULL, "offset" = 0, {cleared}, attempts = attempts + 1,
+                         flow_run_id = COALESCE(?, flow_run_id), updated_at = ? WHERE id = ?""",
+                     (sha1, size, target, reason, run_id, self._stamp(), old.id))
+        self._event(conn, old.id, old.state, State.PENDING, reason, None, run_id)
+
+    def _event(self, conn: sqlite3.Connection, item_id: int, from_state: State | None, to: State,
+               reason: str | None, message: str | None, run_id: str | None) -> None:
+        conn.execute("INSERT INTO events (item_id, from_state, to_state, reason, message, at, run_id)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (item_id, from_state.value if from_state else None, to.value, _redact(reason),
+                      _redact(message), self._stamp(), run_id))
+
+    def _columns(self, old: LedgerItem, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Turn ``transition`` fields into column values (JSON, timestamps), checking each."""
+        values: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name in ("warnings", "decision", "params") and value is not None:
+                _refuse_secret_names(value)
+                if name == "decision":
+                    value = self._decision(value)
+                value = json.dumps(value, sort_keys=True)
+            elif name == "stash_created_at" and value is not None:
+                value = self._stamp(value)
+            elif name in ("offset", "chunk_size") and value is not None and (
+                    int(value) < 0 or (name == "offset" and int(value) > old.size)):
+                raise ValueError(f"{name} {value} is out of range for a {old.size}-byte file")
+            values[name] = value
+        new_key = values.get("filekey", old.filekey)
+        if new_key and new_key != old.filekey and "stash_created_at" not in values:
+            values["stash_created_at"] = self._stamp()  # a new stash row: its 6-hour clock starts now
+        return values
+
+    def _decision(self, decision: Mapping[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in decision.items() if v is not None}
+        if set(out) - {"action", "name", "by", "at", "note"}:
+            raise ValueError("a decision has only action, name, by, at and note")
+        if out.get("action") not in DECISION_ACTIONS:
+            raise ValueError(f"decision action must be one of {sorted(DECISION_ACTIONS)}")
+        if out["action"] == "rename" and not out.get("name"):
+            raise ValueError("a rename decision needs the new name")
+        out.setdefault("at", self._stamp())
+        return out
+
+
+def _item(row: sqlite3.Row) -> LedgerItem:
+    cols = dict(row)
+    for name in ("stash_created_at", "created_at", "updated_at"):
+        cols[name] = datetime.fromisoformat(cols[name]) if cols[name] else None
+    for name in ("warnings", "decision", "params"):
+        cols[name] = json.loads(cols[name]) if cols.get(name) else None
+    return LedgerItem(**{**cols, "state": State(cols["state"])})
