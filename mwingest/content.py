@@ -1,0 +1,227 @@
+"""Content checks on a file's bytes, by the rules and in the order of MediaWiki 1.39 (spec §10).
+
+Why mirror the wiki instead of just uploading: a refusal found locally costs no upload, gives a
+reason a person can act on, and lets a bulk run sort a folder before a byte is sent. The rules
+follow ``UploadBase::verifyFile`` and ``MimeAnalyzer::guessMimeType`` in the 1.39 source:
+
+1. partial checks: the sniffed type is not in ``$wgMimeTypeExclusions``; Internet Explorer's
+   sniffing of the first 256 bytes (:func:`~mwingest.mimesniff.ie_mime_types`) does not make it
+   one; ``detectScript`` finds no HTML or script marker in the first KiB;
+2. the sniffed type matches the extension (``$wgVerifyMimeType``);
+3. SVG rules (:func:`mwingest.svgcheck.check_svg`);
+4. what the wiki does *not* check and we do (:func:`check_raster`): Pillow decodes raster images,
+   because the wiki accepts truncated ones, and refuses decompression bombs from the header.
+
+What the file *is* comes from :mod:`mwingest.mimesniff`; SVG rules live in :mod:`mwingest.svgcheck`.
+Every read is bounded: the sample's head and tail, a capped slice of a text file. Checks return
+:class:`Issue` facts; :mod:`mwingest.validate` turns them into findings with messages.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from mwingest.mimesniff import (
+    EXCLUDED_MIMES,
+    EXT_MIMES,
+    RECOGNIZABLE,
+    SCRIPT_MIMES,
+    Sample,
+    alias,
+    ie_mime_types,
+)
+
+TEXT_SCAN_LIMIT = 8 * 1024 * 1024  # detectScript reads a whole text file; we stop here
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One thing a check found: a stable ``code``, a short ``what``, and machine-readable ``detail``
+    (``wiki_check`` names the wiki's own message key when the wiki refuses for the same reason)."""
+
+    code: str
+    what: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- partial checks (verifyPartialFile) -------------------------------------------------------------
+
+def check_partial(sample: Sample, file_mime: str, ext: str) -> list[Issue]:
+    """Banned sniffed type, banned IE type, HTML/script markers: the checks MW runs on every chunk."""
+    ext = ext.lower()
+    if file_mime.lower() in EXCLUDED_MIMES:
+        return [_banned(file_mime, "filetype-badmime", "sniffed as")]
+    proposed = EXT_MIMES.get(ext, ("",))[0]
+    for ie_type in ie_mime_types(sample.head[:256], proposed):
+        if ie_type.lower() in EXCLUDED_MIMES:
+            return [_banned(ie_type, "filetype-bad-ie-mime", "a browser would sniff it as")]
+    marker = detect_script(sample, file_mime, ext)
+    if marker:
+        return [Issue("script-content", f"contains {marker!r} in its first bytes, which browsers run as HTML",
+                      {"wiki_check": "uploadscripted", "marker": marker})]
+    return []
+
+
+def _banned(mime: str, wiki_check: str, how: str) -> Issue:
+    code = "script-content" if mime.lower() in SCRIPT_MIMES else "banned-type"
+    return Issue(code, f"{how} {mime}, a type the wiki refuses", {"wiki_check": wiki_check, "mime": mime})
+
+
+_SAFE_XML_ENCODINGS = frozenset(
+    ["UTF-8", "US-ASCII", "ISO-8859-1", "ISO-8859-2", "UTF-16", "UTF-32"]
+    + [f"WINDOWS-125{i}" for i in range(9)]
+)
+_SCRIPT_TYPE = re.compile(r"type\s*=\s*['\"]?\s*(?:\w*/)?(?:ecma|java)", re.S | re.I | re.M)
+_SCRIPT_URL = re.compile(r"(?:href|src|data)\s*=\s*['\"]?\s*(?:ecma|java)script:", re.S | re.I | re.M)
+_CSS_SCRIPT_URL = re.compile(r"url\s*\(\s*['\"]?\s*(?:ecma|java)script:", re.S | re.I | re.M)
+
+
+def detect_script(sample: Sample, mime: str, ext: str) -> str | None:
+    """``UploadBase::detectScript``: the first marker of HTML or script found, or None."""
+    if mime.startswith("text/"):
+        with open(sample.path, "rb") as fh:
+            chunk = fh.read(TEXT_SCAN_LIMIT)
+    else:
+        chunk = sample.head[:1024]
+    chunk = chunk.lower()
+    if chunk[:2] in (b"\xfe\xff", b"\xff\xfe"):
+        codec = "utf-16-be" if chunk[:2] == b"\xfe\xff" else "utf-16-le"
+        chunk = chunk.decode(codec, "ignore").encode("ascii", "ignore")
+    chunk = chunk.strip(b" \t\n\r\x00\x0b")
+    if not chunk:
+        return None
+    if re.search(rb"<!doctype *x?html", chunk):
+        return "<!DOCTYPE html"
+    if (ext == "svg" or mime.startswith("image/svg")) and xml_encoding_mismatch(sample.path):
+        return "unsafe XML encoding"
+    for tag in (b"<body", b"<head", b"<html", b"<script"):
+        if tag in chunk:
+            return tag.decode()
+    text = html.unescape(chunk.decode("latin-1"))
+    for pattern, what in ((_SCRIPT_TYPE, "script type="), (_SCRIPT_URL, "javascript: URL"),
+                          (_CSS_SCRIPT_URL, "javascript: in CSS url()")):
+        if pattern.search(text):
+            return what
+    return None
+
+
+def xml_encoding_mismatch(path: str) -> bool:
+    """``checkXMLEncodingMissmatch``: an XML declaration whose encoding browsers and expat may read
+    differently (or an unterminated declaration, or EBCDIC) – a known script-smuggling trick."""
+    with open(path, "rb") as fh:
+        raw = fh.read(262144)  # $wgSVGMetadataCutoff
+    texts = [raw.decode("latin-1")]
+    if raw[:4] == b"\x4c\x6f\xa7\x94":
+        return True
+    for codec in ("utf-16", "utf-16-be", "utf-32", "utf-32-be"):
+        try:
+            texts.append(raw.decode(codec))
+        except UnicodeDecodeError:
+            continue
+    for text in texts:
+        decl = re.search(r"<\?xml\b(.*?)\?>", text, re.S | re.I)
+        if decl:
+            enc = re.search(r"encoding[ \t\n\r]*=[ \t\n\r]*['\"](.*?)['\"]", decl.group(1), re.S | re.I)
+            if enc and enc.group(1).upper() not in _SAFE_XML_ENCODINGS:
+                return True
+        elif re.search(r"<\?xml\b", text, re.I):
+            return True
+    return False
+
+
+# --- extension vs content (verifyFile / verifyExtension) ------------------------------------------
+
+def check_extension(mime: str | None, ext: str) -> list[Issue]:
+    """``UploadBase::verifyExtension``: the sniffed type must be one MW maps to *ext*."""
+    ext = ext.lower()
+    if not ext:
+        return []
+    expected = EXT_MIMES.get(ext)
+    if not mime or mime == "unknown/unknown":
+        if ext in RECOGNIZABLE:
+            return [_mismatch(ext, "unknown", expected)]
+        return []
+    if expected is None:
+        return []  # an extension MW has no type for (and neither do we): nothing to compare
+    if mime in expected or alias(mime) in expected:
+        return []
+    return [_mismatch(ext, mime, expected)]
+
+
+def _mismatch(ext: str, mime: str, expected: Iterable[str] | None) -> Issue:
+    return Issue("mime-mismatch", f"its content is {mime}, not what a .{ext} file holds",
+                 {"wiki_check": "filetype-mime-mismatch", "extension": ext, "mime": mime,
+                  "expected": sorted(expected or ())})
+
+
+# --- raster integrity (stricter than the wiki) ----------------------------------------------------
+
+PIL_FORMATS = {"png": "PNG", "apng": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "jpe": "JPEG", "gif": "GIF",
+               "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF", "bmp": "BMP"}
+
+
+def check_raster(path: str, ext: str, *, max_pixels: int | None = None) -> list[Issue]:
+    """Decode a raster image once, refusing bombs from the header and truncation from the data.
+
+    The format's own Pillow plugin reads the header, so the declared size is checked before any
+    pixel is decoded and without touching Pillow's global warning filter (tasks run in threads).
+    ``verify()`` checks chunk CRCs; a full ``load()`` follows because ``verify()`` misses
+    truncated JPEG and GIF data. JPEGs decode at 1/8 scale, which still reads every byte.
+    """
+    fmt = PIL_FORMATS.get(ext.lower())
+    if fmt is None:
+        return []
+    limit = max_pixels if max_pixels is not None else (Image.MAX_IMAGE_PIXELS or 1 << 62)
+    try:
+        width, height = _pil_pass(path, fmt, limit, verify=True)
+        _pil_pass(path, fmt, limit, verify=False)
+    except _Bomb as bomb:
+        return [Issue("decompression-bomb", str(bomb), {"pixels": bomb.pixels, "limit": limit})]
+    except Image.DecompressionBombError as exc:
+        return [Issue("decompression-bomb", str(exc), {"limit": limit})]
+    except Exception as exc:  # Pillow raises a zoo of types (OSError, SyntaxError, struct.error …)
+        return [Issue("corrupt-image", f"cannot be decoded as {fmt} ({exc})",
+                      {"format": fmt, "error": f"{type(exc).__name__}: {exc}"})]
+    if width <= 0 or height <= 0:
+        return [Issue("corrupt-image", f"declares a size of {width}x{height}", {"format": fmt})]
+    return []
+
+
+class _Bomb(Exception):
+    def __init__(self, width: int, height: int, limit: int) -> None:
+        self.pixels = width * height
+        super().__init__(f"declares {width}x{height} = {self.pixels:,} pixels, over the limit of {limit:,}")
+
+
+def _pil_pass(path: str, fmt: str, limit: int, *, verify: bool) -> tuple[int, int]:
+    """Open *path* with the plugin for *fmt* (header only), check the declared size, then either
+    ``verify()`` or decode. ``Image.OPEN`` is Pillow's registry of plugin openers, the one
+    ``Image.open`` itself walks; using it directly skips its global-warning bomb check."""
+    Image.preinit()
+    if fmt not in Image.OPEN:
+        Image.init()
+    factory, accept = Image.OPEN[fmt]
+    with open(path, "rb") as fh:
+        accepted = accept(fh.read(16)) if accept is not None else True
+        if not accepted or isinstance(accepted, str):  # a str is Pillow's "recognised, unsupported"
+            raise SyntaxError(f"not a {fmt} file")
+        fh.seek(0)
+        im = factory(fh, path)
+        width, height = im.size
+        if width * height > limit:
+            raise _Bomb(width, height, limit)
+        if width <= 0 or height <= 0:
+            return width, height
+        if verify:
+            im.verify()
+        else:
+            if fmt == "JPEG":
+                im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))
+            im.load()
+    return width, height
