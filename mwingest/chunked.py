@@ -171,6 +171,10 @@ def _resync(session: WikiSession, state: ChunkState, exc: ResyncError, length: i
                  server_offset, state.offset)
         return replace(state, offset=server_offset, resyncs=0,
                        bytes_sent=state.bytes_sent + length)
+    if "already completed" in exc.info.lower():
+        # The async final chunk was queued and its answer lost: poll it, do not resend (spec §7-§8).
+        return replace(state, offset=state.filesize, polling=True, resyncs=0,
+                       bytes_sent=state.bytes_sent + length)
     # Session gone (published, cleaned up, or the final chunk landed and its answer was lost).
     found = find_finished_stash(session, state.sha1, state.filesize)
     if found is not None:

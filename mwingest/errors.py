@@ -17,6 +17,7 @@ same failure::
         │   └── AlreadyThereError P  fileexists-no-change: the same bytes are the current version
         └── ResyncError           R  stashfailed offset, uploadstash-file-not-found, missingresult
     LoginError                       the wiki refused the credentials (never retried)
+    SourceChangedError               the local file changed while it was being sent
 
 Messages never contain secrets: the session strips tokens and passwords before an error is built.
 """
@@ -60,6 +61,10 @@ class TransportError(MWIngestError):
         self.sent = sent
         self.status = status
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep ``sent``/``status`` across pickling (Prefect persists task exceptions).
+        return (_rebuild_transport_error, (type(self), str(self), self.sent, self.status))
+
 
 class ResponseLostError(TransportError):
     """The request left, the answer did not come back: the wiki may have acted on it.
@@ -68,7 +73,7 @@ class ResponseLostError(TransportError):
     look the file up by name and SHA-1 before publishing again (spec §14.7).
     """
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, sent: bool = True) -> None:
         super().__init__(message, sent=True, status=status)
 
 
@@ -81,12 +86,33 @@ class OversizedRequestError(TransportError):
     retry_class = RetryClass.FIX_INPUT
 
 
+class SourceChangedError(MWIngestError, ValueError):
+    """The file ended before the byte range being sent: it changed during the upload.
+
+    Not an ``OSError`` on purpose: urllib3 wraps OSErrors raised while it sends a body into
+    connection errors, which the session would report as a retryable lost answer. No retry can
+    help; the SHA-1 we announced is no longer the file's.
+    """
+
+
 class LoginError(MWIngestError):
     """The wiki refused the credentials, or login needs an interactive step (2FA)."""
 
     def __init__(self, message: str, *, result: str = "Failed") -> None:
         super().__init__(message)
         self.result = result
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_login_error, (str(self), self.result))
+
+
+def _rebuild_transport_error(cls: type[TransportError], message: str, sent: bool,
+                             status: int | None) -> TransportError:
+    return cls(message, sent=sent, status=status)
+
+
+def _rebuild_login_error(message: str, result: str) -> LoginError:
+    return LoginError(message, result=result)
 
 
 class ApiError(MWIngestError):
@@ -233,6 +259,9 @@ def classify(code: str, info: str = "", data: Mapping[str, Any] | None = None) -
             return RetryClass.PERMANENT
         if "no chunked upload session" in info.lower():
             return RetryClass.RESYNC
+        if "already completed" in info.lower():
+            # A resent async final chunk: the wiki is assembling it; checkstatus says how far.
+            return RetryClass.RESYNC
         return RetryClass.PERMANENT
     if code in KNOWN_CODES:
         return KNOWN_CODES[code]
@@ -287,4 +316,6 @@ def reason_code(exc: BaseException) -> str:
         return "transport-error"
     if isinstance(exc, LoginError):
         return "login-failed"
+    if isinstance(exc, SourceChangedError):
+        return "source-changed"
     return type(exc).__name__

@@ -134,7 +134,10 @@ class Ingestor:
 
     def _validate_url(self, work: ItemWork, wanted: str) -> ItemWork:
         prediction = names.predict_title(wanted, self.rules)
-        target = names.sanitise(wanted, self.rules) if prediction.extension else None
+        try:
+            target = names.sanitise(wanted, self.rules) if prediction.extension else None
+        except ValueError:  # no usable extension (e.g. .txt): the wiki would refuse it
+            target = None
         if not target:
             return work.end(REJECTED, "bad-filename",
                             f"cannot tell a file name from {work.item.source}: give a filename")

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from .errors import SourceChangedError
+
 
 class FileSlice:
     """A read-only view of ``length`` bytes of a file from ``offset``.
@@ -31,11 +33,18 @@ class FileSlice:
             self.close()
             return b""
         size = self._left if size is None or size < 0 else min(size, self._left)
+        if size == 0:
+            return b""
         data = self._fh.read(size)
         self._left -= len(data)
         self.bytes_read += len(data)
-        if not data:  # the file shrank under us; stop rather than hang
-            self._left = 0
+        if not data:
+            # The file shrank under us. Ending quietly would send a body shorter than the
+            # Content-Length already announced, and the server would wait out the read timeout.
+            left, self._left = self._left, 0
+            self.close()
+            raise SourceChangedError(f"{self._fh.name} ended {left} bytes before the range we are "
+                                     "sending: the file changed while it was being uploaded")
         return data
 
     def __len__(self) -> int:
