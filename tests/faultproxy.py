@@ -40,8 +40,8 @@ from email.message import Message
 from typing import BinaryIO, Literal
 from urllib.parse import parse_qs, urlsplit
 
-Mode = Literal["refuse_before", "drop_after", "stall", "html"]
-MODES: tuple[Mode, ...] = ("refuse_before", "drop_after", "stall", "html")
+Mode = Literal["refuse_before", "drop_after", "stall", "html", "permission_denied"]
+MODES: tuple[Mode, ...] = ("refuse_before", "drop_after", "stall", "html", "permission_denied")
 HEAD_BYTES = 64 * 1024
 BLOCK = 256 * 1024
 _HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
@@ -49,6 +49,10 @@ _HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "proxy-authentic
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>MediaWiki API help</title></head>"
               b"<body><p>faultproxy: the request body was dropped.</p></body></html>\n")
+#: A permanent API error in the wiki's real shape (spec §6), for the one answer a real wiki cannot be
+#: made to give in the middle of a chunk session on demand.
+_PERMISSION_DENIED = (b'{"error":{"code":"permissiondenied","info":"You are not allowed to execute '
+                      b'the action you have requested.","docref":"faultproxy"}}')
 _DISPOSITION_NAME = re.compile(rb'name="([^"]*)"')
 
 
@@ -328,6 +332,10 @@ class FaultProxy:
         if mode == "html":
             _drain(rfile, head.content_length - len(head.body_head))
             self._answer(client, 200, _HTML_PAGE, "text/html; charset=utf-8")
+            return 200
+        if mode == "permission_denied":
+            _drain(rfile, head.content_length - len(head.body_head))
+            self._answer(client, 200, _PERMISSION_DENIED, "application/json; charset=utf-8")
             return 200
         upstream = http.client.HTTPConnection(self.upstream_host, self.upstream_port,
                                               timeout=self.upstream_timeout)
