@@ -8,9 +8,11 @@ run the same batch body (:func:`flows.ingest.run_batch`), so every run has the s
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from flows.ingest import MAX_WORKERS, run_batch
 from mwingest.policy import Action
@@ -19,6 +21,8 @@ from tasks.blocks import MediaWikiCredentials
 
 class PublishSettings(BaseModel):
     """How the files are described and sent."""
+
+    model_config = ConfigDict(frozen=True)  # one shared instance is every flow's default
 
     comment: str = Field("Uploaded with mwingest", title="Upload summary",
                          description="The edit summary of each upload (file history, logs)")
@@ -41,6 +45,8 @@ class PublishSettings(BaseModel):
 
 class WarningPolicyForm(BaseModel):
     """What to do when the wiki warns about a file (skip / publish / rename / review / fail)."""
+
+    model_config = ConfigDict(frozen=True)
 
     exists: Action = Field(Action.REVIEW, title="Name already taken (exists)",
                            description="A file with this name exists with other content")
@@ -73,6 +79,15 @@ def _run(credentials: MediaWikiCredentials, sources: list[str], settings: Publis
                      ledger_path=settings.ledger_path, **extra)  # type: ignore[arg-type]
 
 
+#: The forms' defaults. Prefect's parameter schema keeps only a plain ``default`` of a signature's
+#: ``Field``: with ``default_factory`` the field became *required*, and the server refused every
+#: run that left it out ("'settings' is a required property").
+DEFAULT_SETTINGS = PublishSettings()
+DEFAULT_POLICY = WarningPolicyForm()
+#: Bounds in the type, not the signature's ``Field``: Prefect copies only a ``Field``'s default and
+#: description into the schema, so ``ge``/``le`` there would not reach the form or the server.
+ReviewWait = Annotated[int, Field(ge=0, le=86400)]
+
 _REVIEW_WAIT = ("Seconds a file that needs a decision waits for an answer in the UI; then it "
                 "stays needs-review with its stash key (6 h) for `mwingest review`")
 _CREDS = "The wiki and how to log in: pick a MediaWiki Credentials block"
@@ -83,11 +98,11 @@ def import_folder(
     folder: str = Field(..., description="A folder on the worker, scanned recursively"),
     credentials: MediaWikiCredentials = Field(..., description=_CREDS),
     glob: str = Field("*", description="Which files, e.g. *.tif (default: every file)"),
-    settings: PublishSettings = Field(default_factory=PublishSettings,
+    settings: PublishSettings = Field(DEFAULT_SETTINGS,
                                       description="How the files are described and sent"),
-    on_warning: WarningPolicyForm = Field(default_factory=WarningPolicyForm,
+    on_warning: WarningPolicyForm = Field(DEFAULT_POLICY,
                                           description="What to do when the wiki warns"),
-    review_timeout_s: int = Field(3600, ge=0, le=86400, description=_REVIEW_WAIT),
+    review_timeout_s: ReviewWait = Field(3600, description=_REVIEW_WAIT),
 ) -> list[dict]:
     """Import every file of a folder; files already uploaded (per the ledger) are skipped."""
     return _run(credentials, [folder], settings, on_warning, review_timeout_s, glob=glob)
@@ -98,11 +113,11 @@ def import_manifest(
     manifest: str = Field(..., description="A .csv or .jsonl file on the worker with a 'source' "
                           "column (and optional filename, text, comment, tags columns)"),
     credentials: MediaWikiCredentials = Field(..., description=_CREDS),
-    settings: PublishSettings = Field(default_factory=PublishSettings,
+    settings: PublishSettings = Field(DEFAULT_SETTINGS,
                                       description="How the files are described and sent"),
-    on_warning: WarningPolicyForm = Field(default_factory=WarningPolicyForm,
+    on_warning: WarningPolicyForm = Field(DEFAULT_POLICY,
                                           description="What to do when the wiki warns"),
-    review_timeout_s: int = Field(3600, ge=0, le=86400, description=_REVIEW_WAIT),
+    review_timeout_s: ReviewWait = Field(3600, description=_REVIEW_WAIT),
 ) -> list[dict]:
     """Import the rows of a manifest; a bad row is that row's rejected outcome."""
     return _run(credentials, [manifest], settings, on_warning, review_timeout_s)
@@ -112,11 +127,11 @@ def import_manifest(
 def import_urls(
     urls: list[str] = Field(..., description="http(s) addresses; the wiki downloads each itself"),
     credentials: MediaWikiCredentials = Field(..., description=_CREDS),
-    settings: PublishSettings = Field(default_factory=PublishSettings,
+    settings: PublishSettings = Field(DEFAULT_SETTINGS,
                                       description="How the files are described and sent"),
-    on_warning: WarningPolicyForm = Field(default_factory=WarningPolicyForm,
+    on_warning: WarningPolicyForm = Field(DEFAULT_POLICY,
                                           description="What to do when the wiki warns"),
-    review_timeout_s: int = Field(3600, ge=0, le=86400, description=_REVIEW_WAIT),
+    review_timeout_s: ReviewWait = Field(3600, description=_REVIEW_WAIT),
 ) -> list[dict]:
     """Copy uploads: the wiki downloads each URL itself."""
     return _run(credentials, list(urls), settings, on_warning, review_timeout_s)

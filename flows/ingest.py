@@ -111,10 +111,12 @@ def _ask_people(ingestor: Ingestor, works: list[ItemWork], timeout_s: int) -> li
         log.info("%s: reviewer chose %s", work.item.label, answer["action"])
         redo = replace(work, outcome=None, reason=None, message=None)
         try:
-            redo = steps.apply_decision(ingestor, redo, answer["action"],
-                                        answer.get("new_filename") or None, "reviewer")
+            label = work.item.label
+            redo = _named(steps.apply_decision, f"{answer['action']} · {label}")(
+                ingestor, redo, answer["action"], answer.get("new_filename") or None, "reviewer",
+                answer.get("note") or None)
             if not redo.done and redo.published:
-                redo = steps.verify(ingestor, redo)
+                redo = _named(steps.verify, f"verify · {label}")(ingestor, redo)
             if not redo.done:  # the new name warned again: back to review
                 redo = ingestor.apply(redo, Action.REVIEW, by="reviewer")
         except Exception as exc:  # noqa: BLE001

@@ -16,8 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from . import names, upload
-from .chunked import ChunkState, finish_async, new_state, resume, send_next_chunk
-from .errors import AlreadyThereError, ApiError, InputError, ResponseLostError
+from .chunked import (
+    ChunkState,
+    finish_async,
+    new_state,
+    resume,
+    send_next_chunk,
+    upload_chunked,
+)
+from .errors import AlreadyThereError, ApiError, InputError, ResponseLostError, ResyncError
 from .items import FAILED, NEEDS_REVIEW, REJECTED, SKIPPED, UPLOADED, IngestItem, ItemWork
 from .ledger import Ledger, State
 from .policy import Action, WarningPolicy
@@ -231,8 +238,12 @@ class Ingestor:
                 "tags": list(item.tags or opts.tags) or None, "watchlist": opts.watchlist}
 
     def publish(self, work: ItemWork, *, ignorewarnings: bool = False,
-                filename: str | None = None) -> ItemWork:
-        """Publish the stashed key. Without ``ignorewarnings`` this collects the warnings first."""
+                filename: str | None = None, restash: bool = True) -> ItemWork:
+        """Publish the stashed key. Without ``ignorewarnings`` this collects the warnings first.
+
+        A key the wiki no longer has (the stash is cleaned 6 h after upload, spec §7) is replaced
+        once by stashing the local file again, when it still has the same bytes.
+        """
         assert work.filekey
         name = filename or work.target
         assert name
@@ -240,6 +251,13 @@ class Ingestor:
             result = upload.publish_stash(self.session, work.filekey, name,
                                           ignorewarnings=ignorewarnings,
                                           **self._publish_kwargs(work))
+        except ResyncError as exc:
+            if exc.code != "uploadstash-file-not-found" or not restash or not self._same_bytes(work):
+                raise
+            log.warning("%s: the wiki's stash copy is gone; stashing the file again",
+                        work.item.label)
+            return self.publish(self._restash(work), ignorewarnings=ignorewarnings,
+                                filename=filename, restash=False)
         except AlreadyThereError as exc:
             return self.finish(work, SKIPPED, "nochange", exc.info or "already the current version",
                                final_name=name)
@@ -253,6 +271,28 @@ class Ingestor:
         except InputError as exc:
             return self._input_error(work, exc)
         return self._after_publish(replace(work, target=name), result)
+
+    def _same_bytes(self, work: ItemWork) -> bool:
+        """The local source still exists with the SHA-1 we validated."""
+        from .hashing import sha1_file
+
+        path = Path(work.item.source)
+        return (not work.item.is_url and work.sha1 is not None and path.is_file()
+                and sha1_file(path) == work.sha1)
+
+    def _restash(self, work: ItemWork) -> ItemWork:
+        """Put the source into the stash again (same bytes) and take the new key."""
+        assert work.target and work.sha1
+        if (work.size or 0) > self.options.chunk_size:
+            state = upload_chunked(self.session, new_state(
+                work.item.source, work.target, work.sha1, chunk_size=self.options.chunk_size),
+                min_chunk_size=self.rules.min_chunk_size)
+            key, sent = state.final_filekey, state.bytes_sent
+        else:
+            result = upload.upload_file(self.session, work.item.source, work.target, stash=True,
+                                        ignorewarnings=True)
+            key, sent = result.filekey, work.size or 0
+        return replace(work, filekey=key, bytes_sent=work.bytes_sent + sent)
 
     def _after_publish(self, work: ItemWork, result: upload.UploadResult) -> ItemWork:
         if result.kind == upload.ResultKind.SUCCESS and result.filename:
@@ -289,14 +329,14 @@ class Ingestor:
         return self.options.policy.decide(work.warnings.keys()).action
 
     def apply(self, work: ItemWork, action: Action | str, *, new_name: str | None = None,
-              by: str = "policy") -> ItemWork:
+              by: str = "policy", note: str | None = None) -> ItemWork:
         """Carry out a decision on a warned file, from its stash key (bytes are not re-sent)."""
         action = Action(action)
         decision = self.options.policy.decide(work.warnings.keys())
         code = decision.code or "warning"
         # The ledger wants a name on every rename; the first free one is chosen below.
         name = new_name or ("(first free name)" if action is Action.RENAME else None)
-        record = {"action": action.value, "name": name, "by": by,
+        record = {"action": action.value, "name": name, "by": by, "note": note,
                   "at": datetime.now(UTC).isoformat(timespec="seconds")}
         work = replace(work, decision=record)
         if work.ledger_id is not None and action is not Action.REVIEW:

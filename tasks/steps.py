@@ -74,9 +74,9 @@ def publish(ingestor: Ingestor, work: ItemWork) -> ItemWork:
 
 @task(name="decide", **_RETRYING)
 def apply_decision(ingestor: Ingestor, work: ItemWork, action: str, new_name: str | None = None,
-                   by: str = "policy") -> ItemWork:
+                   by: str = "policy", note: str | None = None) -> ItemWork:
     """Carry out skip / publish / rename / review / fail on a warned file."""
-    return ingestor.apply(work, Action(action), new_name=new_name, by=by)
+    return ingestor.apply(work, Action(action), new_name=new_name, by=by, note=note)
 
 
 @task(name="verify", **_RETRYING)

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["tests.prefect_server"]
+
 # Prefect hygiene before anything can import it: no telemetry from test runs.
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

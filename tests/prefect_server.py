@@ -1,0 +1,144 @@
+"""A real ``prefect server start`` for tests that need what the test harness cannot give.
+
+Why not ``prefect_test_harness``: a human review pauses a flow run and waits for someone *else*
+(another process, the UI) to resume it; that needs a long-lived API that several processes reach
+by URL, the way a user's ``prefect server start`` does (Prefect 3.9 findings §3, §5). The server
+runs in its own process group with its own ``PREFECT_HOME`` (a temp dir), telemetry off, on a
+free port outside 8000–8999 (our wikis' range), and the whole group is stopped at session end.
+
+Registered in ``tests/conftest.py`` through ``pytest_plugins``; use the ``prefect_server`` fixture.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+#: Ports we never take: the throwaway wikis live there (and Prefect's own ephemeral range).
+_RESERVED = range(8000, 9000)
+#: The first start migrates a fresh SQLite DB (~7 s on the 2-core VM); leave room for a busy box.
+STARTUP_TIMEOUT_S = 90.0
+STOP_GRACE_S = 10.0
+
+
+@dataclass
+class PrefectServer:
+    """A running local Prefect API: its URL, its home, and the env a client process needs."""
+
+    api_url: str
+    home: Path
+    env: dict[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the server's own output, for failure messages."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def free_port() -> int:
+    """A port the OS says is free on 127.0.0.1, never in 8000–8999 (a race, but a narrow one)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _RESERVED:
+            return port
+    raise RuntimeError("no free port outside 8000-8999")
+
+
+def client_env(api_url: str, home: Path) -> dict[str, str]:
+    """What a client process needs to talk to this server, and nothing that leaves the machine."""
+    return {
+        "PREFECT_API_URL": api_url,
+        "PREFECT_HOME": str(home),
+        "PREFECT_LOCAL_STORAGE_PATH": str(home / "client-results"),  # no cache leak between sessions
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+
+
+def _base_env() -> dict[str, str]:
+    """The test process's env without its Prefect settings (a harness or a user profile)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+
+
+def _wait_healthy(server: PrefectServer, deadline: float) -> None:
+    http = requests.Session()
+    http.trust_env = False  # loopback only: never through a proxy
+    while time.monotonic() < deadline:
+        if server.process is not None and server.process.poll() is not None:
+            raise RuntimeError(f"prefect server exited with {server.process.returncode}:\n"
+                               f"{server.log_tail()}")
+        try:
+            if http.get(f"{server.api_url}/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"prefect server not healthy after {STARTUP_TIMEOUT_S} s:\n{server.log_tail()}")
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's whole process group; SIGKILL what is left after the grace time."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=STOP_GRACE_S)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # stragglers in the group, if any
+    process.wait(timeout=STOP_GRACE_S)
+
+
+def start_server(home: Path) -> PrefectServer:
+    """Start ``prefect server start`` with ``home`` as its ``PREFECT_HOME``; return once healthy."""
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = {**_base_env(), **client_env(api_url, home), "PREFECT_UI_API_URL": api_url}
+    del env["PREFECT_API_URL"]  # the server is not its own client
+    prefect = Path(sys.executable).parent / "prefect"
+    log_path = home / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)  # its own process group, so we can stop all of it
+    server = PrefectServer(api_url=api_url, home=home, env=client_env(api_url, home),
+                           log_path=log_path, process=process)
+    try:
+        _wait_healthy(server, time.monotonic() + STARTUP_TIMEOUT_S)
+    except BaseException:
+        _stop_group(process)
+        raise
+    return server
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """A real local Prefect server for the session (SQLite in a temp ``PREFECT_HOME``)."""
+    server = start_server(tmp_path_factory.mktemp("prefect-server-home"))
+    try:
+        yield server
+    finally:
+        assert server.process is not None
+        _stop_group(server.process)
