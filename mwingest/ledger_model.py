@@ -1,0 +1,130 @@
+"""The ledger's vocabulary: the states of a file, the allowed moves, and the row types.
+
+Kept apart from the SQLite store (:mod:`mwingest.ledger`) so the state machine can be read, and
+imported, on its own; ``mwingest.ledger`` re-exports every name here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from mwingest.errors import MWIngestError
+
+
+class State(StrEnum):
+    """Where one file stands; the last five values are the outcome vocabulary."""
+
+    PENDING = "pending"
+    VALIDATED = "validated"
+    STASHING = "stashing"  # chunks going up; filekey + offset move with every chunk
+    STASHED = "stashed"  # assembled in the user's stash, not yet published
+    NEEDS_REVIEW = "needs-review"  # publish warned; waits for a human decision
+    UPLOADED = "uploaded"
+    SKIPPED = "skipped"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+#: The outcomes every report uses, each recorded with a reason code.
+OUTCOMES: frozenset[State] = frozenset(
+    {State.UPLOADED, State.SKIPPED, State.REJECTED, State.NEEDS_REVIEW, State.FAILED})
+#: States a re-run leaves alone (unless the file's bytes changed, see :meth:`Ledger.begin`).
+FINAL_STATES: frozenset[State] = frozenset({State.UPLOADED, State.SKIPPED, State.REJECTED})
+_S = State
+#: The allowed moves. ``failed`` is retryable; ``validated`` after a stash state means "start over";
+#: the self-moves are a re-validation (a re-run), a restarted chunk session and a second review.
+TRANSITIONS: Mapping[State, frozenset[State]] = {
+    _S.PENDING: frozenset({_S.VALIDATED, _S.SKIPPED, _S.REJECTED, _S.FAILED}),
+    _S.VALIDATED: frozenset({_S.VALIDATED, _S.STASHING, _S.STASHED, _S.NEEDS_REVIEW, _S.UPLOADED,
+                             _S.SKIPPED, _S.REJECTED, _S.FAILED}),
+    _S.STASHING: frozenset({_S.STASHING, _S.STASHED, _S.VALIDATED, _S.REJECTED, _S.FAILED}),
+    _S.STASHED: frozenset({_S.NEEDS_REVIEW, _S.UPLOADED, _S.SKIPPED, _S.REJECTED, _S.FAILED,
+                           _S.VALIDATED}),
+    # Usually left after a human decision; a re-run may also find the warning gone and publish.
+    _S.NEEDS_REVIEW: frozenset({_S.NEEDS_REVIEW, _S.STASHED, _S.UPLOADED, _S.SKIPPED, _S.REJECTED,
+                                _S.FAILED, _S.VALIDATED}),
+    _S.FAILED: frozenset({_S.PENDING, _S.VALIDATED, _S.STASHING, _S.STASHED, _S.SKIPPED,
+                          _S.REJECTED}),
+    _S.UPLOADED: frozenset(), _S.SKIPPED: frozenset(), _S.REJECTED: frozenset(),
+}
+#: MediaWiki's ``$wgUploadStashMaxAge``: cleanup deletes stash rows this long after chunk 1 (spec §7).
+STASH_MAX_AGE = timedelta(hours=6)
+#: What a reviewer (or the warnings policy) can decide for a warned file.
+DECISION_ACTIONS = frozenset({"skip", "publish", "rename", "fail"})
+
+
+class LedgerError(MWIngestError):
+    """The ledger cannot do what was asked (bad state, unknown item, a newer schema)."""
+
+
+class IllegalTransitionError(LedgerError):
+    """The state machine does not allow this move; nothing was written."""
+
+
+class UnknownItemError(LedgerError, LookupError):
+    """No ledger row has this id."""
+
+
+@dataclass(frozen=True)
+class LedgerItem:
+    """A snapshot of one ledger row (timestamps are aware UTC datetimes)."""
+
+    id: int
+    wiki: str
+    source: str
+    sha1: str
+    size: int
+    target: str
+    final_name: str | None
+    state: State
+    reason: str | None
+    message: str | None
+    filekey: str | None
+    offset: int
+    chunk_size: int | None
+    stash_created_at: datetime | None
+    warnings: Any
+    decision: dict[str, Any] | None
+    flow_run_id: str | None
+    task_run_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    attempts: int
+    #: Page text, comment and tags for a late publish (schema v2); no secrets.
+    params: Any = None
+
+    @property
+    def done(self) -> bool:
+        """True when a re-run has nothing left to do for these bytes."""
+        return self.state in FINAL_STATES
+
+    def is_resumable(self, now: datetime | None = None, *, margin: timedelta = timedelta(minutes=10)
+                     ) -> bool:
+        """True when the stash row behind ``filekey`` should still exist (younger than 6 h − margin)."""
+        if self.state not in (State.STASHING, State.STASHED, State.NEEDS_REVIEW) or not (
+                self.filekey and self.stash_created_at):
+            return False
+        return (now or datetime.now(UTC)) - self.stash_created_at < STASH_MAX_AGE - margin
+
+    @property
+    def resumable(self) -> bool:
+        """:meth:`is_resumable` right now."""
+        return self.is_resumable()
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    """One row of an item's append-only history."""
+
+    id: int
+    item_id: int
+    from_state: State | None
+    to_state: State
+    reason: str | None
+    message: str | None
+    at: datetime
+    run_id: str | None
