@@ -34,18 +34,24 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from .devwiki_php import (  # noqa: F401 - php_literal is part of this module's API
+    EXTRA_EXTENSIONS,
+    ROUTER_PHP,
+    _base_settings,
+    _instance_settings,
+    php_literal,
+)
+
 MW_DIR = Path("/usr/share/mediawiki")
 APT_PACKAGES = ("mediawiki", "php-cli", "php-sqlite3", "php-intl", "php-mbstring", "php-xml", "php-curl")
 #: PHP extensions the wiki needs, as ``get_loaded_extensions()`` names them.
 PHP_EXTENSIONS = ("pdo_sqlite", "intl", "mbstring", "dom", "xml", "curl", "fileinfo")
-EXTRA_EXTENSIONS = ("svg", "pdf", "tif", "tiff", "webp", "ogg", "ogv", "webm", "mp3", "wav")
 UPLOADER = "Uploader"
 ADMIN = "Admin"
 APP_ID = "ingest"
@@ -54,24 +60,6 @@ ADMIN_GRANTS = "basic,uploadeditmovefile,createeditmovepage,delete,editpage,prot
 _BOTPW_RE = re.compile(r"username:'(?P<user>[^']+)' and password:'(?P<password>[^']+)'")
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
-ROUTER_PHP = r"""<?php
-// devwiki router: /images/ comes from this wiki's own directory, the rest from MediaWiki's code.
-$path = rawurldecode(parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH) ?? '/');
-if (str_starts_with($path, '/images/')) {
-    $base = realpath(__DIR__ . '/images');
-    $file = realpath($base . substr($path, strlen('/images')));
-    $hidden = str_starts_with($path, '/images/deleted/') || str_starts_with($path, '/images/temp/');
-    if ($file === false || $hidden || !str_starts_with($file, $base . '/') || !is_file($file)) {
-        http_response_code(404);
-        return true;
-    }
-    header('Content-Type: ' . (mime_content_type($file) ?: 'application/octet-stream'));
-    header('Content-Length: ' . filesize($file));
-    readfile($file);
-    return true;
-}
-return false;
-"""
 
 
 class DevWikiError(RuntimeError):
@@ -81,23 +69,6 @@ class DevWikiError(RuntimeError):
         super().__init__(message)
         #: The failed maintenance run, if any. Kept off the message: its output may hold secrets.
         self.result = result
-
-
-def php_literal(value: Any) -> str:
-    """Render a Python value as a PHP literal, for settings such as ``$wgRateLimits``."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    if isinstance(value, Mapping):
-        return "[" + ", ".join(f"{php_literal(k)} => {php_literal(v)}" for k, v in value.items()) + "]"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(php_literal(v) for v in value) + "]"
-    raise TypeError(f"no PHP literal for {type(value).__name__}")
 
 
 def _php_env(config_file: Path, tmp_dir: Path) -> dict[str, str]:
@@ -149,53 +120,6 @@ def _checked(result: subprocess.CompletedProcess[str], script: str) -> subproces
     if result.returncode != 0:
         raise DevWikiError(f"maintenance script {script} exited with {result.returncode}", result)
     return result
-
-
-def _base_settings(generated: str) -> str:
-    """install.php's LocalSettings made directory-relative, plus the settings every variant shares."""
-    text = re.sub(r'^\$wgSQLiteDataDir = .*$', '$wgSQLiteDataDir = __DIR__ . "/data";',
-                  generated, count=1, flags=re.M)
-    exts = ", ".join(php_literal(e) for e in EXTRA_EXTENSIONS)
-    return text + f"""
-# ---- devwiki: shared settings -------------------------------------------------------------
-# Every cache in SQLite: php -S workers share no memory (sessions, chunk status, rate limits).
-$wgMainCacheType = $wgSessionCacheType = $wgParserCacheType = $wgMessageCacheType = CACHE_DB;
-# Everything the wiki writes stays in this directory (Debian's defaults point at /var).
-$wgCacheDirectory = __DIR__ . '/cache';
-$wgTmpDirectory = __DIR__ . '/tmp';
-$wgUploadDirectory = __DIR__ . '/images';
-$wgUploadPath = '/images';
-$wgDeletedDirectory = __DIR__ . '/images/deleted';
-$wgDBerrorLog = __DIR__ . '/logs/dberror.log';
-foreach (['exception', 'error', 'fatal'] as $group) {{
-    $wgDebugLogGroups[$group] = __DIR__ . "/logs/$group.log";
-}}
-$wgUploadStashScalerBaseUrl = false;
-# No outbound traffic: no mail, no Commons, no pingback, no ImageMagick (may be a stand-in here).
-$wgEnableEmail = $wgEnableUserEmail = $wgEmailAuthentication = false;
-$wgUseInstantCommons = $wgPingback = $wgAllowExternalImages = $wgUseImageMagick = false;
-$wgRCFeeds = [];
-$wgShowExceptionDetails = true;
-# Uploads as the spec's test wiki has them.
-$wgEnableUploads = $wgEnableBotPasswords = $wgEnableAsyncUploads = true;
-$wgFileExtensions = array_values(array_unique(array_merge($wgFileExtensions, [{exts}])));
-"""
-
-
-def _instance_settings(port: int, *, copy_uploads: bool, max_upload_size: int,
-                       rate_limits: Mapping[str, Any] | None, extra_settings: str) -> str:
-    """The settings that differ between variants: address, limits, copy uploads, extras."""
-    return f"""
-# ---- devwiki: this instance ---------------------------------------------------------------
-$wgServer = 'http://127.0.0.1:{port}';
-$wgScriptPath = '';
-$wgCookiePrefix = 'devwiki{port}';  // cookies ignore ports: keep two local wikis apart
-$wgMaxUploadSize = {php_literal(max_upload_size)};
-$wgAllowCopyUploads = {php_literal(copy_uploads)};
-$wgGroupPermissions['user']['upload_by_url'] = {php_literal(copy_uploads)};
-$wgRateLimits = {php_literal(dict(rate_limits or {}))};
-{extra_settings}
-"""
 
 
 @dataclass
@@ -313,8 +237,12 @@ class DevWiki:
 
     def set_setting(self, php_line: str) -> None:
         """Append a line to LocalSettings.php; the next request reads it (no restart needed)."""
-        with self.config_file.open("a", encoding="utf-8") as fh:
-            fh.write(php_line.rstrip("\n") + "\n")
+        # Written to a new file and renamed: a request in flight never reads half a file, and the
+        # new inode (and mtime) makes any PHP file cache see the change at once.
+        text = self.config_file.read_text(encoding="utf-8") + php_line.rstrip("\n") + "\n"
+        fresh = self.config_file.with_suffix(".php.new")
+        fresh.write_text(text, encoding="utf-8")
+        os.replace(fresh, self.config_file)
 
     def stop(self) -> None:
         """Kill the server's whole process group (workers too) and delete the directory."""
@@ -400,6 +328,7 @@ def _spawn_server(
     env = _php_env(root / "LocalSettings.php", root / "tmp")
     env["PHP_CLI_SERVER_WORKERS"] = str(workers)
     ini = {"upload_max_filesize": upload_max, "post_max_size": post_max, "memory_limit": "512M",
+           "opcache.enable": "0", "opcache.enable_cli": "0",  # set_setting must take effect at once
            "upload_tmp_dir": str(root / "tmp"), "sys_temp_dir": str(root / "tmp"),
            "max_input_time": "-1"}
     args = ["php", *(f"-d{k}={v}" for k, v in ini.items()), "-S", f"127.0.0.1:{port}",
