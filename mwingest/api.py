@@ -1,35 +1,129 @@
 """The Python API for notebooks and scripts: the same flows the UI and the schedules run.
 
-    from mwingest import ingest
+    from mwingest.api import ingest
     outcomes = ingest(["scans/"], wiki="https://wiki.example.org/w/api.php")
 
 Each call is a Prefect flow run (ephemeral Prefect when ``PREFECT_API_URL`` is unset, the team's
 server when set), so ad hoc runs land in the same history as scheduled ones. Prefect is imported
-only when a function here runs.
+only when a function here runs, and only after the wiki answered and accepted the login
+(:func:`preflight`): a wrong URL or password costs a second, not Prefect's start-up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from .errors import LoginError, TransportError
+from .errors import LoginError, MWIngestError, TransportError
 from .items import Outcome
+
+#: Seconds to wait for the ephemeral Prefect server. Prefect's default (20 s) is too short for a
+#: first run (database migrations) on a busy machine; measured 23 s under load.
+EPHEMERAL_STARTUP_TIMEOUT = 120
+#: Where the ephemeral server's port is picked. Prefect uses 8000–8999, the range of local dev
+#: servers (``php -S :8080``, ``http.server``); it checks ``bind()`` first, so clashes are races.
+EPHEMERAL_PORT_RANGE = range(20000, 61000)
 
 
 class IngestSetupError(Exception):
     """The run could not start: no wiki, wiki unreachable, login refused. Nothing was uploaded."""
 
 
-def _setup_errors(exc: BaseException) -> IngestSetupError | None:
+def _setup_error(exc: BaseException, wiki: str | None = None) -> IngestSetupError | None:
+    """The setup problem ``exc`` stands for, worded as what to fix; None for anything else."""
+    where = f" at {wiki}" if wiki else ""
     if isinstance(exc, LoginError):
-        return IngestSetupError(f"login refused: {exc} (check MWINGEST_USERNAME/MWINGEST_PASSWORD "
-                                f"and the bot password's grants)")
+        return IngestSetupError(f"login refused{where}: {exc} (check MWINGEST_USERNAME/"
+                                f"MWINGEST_PASSWORD and the bot password's grants)")
     if isinstance(exc, TransportError):
-        return IngestSetupError(f"wiki unreachable: {exc}")
+        return IngestSetupError(f"wiki unreachable: {exc} (check --wiki / MWINGEST_API_URL)")
     if isinstance(exc, ValueError) and "API URL" in str(exc):
-        return IngestSetupError(str(exc))
+        return IngestSetupError(f"{exc} (give --wiki API_URL)")
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and ("Failed to reach API" in text
+                                          or "ephemeral Prefect API" in text):
+        # Prefect 3.9's wording for a dead PREFECT_API_URL / an ephemeral server that never came up.
+        return IngestSetupError(f"Prefect unreachable: {text.splitlines()[0]} (start the server "
+                                f"PREFECT_API_URL names, or unset it for a local ephemeral run)")
     return None
+
+
+def preflight(wiki: str | None = None) -> None:
+    """Reach the wiki and log in with the environment's credentials, before Prefect starts.
+
+    Why: a wrong URL or password is the commonest mistake, and the flow would only find it after
+    the ephemeral Prefect server started (5–20 s) and then log a traceback. This costs three or
+    four requests and gives a one-line :class:`IngestSetupError` instead. Credentials from a
+    Prefect block are checked inside the run (loading a block needs Prefect).
+    """
+    from .connect import open_wiki
+    from .credentials import Credentials
+
+    try:
+        credentials = Credentials.from_env(api_url=wiki)
+    except ValueError as exc:
+        raise _setup_error(exc) or IngestSetupError(str(exc)) from None
+    if credentials.anonymous:
+        raise IngestSetupError(
+            "no credentials: set MWINGEST_USERNAME and MWINGEST_PASSWORD (a bot password), or "
+            "MWINGEST_OAUTH_TOKEN, or give --credentials BLOCK")
+    try:
+        open_wiki(credentials)
+    except MWIngestError as exc:
+        setup = _setup_error(exc, credentials.api_url)
+        raise (setup or IngestSetupError(
+            f"cannot use the wiki at {credentials.api_url}: {exc}")) from None
+
+
+@contextmanager
+def _prefect_settings(quiet: bool) -> Iterator[None]:
+    """Prefect settings for one ad hoc run; a configured server (or test harness) is left alone.
+
+    Ephemeral mode only: heartbeats off (nobody can watch an ephemeral server for zombies, and a
+    sync flow joins its heartbeat thread for ~1 s at exit), a start-up timeout that survives a
+    first run, and a port outside 8000–8999. ``quiet`` keeps Prefect's console lines to warnings
+    (the run's full log still goes to the Prefect API).
+    """
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
+
+    updates: dict[Any, Any] = {}
+    if not PREFECT_API_URL.value():
+        updates[PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
+        if ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" not in os.environ
+                and PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value() < EPHEMERAL_STARTUP_TIMEOUT):
+            updates[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = EPHEMERAL_STARTUP_TIMEOUT
+        _move_ephemeral_port()
+    consoles = [h for h in logging.getLogger().handlers
+                if type(h).__name__ == "PrefectConsoleHandler"] if quiet else []
+    levels = [h.level for h in consoles]
+    for handler in consoles:
+        handler.setLevel(logging.WARNING)
+    try:
+        with temporary_settings(updates=updates):
+            yield
+    finally:
+        for handler, level in zip(consoles, levels, strict=True):
+            handler.setLevel(level)
+
+
+def _move_ephemeral_port() -> None:
+    """Point Prefect's ephemeral port choice at :data:`EPHEMERAL_PORT_RANGE`.
+
+    A private class attribute (Prefect 3.9 ``SubprocessASGIServer._port_range``); if a newer
+    Prefect drops it, nothing happens and Prefect's own range is used.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+
+    if isinstance(getattr(SubprocessASGIServer, "_port_range", None), range):
+        SubprocessASGIServer._port_range = EPHEMERAL_PORT_RANGE
 
 
 def ingest(sources: Sequence[str], *, wiki: str | None = None,
@@ -40,21 +134,30 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
            concurrency: int = 4, review_timeout_s: int | None = None,
            ledger_path: str | None = None, glob: str = "*",
            on_outcome: Callable[[Outcome], None] | None = None,
-           quiet: bool = False) -> list[Outcome]:
-    """Ingest files, folders, manifests or URLs; one :class:`Outcome` per item."""
+           quiet: bool = False, check_connection: bool = True) -> list[Outcome]:
+    """Ingest files, folders, manifests or URLs; one :class:`Outcome` per item.
+
+    ``on_outcome`` is called (from worker threads) with each item's outcome as it happens.
+    ``quiet`` keeps Prefect's console output to warnings. ``check_connection`` runs
+    :func:`preflight` first (skipped with a credentials block). Raises
+    :class:`IngestSetupError` when the run cannot start.
+    """
+    if check_connection and not credentials_block:
+        preflight(wiki)
     from flows.ingest import OUTCOME_LISTENERS, ingest_batch
 
     if on_outcome is not None:
         OUTCOME_LISTENERS.append(on_outcome)
     try:
-        rows = ingest_batch(
-            sources=list(sources), wiki=wiki, credentials_block=credentials_block,
-            filename=filename, comment=comment, text=text, text_template=text_template,
-            tags=list(tags), chunk_size_mb=chunk_size / (1024 * 1024),
-            on_warning=dict(on_warning or {}), concurrency=concurrency,
-            review_timeout_s=review_timeout_s, ledger_path=ledger_path, glob=glob)
+        with _prefect_settings(quiet):
+            rows = ingest_batch(
+                sources=list(sources), wiki=wiki, credentials_block=credentials_block,
+                filename=filename, comment=comment, text=text, text_template=text_template,
+                tags=list(tags), chunk_size_mb=chunk_size / (1024 * 1024),
+                on_warning=dict(on_warning or {}), concurrency=concurrency,
+                review_timeout_s=review_timeout_s, ledger_path=ledger_path, glob=glob)
     except Exception as exc:
-        setup = _setup_errors(exc)
+        setup = _setup_error(exc, wiki)
         if setup is not None:
             raise setup from None
         raise
@@ -66,27 +169,32 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
 
 def resolve(item_id: int, decision: str, *, new_filename: str | None = None,
             wiki: str | None = None, credentials_block: str | None = None,
-            ledger_path: str | None = None) -> Outcome:
+            ledger_path: str | None = None, quiet: bool = False,
+            check_connection: bool = True) -> Outcome:
     """Carry out a decision on a ``needs-review`` item from its stash key (no bytes re-sent)."""
+    if check_connection and not credentials_block:
+        preflight(wiki)
     from flows.resolve import resolve_review
 
     try:
-        row = resolve_review(item_id=item_id, decision=decision, new_filename=new_filename,
-                             wiki=wiki, credentials_block=credentials_block,
-                             ledger_path=ledger_path)
+        with _prefect_settings(quiet):
+            row = resolve_review(item_id=item_id, decision=decision, new_filename=new_filename,
+                                 wiki=wiki, credentials_block=credentials_block,
+                                 ledger_path=ledger_path)
     except Exception as exc:
-        setup = _setup_errors(exc)
+        setup = _setup_error(exc, wiki)
         if setup is not None:
             raise setup from None
         raise
     return Outcome(**row)
 
 
-def check_sources(sources: Sequence[str], *, wiki: str | None = None) -> list[Outcome]:
+def check_sources(sources: Sequence[str], *, wiki: str | None = None, glob: str = "*",
+                  text_template: str | None = None) -> list[Outcome]:
     """Validation only, no login and no bytes sent: one ``ok``/``rejected`` outcome per item.
 
     With a wiki, its own rules (siteinfo) and the SHA-1 duplicate pre-check are used; without,
-    MediaWiki's defaults.
+    MediaWiki's defaults. No Prefect: this is the quick look before a long import.
     """
     from .manifest import collect
     from .session import WikiSession
@@ -96,15 +204,18 @@ def check_sources(sources: Sequence[str], *, wiki: str | None = None) -> list[Ou
     session = WikiSession(wiki) if wiki else None
     try:
         rules = fetch_rules(session) if session else WikiRules()
-    except TransportError as exc:
-        raise IngestSetupError(f"wiki unreachable: {exc}") from None
+    except MWIngestError as exc:
+        raise _setup_error(exc, wiki) or IngestSetupError(
+            f"cannot use the wiki at {wiki}: {exc}") from None
     outcomes = []
-    for item in collect(sources):
+    for item in collect(sources, glob=glob, text_template=text_template):
         if item.error:
-            outcomes.append(Outcome(item.source, None, "rejected", item.error, item.error_message))
+            outcomes.append(Outcome(item.source, item.filename, "rejected", item.error,
+                                    item.error_message))
             continue
         if item.is_url:
-            outcomes.append(Outcome(item.source, item.filename, "ok", None, "URL: checked by the wiki"))
+            outcomes.append(Outcome(item.source, item.filename, "ok", None,
+                                    "URL: the wiki fetches and checks it"))
             continue
         verdict = validate_file(item.source, rules, filename=item.filename)
         reason, message = verdict.reason, None

@@ -1,110 +1,129 @@
 """The ``mwingest`` command: ad hoc imports for data teams, the same flow as the UI and schedules.
 
 Exit status: 0 when every item is uploaded/skipped (ok for ``check``), 1 when any item is
-rejected/needs-review/failed, 2 for usage or connection problems (with one line on stderr saying
-what to fix). With ``--json`` stdout carries one JSON object per item and nothing else.
+rejected/needs-review/failed, 2 for usage or connection problems, with one line on stderr that
+says what to fix (never a traceback). With ``--json`` stdout carries one JSON object per item, as
+each item reaches its outcome, and nothing else (Prefect logs to stderr).
 
-Prefect and the flows are imported only inside the commands that run them, so ``--help`` and
-``check`` start fast.
+Start-up: Prefect and the flows are imported only by the commands that run a flow, and only after
+the arguments were checked and the wiki accepted the login, so ``--help``, ``check``, ``status``
+and every usage error stay at plain-Python cost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .items import Outcome
+from .cli_output import JSON_KEYS, JsonLines, exit_code, json_line, print_table, progress_for
+
+if TYPE_CHECKING:
+    from .items import Outcome
+
+__all__ = ["JSON_KEYS", "app", "exit_code", "json_line", "main", "parse_size"]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Put files into a MediaWiki wiki, once, intact, with their description.")
 
+DECISIONS = ("skip", "publish", "rename")
+
 WikiOpt = Annotated[str | None, typer.Option("--wiki", envvar="MWINGEST_API_URL",
                                              help="The wiki's api.php URL")]
 UserOpt = Annotated[str | None, typer.Option("--username", envvar="MWINGEST_USERNAME",
-                                             help="Bot password login name (User@app)")]
+                                             help="Bot password login name (User@app); the "
+                                                  "password only from MWINGEST_PASSWORD")]
 BlockOpt = Annotated[str | None, typer.Option("--credentials",
                                               help="Name of a MediaWikiCredentials Prefect block")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per item on stdout")]
 LedgerOpt = Annotated[str | None, typer.Option("--ledger", envvar="MWINGEST_LEDGER",
                                                help="Ledger file (default: per-user data dir)")]
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
+TextFileOpt = Annotated[Path | None, typer.Option(exists=True, dir_okay=False, readable=True,
+                                                  help="Read the page text from a file")]
+CommentOpt = Annotated[str, typer.Option(help="Upload summary")]
+TagsOpt = Annotated[str | None, typer.Option(help="Change tags, comma separated")]
+ChunkOpt = Annotated[str, typer.Option(help="Chunk size: 8MiB, 512KiB, 1048576 (K/M/G are 1024s)")]
+PolicyOpt = Annotated[str | None, typer.Option(
+    help="CODE=ACTION,... actions skip|publish|rename|review|fail (e.g. exists=rename)")]
+ConcurrencyOpt = Annotated[int, typer.Option(min=1, max=16, help="Files in flight at once")]
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", re.IGNORECASE)
+_UNITS = {"": 0, "B": 0, "K": 1, "KB": 1, "KIB": 1, "M": 2, "MB": 2, "MIB": 2, "G": 3, "GB": 3,
+          "GIB": 3}
 
 
 def parse_size(text: str) -> int:
-    """``8MiB``, ``512KiB``, ``1G``, ``1048576`` → bytes."""
-    match = _SIZE.match(text)
-    if not match:
-        raise typer.BadParameter(f"not a size: {text!r} (try 8MiB)")
-    number, unit = float(match.group(1)), (match.group(2) or "B").upper()
-    power = {"B": 0, "K": 1, "M": 2, "G": 3}[unit[0]]
-    return int(number * 1024**power)
+    """``8MiB``, ``512KiB``, ``1.5M``, ``1048576`` → bytes (binary multiples: chunk sizes are)."""
+    match = _SIZE.fullmatch(text)
+    if not match or match.group(2).upper() not in _UNITS:
+        raise typer.BadParameter(f"not a size: {text!r} (try 8MiB)", param_hint="--chunk-size")
+    value = float(match.group(1)) * 1024 ** _UNITS[match.group(2).upper()]
+    if value < 1:
+        raise typer.BadParameter(f"{text!r} is not a positive size", param_hint="--chunk-size")
+    return int(value)
 
 
 def fail(message: str) -> typer.Exit:
-    """A usage or connection problem: one line on stderr, exit 2."""
-    typer.echo(f"mwingest: {message}", err=True)
+    """A usage or connection problem: one line on stderr, exit 2 (``raise fail(...)``)."""
+    typer.echo(f"mwingest: {' '.join(message.split())}", err=True)
     return typer.Exit(2)
 
 
-def _print_outcomes(outcomes: list[Outcome], as_json: bool) -> int:
-    if as_json:
-        return 0 if all(o.ok or o.outcome == "ok" for o in outcomes) else 1
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{len(outcomes)} items")
-    for col in ("source", "filename", "outcome", "reason"):
-        table.add_column(col)
-    colours = {"uploaded": "green", "skipped": "cyan", "ok": "green", "rejected": "red",
-               "failed": "red", "needs-review": "yellow"}
-    for o in outcomes:
-        table.add_row(o.source, o.filename or "", f"[{colours.get(o.outcome, '')}]{o.outcome}",
-                      o.reason or "")
-    Console(stderr=False).print(table)
-    return 0 if all(o.ok or o.outcome == "ok" for o in outcomes) else 1
-
-
-def _emit_json(outcome: Outcome) -> None:
-    keys = ("source", "filename", "outcome", "reason", "message", "sha1", "size", "url", "filekey")
-    data = outcome.as_dict()
-    sys.stdout.write(json.dumps({k: data.get(k) for k in keys}, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
-
-
 def _run(sources: list[str], *, wiki: str | None, username: str | None, credentials: str | None,
-         as_json: bool, **params: object) -> None:
-    if not wiki and not credentials:
-        raise fail("no wiki: give --wiki API_URL or set MWINGEST_API_URL")
+         as_json: bool, glob: str = "*", text_template: str | None = None,
+         **params: Any) -> None:
+    """Run the batch flow over ``sources``; report as JSON lines or a progress bar and a table."""
     if username:
         os.environ["MWINGEST_USERNAME"] = username
-    from .api import IngestSetupError, ingest
+    from .api import IngestSetupError, ingest, preflight
 
     try:
-        outcomes = ingest(sources, wiki=wiki, credentials_block=credentials,
-                          on_outcome=_emit_json if as_json else None, quiet=as_json, **params)
+        if not credentials:
+            preflight(wiki)  # a wrong URL or password: exit 2 before Prefect starts
     except IngestSetupError as exc:
         raise fail(str(exc)) from None
-    raise typer.Exit(_print_outcomes(outcomes, as_json))
+    lines = JsonLines() if as_json else None
+    progress = progress_for(sources, glob, text_template) if (
+        not as_json and sys.stderr.isatty()) else None
+    listener: Callable[[Outcome], None] | None = lines or progress
+    try:
+        with progress or contextlib.nullcontext():  # the bar stands in for Prefect's INFO lines
+            outcomes = ingest(sources, wiki=wiki, credentials_block=credentials, glob=glob,
+                              text_template=text_template, on_outcome=listener,
+                              quiet=as_json or progress is not None, check_connection=False,
+                              **params)
+    except IngestSetupError as exc:
+        raise fail(str(exc)) from None
+    if lines is not None:
+        lines.finish(outcomes)
+    else:
+        print_table(outcomes)
+    raise typer.Exit(exit_code(outcomes))
 
 
 def _common(text: str | None, text_file: Path | None, tags: str | None, chunk_size: str,
-            on_warning: str | None) -> dict[str, object]:
+            on_warning: str | None) -> dict[str, Any]:
+    """The options upload and import share, checked before anything starts."""
     from .policy import WarningPolicy
 
     try:
         policy = WarningPolicy.parse(on_warning)
     except ValueError as exc:
-        raise fail(str(exc)) from None
+        raise fail(f"--on-warning: {exc}") from None
+    if text is not None and text_file is not None:
+        raise fail("give --text or --text-file, not both")
     if text_file is not None:
         text = text_file.read_text(encoding="utf-8")
-    return {"text": text, "tags": [t for t in (tags or "").split(",") if t],
-            "chunk_size": parse_size(chunk_size), "on_warning": policy.overrides or {}}
+    return {"text": text, "tags": [t.strip() for t in (tags or "").split(",") if t.strip()],
+            "chunk_size": parse_size(chunk_size),
+            "on_warning": {code: action.value for code, action in (policy.overrides or {}).items()}}
 
 
 @app.command()
@@ -113,13 +132,12 @@ def upload(
     wiki: WikiOpt = None, username: UserOpt = None, credentials: BlockOpt = None,
     filename: Annotated[str | None, typer.Option(help="Target name (single source only)")] = None,
     text: Annotated[str | None, typer.Option(help="Page text for new file pages")] = None,
-    text_file: Annotated[Path | None, typer.Option(help="Read the page text from a file")] = None,
-    comment: Annotated[str, typer.Option(help="Upload summary")] = "Uploaded with mwingest",
-    tags: Annotated[str | None, typer.Option(help="Change tags, comma separated")] = None,
-    chunk_size: Annotated[str, typer.Option(help="Chunk size, e.g. 8MiB")] = "8MiB",
-    on_warning: Annotated[str | None, typer.Option(
-        help="CODE=ACTION,... actions skip|publish|rename|review|fail")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=16)] = 4,
+    text_file: TextFileOpt = None,
+    comment: CommentOpt = "Uploaded with mwingest",
+    tags: TagsOpt = None,
+    chunk_size: ChunkOpt = "8MiB",
+    on_warning: PolicyOpt = None,
+    concurrency: ConcurrencyOpt = 4,
     ledger: LedgerOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Upload files or URLs."""
@@ -134,22 +152,30 @@ def upload(
 def import_(
     source: Annotated[str, typer.Argument(help="A folder, or a manifest (.csv / .jsonl)")],
     wiki: WikiOpt = None, username: UserOpt = None, credentials: BlockOpt = None,
-    glob: Annotated[str, typer.Option(help="Folder scan pattern")] = "*",
-    text: Annotated[str | None, typer.Option()] = None,
-    text_file: Annotated[Path | None, typer.Option()] = None,
+    glob: Annotated[str, typer.Option(help="Folder scan pattern (recursive)")] = "*",
+    text: Annotated[str | None, typer.Option(help="Page text for new file pages")] = None,
+    text_file: TextFileOpt = None,
     text_template: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, readable=True,
         help="Page text template with {column} placeholders from the manifest")] = None,
-    comment: Annotated[str, typer.Option()] = "Uploaded with mwingest",
-    tags: Annotated[str | None, typer.Option()] = None,
-    chunk_size: Annotated[str, typer.Option()] = "8MiB",
-    on_warning: Annotated[str | None, typer.Option()] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=16)] = 4,
+    comment: CommentOpt = "Uploaded with mwingest",
+    tags: TagsOpt = None,
+    chunk_size: ChunkOpt = "8MiB",
+    on_warning: PolicyOpt = None,
+    concurrency: ConcurrencyOpt = 4,
     ledger: LedgerOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Import a folder (recursive) or a manifest."""
+    """Import a folder (recursive) or a manifest; a bad manifest row is that item's rejection."""
     if not Path(source).exists():
-        raise fail(f"{source} does not exist")
+        raise fail(f"{source} does not exist (give a folder or a .csv/.jsonl manifest)")
     params = _common(text, text_file, tags, chunk_size, on_warning)
+    if text_template is not None:
+        from .manifest import load_template
+
+        try:
+            load_template(text_template)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
     _run([source], wiki=wiki, username=username, credentials=credentials, as_json=as_json,
          glob=glob, text_template=str(text_template) if text_template else None,
          comment=comment, concurrency=concurrency, ledger_path=ledger, **params)
@@ -159,43 +185,53 @@ def import_(
 def check(
     sources: Annotated[list[str], typer.Argument(help="Files, folders or manifests")],
     wiki: WikiOpt = None, as_json: JsonOpt = False,
+    glob: Annotated[str, typer.Option(help="Folder scan pattern (recursive)")] = "*",
 ) -> None:
-    """Validate only: the wiki's rules, no bytes sent (no login needed)."""
+    """Validate only: the wiki's rules, no bytes sent, no login, no Prefect run."""
     from .api import IngestSetupError, check_sources
 
     try:
-        outcomes = check_sources(sources, wiki=wiki)
+        outcomes = check_sources(sources, wiki=wiki, glob=glob)
     except IngestSetupError as exc:
         raise fail(str(exc)) from None
     if as_json:
-        for o in outcomes:
-            _emit_json(o)
-    raise typer.Exit(_print_outcomes(outcomes, as_json))
+        lines = JsonLines()
+        for outcome in outcomes:
+            lines(outcome)
+    else:
+        print_table(outcomes)
+    raise typer.Exit(exit_code(outcomes))
 
 
 @app.command()
 def status(ledger: LedgerOpt = None, as_json: JsonOpt = False,
            limit: Annotated[int, typer.Option(help="Recent items to list")] = 20) -> None:
-    """What the ledger knows: in flight, needs-review, failed, recent."""
-    from .ledger import Ledger, State
+    """What the ledger knows: in flight, needs-review and failed items, then the most recent."""
+    from .ledger import Ledger, State, default_path
 
-    with Ledger(ledger) as led:
-        interesting = led.items(states=[State.STASHING, State.STASHED, State.NEEDS_REVIEW,
-                                        State.FAILED])
-        recent = led.items(limit=limit)
+    path = Path(ledger).expanduser() if ledger else default_path()
+    if not path.exists():
+        raise fail(f"no ledger at {path} yet (give --ledger PATH, or run an upload first)")
+    with Ledger(path) as led:
+        open_items = led.items(states=[State.STASHING, State.STASHED, State.NEEDS_REVIEW,
+                                       State.FAILED])
+        recent = sorted(led.items(), key=lambda i: (i.updated_at, i.id))[-limit:] if limit else []
         summary = led.summary()
-    rows = {i.id: i for i in [*interesting, *recent]}
+    rows = {i.id: i for i in [*open_items, *reversed(recent)]}
     if as_json:
         for item in rows.values():
             sys.stdout.write(json.dumps({
                 "id": item.id, "source": item.source, "filename": item.final_name or item.target,
-                "state": item.state.value, "reason": item.reason, "filekey": item.filekey,
-                "updated_at": item.updated_at.isoformat()}) + "\n")
+                "state": item.state.value, "reason": item.reason, "message": item.message,
+                "filekey": item.filekey if item.state is State.NEEDS_REVIEW else None,
+                "updated_at": item.updated_at.isoformat()}, ensure_ascii=False) + "\n")
         return
-    typer.echo("  ".join(f"{k}: {v}" for k, v in summary.items() if v))
+    typer.echo(f"ledger {path}: " + ", ".join(f"{n} {k}" for k, n in summary.items() if n))
     for item in rows.values():
         typer.echo(f"{item.id:>6}  {item.state.value:<12} {item.reason or '':<22} "
-                   f"{item.final_name or item.target}  ← {item.source}")
+                   f"{item.final_name or item.target}  <- {item.source}")
+    if any(i.state is State.NEEDS_REVIEW for i in open_items):
+        typer.echo("decide with: mwingest review ID --decision skip|publish|rename [--filename NEW]")
 
 
 @app.command()
@@ -207,20 +243,44 @@ def review(
     ledger: LedgerOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Resolve a needs-review item from its stash key, without re-sending its bytes."""
-    if decision not in ("skip", "publish", "rename"):
-        raise fail("--decision must be skip, publish or rename")
+    if decision not in DECISIONS:
+        raise fail(f"--decision must be {', '.join(DECISIONS[:-1])} or {DECISIONS[-1]}, "
+                   f"not {decision!r}")
+    if filename and decision != "rename":
+        raise fail("--filename goes with --decision rename")
+    ledger_path = _waiting_item(item, ledger)
     if username:
         os.environ["MWINGEST_USERNAME"] = username
     from .api import IngestSetupError, resolve
 
     try:
         outcome = resolve(item, decision, new_filename=filename, wiki=wiki,
-                          credentials_block=credentials, ledger_path=ledger)
+                          credentials_block=credentials, ledger_path=str(ledger_path),
+                          quiet=as_json)
     except IngestSetupError as exc:
         raise fail(str(exc)) from None
     if as_json:
-        _emit_json(outcome)
-    raise typer.Exit(_print_outcomes([outcome], as_json))
+        JsonLines()(outcome)
+    else:
+        print_table([outcome])
+    raise typer.Exit(exit_code([outcome]))
+
+
+def _waiting_item(item_id: int, ledger: str | None) -> Path:
+    """The ledger path, after checking that ``item_id`` is there and waits for a decision."""
+    from .ledger import Ledger, State, UnknownItemError, default_path
+
+    path = Path(ledger).expanduser() if ledger else default_path()
+    if not path.exists():
+        raise fail(f"no ledger at {path} (give --ledger PATH)")
+    with Ledger(path) as led:
+        try:
+            entry = led.get(item_id)
+        except UnknownItemError:
+            raise fail(f"no item {item_id} in {path} (see `mwingest status`)") from None
+    if entry.state is not State.NEEDS_REVIEW:
+        raise fail(f"item {item_id} is {entry.state.value}, not needs-review: nothing to decide")
+    return path
 
 
 @app.command()
@@ -232,6 +292,40 @@ def demo(keep: Annotated[bool, typer.Option(help="Keep the wiki running afterwar
     raise typer.Exit(run_demo(keep=keep))
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def _click_problem(exc: Exception) -> tuple[str, int] | None:
+    """(message, exit code) of a click usage/parameter error, else None.
+
+    Matched by shape (``exit_code`` + ``format_message``), because typer 0.12–0.2x raises real
+    click's exceptions and newer typer its vendored copy of them.
+    """
+    code, fmt = getattr(exc, "exit_code", None), getattr(exc, "format_message", None)
+    if not isinstance(code, int) or not callable(fmt):
+        return None
+    if type(exc).__name__ == "NoArgsIsHelpError":  # plain `mwingest`: the message is the help
+        return fmt(), code
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None and code == 2 else ""
+    return f"mwingest: {' '.join(str(fmt()).split())}{hint}", code
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point: usage errors become one line on stderr with exit 2."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=list(argv) if argv is not None else None, prog_name="mwingest",
+                            standalone_mode=False)
+    except typer.Abort:
+        typer.echo("mwingest: aborted", err=True)
+        code = 130
+    except Exception as exc:
+        problem = _click_problem(exc)
+        if problem is None:
+            raise
+        message, code = problem
+        if message.strip():  # rich help was already printed by typer itself
+            typer.echo(message, err=True)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,8 +13,9 @@ import json
 import os
 import string
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .items import IngestItem
 
@@ -56,12 +57,34 @@ def scan_folder(folder: Path, *, glob: str = "*", recursive: bool = True) -> lis
     return items
 
 
+def load_template(path: str | os.PathLike[str]) -> str:
+    """The text template in ``path``, checked once: a malformed one is the whole run's problem
+    (``ValueError`` naming the file), not a rejection of every row."""
+    try:
+        template = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the text template {path}: {exc}") from None
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise ValueError(f"text template {path}: {exc} (write {{{{ and }}}} for literal braces)") from None
+    for name in fields:
+        if not name.strip() or name.isdigit() or "." in name or "[" in name:
+            raise ValueError(f"text template {path}: {{{name}}} is not a column name "
+                             f"(placeholders are manifest columns, like {{title}})")
+    return template
+
+
 def read_manifest(path: Path, *, text_template: str | None = None,
                   root: str | None = None) -> list[IngestItem]:
-    """Rows of a ``.csv`` (header row) or ``.jsonl`` manifest as items; bad rows as rejected items."""
+    """Rows of a ``.csv`` (header row) or ``.jsonl`` manifest as items; bad rows as rejected items.
+
+    ``text_template`` is a file whose ``{column}`` placeholders are filled from each row (for rows
+    without a ``text`` column value). Raises ``ValueError`` only for a malformed template.
+    """
     base = path.resolve().parent
     allowed_root = Path(root).resolve() if root else base
-    template = Path(text_template).read_text(encoding="utf-8") if text_template else None
+    template = load_template(text_template) if text_template else None
     items = []
     for line, row, problem in _rows(path):
         where = f"{path.name} line {line}"
@@ -69,71 +92,121 @@ def read_manifest(path: Path, *, text_template: str | None = None,
             items.append(IngestItem(source=f"{path}:{line}", line=line, error="bad-manifest-row",
                                     error_message=f"{where}: {problem}"))
             continue
-        items.append(_item_from_row(row, line, where, base, allowed_root, template))
+        items.append(_item_from_row(row, line, where, base, allowed_root, template,
+                                    label=f"{path}:{line}"))
     return items
 
 
 def _rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any], str | None]]:
-    """(line number, row, problem) for every data row."""
+    """(line number, row, problem) for every data row.
+
+    Bytes that are not UTF-8 reject only the rows that hold them (read with ``surrogateescape``);
+    a CSV that stops being parseable (a NUL byte) yields one problem there and ends.
+    """
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        handle = path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
     except OSError as exc:
         yield 0, {}, f"cannot read the manifest: {exc.strerror}"
         return
+    rows = _csv_rows(handle) if path.suffix.lower() == ".csv" else _jsonl_rows(handle)
+    line = 0
     with handle:
-        if path.suffix.lower() == ".csv":
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames or "source" not in reader.fieldnames:
-                yield 1, {}, "the CSV header has no 'source' column"
-                return
-            for row in reader:
-                if None in row:
-                    yield reader.line_num, {}, "more fields than the header has"
-                else:
-                    yield reader.line_num, row, None
-            return
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield number, {}, f"not valid JSON ({exc.msg})"
-                continue
-            if not isinstance(row, dict):
-                yield number, {}, "a JSONL row must be an object"
-            else:
-                yield number, row, None
+        try:
+            for line, row, problem in rows:
+                yield line, row, problem
+        except csv.Error as exc:
+            yield line + 1, {}, f"unreadable CSV from here on ({exc})"
+
+
+_NOT_UTF8 = "not UTF-8 text (save the manifest as UTF-8)"
+
+
+def _undecodable(text: str) -> bool:
+    """True when ``text`` carries bytes that were not UTF-8 (surrogate escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _csv_rows(handle: IO[str]) -> Iterator[tuple[int, Mapping[str, Any], str | None]]:
+    reader = csv.DictReader(handle)
+    if reader.fieldnames:  # " Source " in a hand-made header still means source
+        reader.fieldnames = [name.strip().lower() if name.strip().lower() in KNOWN_COLUMNS
+                             else name.strip() for name in reader.fieldnames]
+    if not reader.fieldnames or "source" not in reader.fieldnames:
+        yield 1, {}, "the CSV header has no 'source' column"
+        return
+    for row in reader:
+        if None in row:
+            yield reader.line_num, {}, "more fields than the header has"
+        elif any(_undecodable(str(v)) for v in [*row, *row.values()] if v is not None):
+            yield reader.line_num, {}, _NOT_UTF8
+        else:
+            yield reader.line_num, row, None
+
+
+def _jsonl_rows(handle: IO[str]) -> Iterator[tuple[int, Mapping[str, Any], str | None]]:
+    for number, text in enumerate(handle, start=1):
+        if not text.strip():
+            continue
+        if _undecodable(text):
+            yield number, {}, _NOT_UTF8
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield number, {}, f"not valid JSON ({exc.msg})"
+            continue
+        if not isinstance(row, dict):
+            yield number, {}, f"a JSONL row must be an object, not {type(row).__name__}"
+        else:
+            yield number, row, None
+
+
+def _text(value: Any) -> str | None:
+    """A manifest cell as text: JSONL may hold numbers; empty means "not given"."""
+    if value is None:
+        return None
+    text = str(value)
+    return text if text.strip() else None
 
 
 def _item_from_row(row: Mapping[str, Any], line: int, where: str, base: Path, root: Path,
-                   template: str | None) -> IngestItem:
-    source = str(row.get("source") or "").strip()
+                   template: str | None, *, label: str) -> IngestItem:
+    """One row as an item; the first problem found (source, then tags, then text) rejects it."""
+    source = (_text(row.get("source")) or "").strip()
     if not source:
-        return IngestItem(source=f"{where}", line=line, error="bad-manifest-row",
-                          error_message=f"{where}: empty 'source'")
+        return IngestItem(source=label, line=line, error="bad-manifest-row",
+                          error_message=f"{where}: no 'source' (a path or an http(s) URL)")
+    item = IngestItem(source=source, filename=_text(row.get("filename")),
+                      text=_text(row.get("text")), comment=_text(row.get("comment")), line=line)
+    if not item.is_url:
+        problem = unsafe_path_reason(source, base, root)
+        if problem:
+            return replace(item, error="unsafe-path", error_message=f"{where}: {problem}")
+        resolved = (base / source) if not os.path.isabs(source) else Path(source)
+        item = replace(item, source=str(resolved))
+        if not resolved.exists():
+            return replace(item, error="not-found", error_message=f"{where}: {source} does not exist")
     tags = row.get("tags") or ()
     if isinstance(tags, str):
         tags = tuple(t.strip() for t in tags.split("|") if t.strip())
-    text = row.get("text") or None
-    if template and not text:
+    elif not isinstance(tags, list | tuple):
+        return replace(item, error="bad-manifest-row",
+                       error_message=f"{where}: 'tags' must be a list or a|b text")
+    item = replace(item, tags=tuple(str(t) for t in tags))
+    if template and not item.text:
         try:
-            text = _fill(template, row)
+            item = replace(item, text=_fill(template, row))
         except KeyError as exc:
-            return IngestItem(source=source, line=line, error="template-field-missing",
-                              error_message=f"{where}: the text template needs column {exc}")
-    item = IngestItem(source=source, filename=(row.get("filename") or None), text=text,
-                      comment=row.get("comment") or None, tags=tuple(str(t) for t in tags),
-                      line=line)
-    if item.is_url:
-        return item
-    problem = unsafe_path_reason(source, base, root)
-    if problem:
-        return IngestItem(source=source, line=line, error="unsafe-path",
-                          error_message=f"{where}: {problem}")
-    resolved = (base / source) if not os.path.isabs(source) else Path(source)
-    return IngestItem(source=str(resolved), filename=item.filename, text=text,
-                      comment=item.comment, tags=item.tags, line=line)
+            return replace(item, error="template-field-missing",
+                           error_message=f"{where}: the text template needs column {exc}")
+        except (ValueError, TypeError) as exc:  # e.g. {size:,} on a text cell
+            return replace(item, error="template-error",
+                           error_message=f"{where}: cannot fill the text template: {exc}")
+    return item
 
 
 def unsafe_path_reason(source: str, base: Path, root: Path) -> str | None:
@@ -157,13 +230,9 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-class _Row(dict):  # type: ignore[type-arg]
-    """Template values: manifest columns, with a KeyError naming a missing one."""
-
-
 def _fill(template: str, row: Mapping[str, Any]) -> str:
     """``{column}`` placeholders filled from the row (``{{``/``}}`` for literal braces)."""
-    values = _Row({k: "" if v is None else v for k, v in row.items()})
+    values = {k: "" if v is None else v for k, v in row.items()}
     for _, field_name, _, _ in string.Formatter().parse(template):
         if field_name and field_name not in values:
             raise KeyError(field_name)

@@ -1,0 +1,126 @@
+"""How the ``mwingest`` command shows outcomes: JSON lines, a table, a progress bar.
+
+Why apart from the commands: this is the contract scripts depend on (``--json``: one object per
+item, exactly :data:`JSON_KEYS`, written once each even though outcomes arrive from worker
+threads) and the exit-status rule; rich is imported only when a table or a bar is drawn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .items import Outcome
+
+#: The keys of every ``--json`` line, in this order.
+JSON_KEYS = ("source", "filename", "outcome", "reason", "message", "sha1", "size", "url", "filekey")
+#: Outcomes that make exit status 0 (``ok`` is ``check``'s).
+GOOD_OUTCOMES = frozenset({"uploaded", "skipped", "ok"})
+
+
+def exit_code(outcomes: Sequence[Outcome]) -> int:
+    """0 when every item is uploaded, skipped or ok; 1 otherwise."""
+    return 0 if all(o.outcome in GOOD_OUTCOMES for o in outcomes) else 1
+
+
+def json_line(outcome: Outcome) -> str:
+    """The ``--json`` line of one outcome: exactly :data:`JSON_KEYS`."""
+    data = outcome.as_dict()
+    return json.dumps({key: data.get(key) for key in JSON_KEYS}, ensure_ascii=False)
+
+
+class JsonLines:
+    """Writes each outcome once, as it happens (outcomes arrive from worker threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._written: Counter[Outcome] = Counter()
+
+    def __call__(self, outcome: Outcome) -> None:
+        with self._lock:
+            sys.stdout.write(json_line(outcome) + "\n")
+            sys.stdout.flush()
+            self._written[outcome] += 1
+
+    def finish(self, outcomes: Sequence[Outcome]) -> None:
+        """Write the outcomes no listener call reported (so every item has its line)."""
+        missing = Counter(outcomes) - self._written
+        for outcome in outcomes:
+            if missing[outcome] > 0:
+                missing[outcome] -= 1
+                self(outcome)
+
+
+def print_table(outcomes: Sequence[Outcome]) -> None:
+    """The outcome table a person reads at the end of a run (stdout)."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    counts = Counter(o.outcome for o in outcomes)
+    table = Table(title=f"{len(outcomes)} items: "
+                        + ", ".join(f"{n} {name}" for name, n in sorted(counts.items())))
+    for column in ("source", "filename", "outcome", "reason", "message"):
+        table.add_column(column, overflow="fold")
+    colours = {"uploaded": "green", "skipped": "cyan", "ok": "green", "rejected": "red",
+               "failed": "red", "needs-review": "yellow"}
+    for o in outcomes:
+        table.add_row(escape(o.source), escape(o.filename or ""),
+                      f"[{colours.get(o.outcome, 'white')}]{o.outcome}[/]", escape(o.reason or ""),
+                      escape(o.message or ""))
+    Console().print(table)
+
+
+class ItemProgress:
+    """A rich progress bar on a terminal's stderr: items finished and their bytes, overall."""
+
+    def __init__(self, total_items: int, total_bytes: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._lock = threading.Lock()
+        self._bytes = 0
+        self._total_bytes = total_bytes
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                  MofNCompleteColumn(), TextColumn("{task.fields[volume]}"),
+                                  console=Console(stderr=True), transient=True)
+        self._task = self._progress.add_task("ingesting", total=total_items,
+                                             volume=self._volume())
+
+    def _volume(self) -> str:
+        from rich.filesize import decimal
+
+        return f"{decimal(self._bytes)} / {decimal(self._total_bytes)}"
+
+    def __enter__(self) -> ItemProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def __call__(self, outcome: Outcome) -> None:
+        with self._lock:
+            self._bytes += outcome.size or 0
+            self._progress.update(self._task, advance=1, volume=self._volume(),
+                                  description=f"{outcome.outcome}: {outcome.filename or outcome.source}"[:50])
+
+
+def progress_for(sources: list[str], glob: str, text_template: str | None) -> ItemProgress:
+    """A progress bar sized by the items and local bytes ``sources`` stand for."""
+    from .manifest import collect
+
+    items = collect(sources, glob=glob, text_template=text_template)
+    total = 0
+    for item in items:
+        if not item.error and not item.is_url:
+            with contextlib.suppress(OSError):
+                total += os.stat(item.source).st_size
+    return ItemProgress(len(items), total)
