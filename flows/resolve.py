@@ -32,6 +32,17 @@ def resolve_review(item_id: int, decision: Literal["skip", "publish", "rename"],
 
     The wiki login comes from ``credentials`` (a block picked in the UI), ``credentials_block``
     (a block name, for the CLI) or the environment.
+
+    Args:
+        item_id: The ledger item to decide on (its id in `mwingest status` or the run summary).
+        decision: skip (leave the wiki as it is), publish (a new version of the existing file) or
+            rename (publish under new_filename).
+        new_filename: The new name, for rename; empty lets mwingest pick the first free name.
+        wiki: The wiki's API URL, only when no credentials block is picked (CLI use).
+        credentials_block: A MediaWiki Credentials block's name, instead of picking one (CLI use).
+        ledger_path: The ledger file (default: the worker's per-user data directory).
+        comment: The upload summary for the publish.
+        credentials: The wiki and how to log in: pick a MediaWiki Credentials block.
     """
     log = get_run_logger()
     run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
