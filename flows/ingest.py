@@ -9,6 +9,7 @@ uploaded, skipped, rejected, needs-review, failed — in the ledger, the table a
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -40,8 +41,15 @@ OUTCOME_LISTENERS: list[Callable[[Outcome], None]] = []
 
 
 def _tell(work: ItemWork) -> None:
+    """Say in the run's log, in plain words, how a file ended; then tell in-process listeners."""
+    outcome = work.to_outcome()
+    words = {"uploaded": "is on the wiki", "skipped": "was skipped", "rejected": "was refused",
+             "needs-review": "waits for a decision", "failed": "failed"}
+    get_run_logger().log(
+        logging.INFO if outcome.ok else logging.WARNING, "%s %s (%s): %s", work.item.label,
+        words.get(outcome.outcome, outcome.outcome), outcome.reason, outcome.message or "")
     for listener in list(OUTCOME_LISTENERS):
-        listener(work.to_outcome())
+        listener(outcome)
 
 
 def _named(task_obj, name: str):  # type: ignore[no-untyped-def]
