@@ -53,6 +53,15 @@ ChunkOpt = Annotated[str, typer.Option(help="Chunk size: 8MiB, 512KiB, 1048576 (
 PolicyOpt = Annotated[str | None, typer.Option(
     help="CODE=ACTION,... actions skip|publish|rename|review|fail (e.g. exists=rename)")]
 ConcurrencyOpt = Annotated[int, typer.Option(min=1, max=16, help="Files in flight at once")]
+RootOpt = Annotated[Path | None, typer.Option(
+    "--root", exists=True, file_okay=False, resolve_path=True,
+    help="Let manifest paths lead under this folder too (default: the manifest's folder only)")]
+AllowHostOpt = Annotated[list[str] | None, typer.Option(
+    "--allow-host", help="HOST, HOST:PORT or *.DOMAIN that URLs may reach although it is not "
+    "public (repeat or comma-separate; also env MWINGEST_ALLOW_HOSTS)")]
+FetchOpt = Annotated[str, typer.Option(
+    "--fetch", help="Who downloads URLs: wiki (copy upload) or local (mwingest fetches, "
+    "then uploads the file)")]
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", re.IGNORECASE)
 _UNITS = {"": 0, "B": 0, "K": 1, "KB": 1, "KIB": 1, "M": 2, "MB": 2, "MIB": 2, "G": 3, "GB": 3,
@@ -108,10 +117,26 @@ def _run(sources: list[str], *, wiki: str | None, username: str | None, credenti
     raise typer.Exit(exit_code(outcomes))
 
 
+def _safety(root: Path | None, allow_host: list[str] | None) -> dict[str, Any]:
+    """``--root`` and ``--allow-host``, checked (a malformed host entry is a usage error)."""
+    from .netsafe import AllowList
+
+    hosts = [h.strip() for entry in allow_host or () for h in entry.split(",") if h.strip()]
+    try:
+        AllowList.parse(hosts, env=True)
+    except ValueError as exc:
+        raise fail(f"--allow-host / MWINGEST_ALLOW_HOSTS: {exc}") from None
+    return {"root": str(root) if root else None, "allow_hosts": hosts}
+
+
 def _common(text: str | None, text_file: Path | None, tags: str | None, chunk_size: str,
-            on_warning: str | None) -> dict[str, Any]:
+            on_warning: str | None, root: Path | None = None,
+            allow_host: list[str] | None = None, fetch: str = "wiki") -> dict[str, Any]:
     """The options upload and import share, checked before anything starts."""
     from .policy import WarningPolicy
+
+    if fetch not in ("wiki", "local"):
+        raise fail(f"--fetch must be wiki or local, not {fetch!r}")
 
     try:
         policy = WarningPolicy.parse(on_warning)
@@ -123,7 +148,8 @@ def _common(text: str | None, text_file: Path | None, tags: str | None, chunk_si
         text = text_file.read_text(encoding="utf-8")
     return {"text": text, "tags": [t.strip() for t in (tags or "").split(",") if t.strip()],
             "chunk_size": parse_size(chunk_size),
-            "on_warning": {code: action.value for code, action in (policy.overrides or {}).items()}}
+            "on_warning": {code: action.value for code, action in (policy.overrides or {}).items()},
+            "url_mode": fetch, **_safety(root, allow_host)}
 
 
 @app.command()
@@ -139,11 +165,12 @@ def upload(
     on_warning: PolicyOpt = None,
     concurrency: ConcurrencyOpt = 4,
     ledger: LedgerOpt = None, as_json: JsonOpt = False,
+    root: RootOpt = None, allow_host: AllowHostOpt = None, fetch: FetchOpt = "wiki",
 ) -> None:
     """Upload files or URLs."""
     if filename and len(sources) != 1:
         raise fail("--filename needs exactly one source")
-    params = _common(text, text_file, tags, chunk_size, on_warning)
+    params = _common(text, text_file, tags, chunk_size, on_warning, root, allow_host, fetch)
     _run(sources, wiki=wiki, username=username, credentials=credentials, as_json=as_json,
          filename=filename, comment=comment, concurrency=concurrency, ledger_path=ledger, **params)
 
@@ -164,11 +191,12 @@ def import_(
     on_warning: PolicyOpt = None,
     concurrency: ConcurrencyOpt = 4,
     ledger: LedgerOpt = None, as_json: JsonOpt = False,
+    root: RootOpt = None, allow_host: AllowHostOpt = None, fetch: FetchOpt = "wiki",
 ) -> None:
     """Import a folder (recursive) or a manifest; a bad manifest row is that item's rejection."""
     if not Path(source).exists():
         raise fail(f"{source} does not exist (give a folder or a .csv/.jsonl manifest)")
-    params = _common(text, text_file, tags, chunk_size, on_warning)
+    params = _common(text, text_file, tags, chunk_size, on_warning, root, allow_host, fetch)
     if text_template is not None:
         from .manifest import load_template
 
@@ -186,12 +214,13 @@ def check(
     sources: Annotated[list[str], typer.Argument(help="Files, folders or manifests")],
     wiki: WikiOpt = None, as_json: JsonOpt = False,
     glob: Annotated[str, typer.Option(help="Folder scan pattern (recursive)")] = "*",
+    root: RootOpt = None, allow_host: AllowHostOpt = None,
 ) -> None:
     """Validate only: the wiki's rules, no bytes sent, no login, no Prefect run."""
     from .api import IngestSetupError, check_sources
 
     try:
-        outcomes = check_sources(sources, wiki=wiki, glob=glob)
+        outcomes = check_sources(sources, wiki=wiki, glob=glob, **_safety(root, allow_host))
     except IngestSetupError as exc:
         raise fail(str(exc)) from None
     if as_json:
@@ -308,8 +337,19 @@ def _click_problem(exc: Exception) -> tuple[str, int] | None:
     return f"mwingest: {' '.join(str(fmt()).split())}{hint}", code
 
 
+def _configure_logging(level: str | None) -> None:
+    """``MWINGEST_LOG_LEVEL=DEBUG`` shows every API request on stderr (secrets masked)."""
+    if not level:
+        return
+    import logging
+
+    logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("mwingest").setLevel(level.upper())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: usage errors become one line on stderr with exit 2."""
+    _configure_logging(os.environ.get("MWINGEST_LOG_LEVEL"))
     command = typer.main.get_command(app)
     try:
         code = command.main(args=list(argv) if argv is not None else None, prog_name="mwingest",

@@ -20,7 +20,10 @@ Every read is bounded: the sample's head and tail, a capped slice of a text file
 from __future__ import annotations
 
 import html
+import os
 import re
+import struct
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,6 +165,17 @@ def _mismatch(ext: str, mime: str, expected: Iterable[str] | None) -> Issue:
 
 # --- raster integrity (stricter than the wiki) ----------------------------------------------------
 
+def _bomb_warnings_are_errors() -> None:
+    """Pillow only *warns* between ``MAX_IMAGE_PIXELS`` and twice that, and its GIF reader fills a
+    frame's disposal area before returning to us: for mwingest that warning is an error. A lasting
+    filter, not ``warnings.catch_warnings()``, which swaps process-global state and would race
+    between worker threads; re-added if something reset the filters since import."""
+    if not any(f[0] == "error" and f[2] is Image.DecompressionBombWarning for f in warnings.filters):
+        warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
+_bomb_warnings_are_errors()
+
 PIL_FORMATS = {"png": "PNG", "apng": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "jpe": "JPEG", "gif": "GIF",
                "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF", "bmp": "BMP"}
 
@@ -170,7 +184,8 @@ def check_raster(path: str, ext: str, *, max_pixels: int | None = None) -> list[
     """Decode a raster image once, refusing bombs from the header and truncation from the data.
 
     The format's own Pillow plugin reads the header, so the declared size is checked before any
-    pixel is decoded and without touching Pillow's global warning filter (tasks run in threads).
+    pixel is decoded (for a GIF, every frame's, from its blocks). Pillow's bomb warning is an error
+    (set once at import), so a plugin that checks while opening stops before it allocates.
     ``verify()`` checks chunk CRCs; a full ``load()`` follows because ``verify()`` misses
     truncated JPEG and GIF data. JPEGs decode at 1/8 scale, which still reads every byte.
     """
@@ -178,12 +193,15 @@ def check_raster(path: str, ext: str, *, max_pixels: int | None = None) -> list[
     if fmt is None:
         return []
     limit = max_pixels if max_pixels is not None else (Image.MAX_IMAGE_PIXELS or 1 << 62)
+    _bomb_warnings_are_errors()
     try:
+        if fmt == "GIF":
+            _check_pixels(*_gif_canvas(path), limit)
         width, height = _pil_pass(path, fmt, limit, verify=True)
         _pil_pass(path, fmt, limit, verify=False)
     except _Bomb as bomb:
         return [Issue("decompression-bomb", str(bomb), {"pixels": bomb.pixels, "limit": limit})]
-    except Image.DecompressionBombError as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return [Issue("decompression-bomb", str(exc), {"limit": limit})]
     except Exception as exc:  # Pillow raises a zoo of types (OSError, SyntaxError, struct.error …)
         return [Issue("corrupt-image", f"cannot be decoded as {fmt} ({exc})",
@@ -199,10 +217,50 @@ class _Bomb(Exception):
         super().__init__(f"declares {width}x{height} = {self.pixels:,} pixels, over the limit of {limit:,}")
 
 
+def _check_pixels(width: int, height: int, limit: int) -> None:
+    if width * height > limit:
+        raise _Bomb(width, height, limit)
+
+
+def _gif_canvas(path: str) -> tuple[int, int]:
+    """The largest canvas any frame of a GIF asks for, read from its block structure alone.
+
+    Pillow grows the canvas when a frame reaches past the logical screen, but only once it seeks to
+    that frame, and we decode frame 0 only: a bomb in a later frame would pass (and reach the wiki's
+    scaler). Walking the blocks reads the file once and allocates nothing; a malformed block ends
+    the walk and Pillow's decode then says what is wrong.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(13)
+        if len(head) < 13 or not head.startswith(b"GIF"):
+            return 0, 0
+        width, height = struct.unpack("<HH", head[6:10])
+        if head[10] & 0x80:  # global colour table
+            fh.seek(3 << ((head[10] & 7) + 1), os.SEEK_CUR)
+        while (kind := fh.read(1)) not in (b"", b";"):
+            if kind == b",":  # image descriptor: x, y, width, height, flags
+                desc = fh.read(9)
+                if len(desc) < 9:
+                    break
+                x, y, w, h, flags = struct.unpack("<HHHHB", desc)
+                width, height = max(width, x + w), max(height, y + h)
+                if flags & 0x80:  # local colour table
+                    fh.seek(3 << ((flags & 7) + 1), os.SEEK_CUR)
+                fh.read(1)  # LZW minimum code size
+            elif kind == b"!":  # extension: label, then sub-blocks
+                fh.read(1)
+            else:
+                break
+            while (size := fh.read(1)) and size[0]:
+                fh.seek(size[0], os.SEEK_CUR)
+    return width, height
+
+
 def _pil_pass(path: str, fmt: str, limit: int, *, verify: bool) -> tuple[int, int]:
     """Open *path* with the plugin for *fmt* (header only), check the declared size, then either
     ``verify()`` or decode. ``Image.OPEN`` is Pillow's registry of plugin openers, the one
-    ``Image.open`` itself walks; using it directly skips its global-warning bomb check."""
+    ``Image.open`` itself walks: using it directly is ``Image.open(formats=[fmt])`` with our own
+    size check in place of Pillow's (which only warns below twice the limit)."""
     Image.preinit()
     if fmt not in Image.OPEN:
         Image.init()
@@ -214,8 +272,7 @@ def _pil_pass(path: str, fmt: str, limit: int, *, verify: bool) -> tuple[int, in
         fh.seek(0)
         im = factory(fh, path)
         width, height = im.size
-        if width * height > limit:
-            raise _Bomb(width, height, limit)
+        _check_pixels(width, height, limit)
         if width <= 0 or height <= 0:
             return width, height
         if verify:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from mwingest.credentials import redact
 from mwingest.ledger_model import (  # noqa: F401 - re-exported: the ledger's public names
     DECISION_ACTIONS,
     FINAL_STATES,
@@ -54,13 +55,15 @@ _SECRETISH = re.compile(r"pass(word|wd)?|token|cookie|secret|credential|api_?key
 _SHA1 = re.compile(r"[0-9a-f]{40}")
 
 
-_redactor: Callable[[str], str] = lambda text: text  # noqa: E731
+#: By default every secret the process has seen (passwords, tokens, cookies) is masked.
+_redactor: Callable[[str], str] = redact
 
 
 def set_redactor(redactor: Callable[[str], str] | None) -> None:
-    """Install the function that scrubs reasons and messages before they are stored (None: identity)."""
+    """Install the function that scrubs reasons and messages before they are stored (None: the
+    default, :func:`mwingest.credentials.redact`)."""
     global _redactor
-    _redactor = redactor or (lambda text: text)
+    _redactor = redactor or redact
 
 
 def default_path() -> Path:

@@ -21,10 +21,12 @@ code                         sev.   meaning
                                     ``filetype-bad-ie-mime`` with a script type, ``uploadscripted``
 ``banned-type``              reject a banned non-script type (executable, WMF, Java, XML)
 ``mime-mismatch``            reject content does not match the extension (``filetype-mime-mismatch``)
-``svg-invalid``              reject not well-formed, or declares entities (``uploadinvalidxml``)
+``svg-invalid``              reject not well-formed, declares entities, or has one token (comment,
+                                    attribute value) over 10 MB (``uploadinvalidxml``)
 ``svg-script``               reject scripts, handlers, foreign namespaces, external links …
 ``corrupt-image``            reject Pillow cannot decode it (the wiki would accept it: we are stricter)
-``decompression-bomb``       reject declared pixels over the limit, or an .svgz that inflates too far
+``decompression-bomb``       reject declared pixels over the limit (any GIF frame's too), or an .svgz
+                                    that inflates too far
 ``filetype-prohibited``      reject a prohibited extension anywhere in the name (``x.php.png``)
 ``filetype-not-allowed``     reject final extension not in the wiki's ``$wgFileExtensions``
 ``filename-too-long``        reject over 240 bytes (``filename-toolong``)

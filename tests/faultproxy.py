@@ -14,6 +14,9 @@ tests do. Faults are chosen per request after its head has been read:
 * ``html``: drain the body, forward nothing, answer an HTML page with HTTP 200, as MediaWiki does
   when PHP dropped a body over ``post_max_size`` (spec §1).
 
+:meth:`FaultProxy.fail_script` gives each matching request its own mode. The proxy also records every
+cookie value and CSRF token it forwards (:class:`ProxyStats`), so a secrets test knows what to search for.
+
 :meth:`FaultProxy.refuse_connections` closes the listening socket so the kernel refuses connects:
 the only fault after which a client *knows* its request never left.
 
@@ -34,7 +37,7 @@ import socket
 import struct
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import BinaryIO, Literal
@@ -128,6 +131,10 @@ class ProxyStats:
     faulted: Counter[str] = field(default_factory=Counter)
     bytes_forwarded: int = 0  # request body bytes sent to the wiki
     exchanges: list[Exchange] = field(default_factory=list)
+    #: Every cookie value seen, by cookie name (``Cookie`` request and ``Set-Cookie`` answer headers),
+    #: and every CSRF ``token`` parameter: what a secrets test must never find anywhere else.
+    cookies: dict[str, set[str]] = field(default_factory=dict)
+    tokens: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -195,6 +202,11 @@ class FaultProxy:
         """Fault the ``nth`` (1-based, counted from now) requests that ``match``; pass the rest."""
         numbers = [nth] if isinstance(nth, int) else list(nth)
         self._set_plan(_Plan(match=match, nth=dict.fromkeys(numbers, mode)))
+
+    def fail_script(self, modes: Mapping[int, Mode],
+                    *, match: Callable[[RequestHead], bool] = chunk_posts) -> None:
+        """Fault the ``n``-th matching request (1-based, from now) with ``modes[n]``; pass the rest."""
+        self._set_plan(_Plan(match=match, nth=dict(modes)))
 
     def fail_rate(self, rate: float, modes: Iterable[Mode] = ("refuse_before", "drop_after"),
                   *, match: Callable[[RequestHead], bool] = upload_posts, seed: int = 0) -> None:
@@ -284,6 +296,8 @@ class FaultProxy:
             if head.headers.get("Transfer-Encoding"):
                 self._answer(client, 411, b"chunked request bodies are not supported\n", "text/plain")
                 return
+            self._note_secrets([pair for header in head.headers.get_all("Cookie") or []
+                                for pair in header.split(";")], head.param("token"))
             mode = self._decide(head)
             status = self._exchange(client, rfile, head, mode)
             with self._lock:
@@ -295,6 +309,16 @@ class FaultProxy:
         finally:
             rfile.close()
             client.close()
+
+    def _note_secrets(self, cookie_pairs: Iterable[str], token: str | None = None) -> None:
+        """Remember cookie values (``name=value`` pairs) and a CSRF token."""
+        with self._lock:
+            for pair in cookie_pairs:
+                name, sep, value = pair.strip().partition("=")
+                if sep and value:
+                    self.stats.cookies.setdefault(name, set()).add(value)
+            if token and token != "+\\":
+                self.stats.tokens.add(token)
 
     def _read_head(self, rfile: BinaryIO) -> RequestHead | None:
         line = rfile.readline(65537)
@@ -372,7 +396,9 @@ class FaultProxy:
         with self._lock:
             self.stats.forwarded += 1
             self.stats.bytes_forwarded += sent
-        return upstream.getresponse()
+        response = upstream.getresponse()
+        self._note_secrets(h.split(";", 1)[0] for h in response.headers.get_all("Set-Cookie") or [])
+        return response
 
     def _relay(self, client: socket.socket, response: http.client.HTTPResponse) -> None:
         lines = [f"HTTP/1.1 {response.status} {response.reason}"]

@@ -448,3 +448,13 @@ def test_kill_9_keeps_every_reported_chunk(tmp_path: Path) -> None:
         assert item.state is S.STASHING and item.filekey == "big.bin"
         assert item.offset >= reported
         led.record_chunk(item_id, filekey="big.bin", offset=item.offset + 1024, chunk_size=1024)
+
+
+def test_registered_secrets_are_masked_by_default(ledger: Ledger) -> None:
+    from mwingest.credentials import register_secret
+
+    register_secret("s3cret-canary-value")
+    item_id = new_item(ledger)
+    ledger.transition(item_id, S.FAILED, reason="login-failed",
+                      message="wiki said: bad password s3cret-canary-value")
+    assert "s3cret-canary-value" not in (ledger.get(item_id).message or "")
