@@ -8,13 +8,14 @@ run the same batch body (:func:`flows.ingest.run_batch`), so every run has the s
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flows.ingest import MAX_WORKERS, run_batch
+from mwingest.netsafe import AllowList
 from mwingest.policy import Action
 from tasks.blocks import MediaWikiCredentials
 
@@ -41,6 +42,26 @@ class PublishSettings(BaseModel):
     ledger_path: str | None = Field(None, title="Ledger file",
                                     description="Where the run records each file (default: the "
                                                 "worker's per-user data directory)")
+    # Safety: strict by default (README, "Running imports you did not write").
+    manifest_root: str | None = Field(
+        None, title="Widen the manifest root (folder)",
+        description="Manifest paths may lead here too, not only into the manifest's own folder "
+                    "(empty: the manifest's folder only)")
+    allow_hosts: list[str] = Field(
+        default_factory=list, title="Allowed internal hosts",
+        description="host, host:port or *.domain that URLs may reach although they are loopback "
+                    "or private addresses (empty: public addresses only)")
+    url_mode: Literal["wiki", "local"] = Field(
+        "wiki", title="Who downloads URLs",
+        description="wiki: the wiki copies the checked URL (copy uploads must be on); local: the "
+                    "worker downloads it, capped at the wiki's size limit, and uploads the file")
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _hosts_are_well_formed(cls, value: list[str]) -> list[str]:
+        """A malformed entry (``host:http``) is the form's error, not a failed run later."""
+        AllowList.parse(value, env=False)
+        return value
 
 
 class WarningPolicyForm(BaseModel):
@@ -76,7 +97,9 @@ def _run(credentials: MediaWikiCredentials, sources: list[str], settings: Publis
                      text=settings.text, text_template=settings.text_template, tags=settings.tags,
                      chunk_size_mb=settings.chunk_size_mb, on_warning=policy.overrides(),
                      concurrency=settings.concurrency, review_timeout_s=review_timeout_s,
-                     ledger_path=settings.ledger_path, **extra)  # type: ignore[arg-type]
+                     ledger_path=settings.ledger_path, manifest_root=settings.manifest_root,
+                     allow_hosts=list(settings.allow_hosts), url_mode=settings.url_mode,
+                     **extra)  # type: ignore[arg-type]
 
 
 #: The forms' defaults. Prefect's parameter schema keeps only a plain ``default`` of a signature's
@@ -91,18 +114,26 @@ ReviewWait = Annotated[int, Field(ge=0, le=86400)]
 _REVIEW_WAIT = ("Seconds a file that needs a decision waits for an answer in the UI; then it "
                 "stays needs-review with its stash key (6 h) for `mwingest review`")
 _CREDS = "The wiki and how to log in: pick a MediaWiki Credentials block"
+#: The form labels are ``json_schema_extra={"title": ...}``: Prefect sets each parameter's schema
+#: title to its Python name whatever the ``Field`` says, but merges ``json_schema_extra`` over it.
 
 
 @flow(name="import-folder", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
 def import_folder(
-    folder: str = Field(..., description="A folder on the worker, scanned recursively"),
-    credentials: MediaWikiCredentials = Field(..., description=_CREDS),
-    glob: str = Field("*", description="Which files, e.g. *.tif (default: every file)"),
+    folder: str = Field(..., description="A folder on the worker, scanned recursively",
+                        json_schema_extra={"title": "Folder"}),
+    credentials: MediaWikiCredentials = Field(..., description=_CREDS,
+                                              json_schema_extra={"title": "Wiki and login"}),
+    glob: str = Field("*", description="Which files, e.g. *.tif (default: every file)",
+                      json_schema_extra={"title": "File pattern"}),
     settings: PublishSettings = Field(DEFAULT_SETTINGS,
-                                      description="How the files are described and sent"),
+                                      description="How the files are described and sent",
+                                      json_schema_extra={"title": "Upload settings"}),
     on_warning: WarningPolicyForm = Field(DEFAULT_POLICY,
-                                          description="What to do when the wiki warns"),
-    review_timeout_s: ReviewWait = Field(3600, description=_REVIEW_WAIT),
+                                          description="What to do when the wiki warns",
+                                          json_schema_extra={"title": "When the wiki warns"}),
+    review_timeout_s: ReviewWait = Field(3600, description=_REVIEW_WAIT,
+                                         json_schema_extra={"title": "Review wait (seconds)"}),
 ) -> list[dict]:
     """Import every file of a folder; files already uploaded (per the ledger) are skipped."""
     return _run(credentials, [folder], settings, on_warning, review_timeout_s, glob=glob)
@@ -111,13 +142,18 @@ def import_folder(
 @flow(name="import-manifest", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
 def import_manifest(
     manifest: str = Field(..., description="A .csv or .jsonl file on the worker with a 'source' "
-                          "column (and optional filename, text, comment, tags columns)"),
-    credentials: MediaWikiCredentials = Field(..., description=_CREDS),
+                          "column (and optional filename, text, comment, tags columns)",
+                          json_schema_extra={"title": "Manifest file"}),
+    credentials: MediaWikiCredentials = Field(..., description=_CREDS,
+                                              json_schema_extra={"title": "Wiki and login"}),
     settings: PublishSettings = Field(DEFAULT_SETTINGS,
-                                      description="How the files are described and sent"),
+                                      description="How the files are described and sent",
+                                      json_schema_extra={"title": "Upload settings"}),
     on_warning: WarningPolicyForm = Field(DEFAULT_POLICY,
-                                          description="What to do when the wiki warns"),
-    review_timeout_s: ReviewWait = Field(3600, description=_REVIEW_WAIT),
+                                          description="What to do when the wiki warns",
+                                          json_schema_extra={"title": "When the wiki warns"}),
+    review_timeout_s: ReviewWait = Field(3600, description=_REVIEW_WAIT,
+                                         json_schema_extra={"title": "Review wait (seconds)"}),
 ) -> list[dict]:
     """Import the rows of a manifest; a bad row is that row's rejected outcome."""
     return _run(credentials, [manifest], settings, on_warning, review_timeout_s)
@@ -125,13 +161,18 @@ def import_manifest(
 
 @flow(name="import-urls", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
 def import_urls(
-    urls: list[str] = Field(..., description="http(s) addresses; the wiki downloads each itself"),
-    credentials: MediaWikiCredentials = Field(..., description=_CREDS),
+    urls: list[str] = Field(..., description="http(s) addresses; the wiki downloads each itself",
+                            json_schema_extra={"title": "URLs"}),
+    credentials: MediaWikiCredentials = Field(..., description=_CREDS,
+                                              json_schema_extra={"title": "Wiki and login"}),
     settings: PublishSettings = Field(DEFAULT_SETTINGS,
-                                      description="How the files are described and sent"),
+                                      description="How the files are described and sent",
+                                      json_schema_extra={"title": "Upload settings"}),
     on_warning: WarningPolicyForm = Field(DEFAULT_POLICY,
-                                          description="What to do when the wiki warns"),
-    review_timeout_s: ReviewWait = Field(3600, description=_REVIEW_WAIT),
+                                          description="What to do when the wiki warns",
+                                          json_schema_extra={"title": "When the wiki warns"}),
+    review_timeout_s: ReviewWait = Field(3600, description=_REVIEW_WAIT,
+                                         json_schema_extra={"title": "Review wait (seconds)"}),
 ) -> list[dict]:
     """Copy uploads: the wiki downloads each URL itself."""
     return _run(credentials, list(urls), settings, on_warning, review_timeout_s)

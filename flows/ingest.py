@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -91,6 +92,7 @@ def ingest_file(ingestor: Ingestor, item: IngestItem, slots: threading.Semaphore
     except Exception as exc:  # noqa: BLE001 - one file's failure never stops the batch
         work = ingestor.finish(work, FAILED, reason_code(exc), str(exc))
     finally:
+        ingestor.discard_local_copy(work)  # a fetched URL's temp file: the stash has the bytes
         slots.release()
         progress.advance()
     if work.outcome != NEEDS_REVIEW:
@@ -149,8 +151,15 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
               chunk_size_mb: float = 8.0, on_warning: dict[str, str] | None = None,
               concurrency: int = 4, review_timeout_s: int | None = None,
               ledger_path: str | None = None, glob: str = "*", recursive: bool = True,
-              manifest_root: str | None = None) -> list[dict]:
-    """The body every import flow shares (called inside a flow run)."""
+              manifest_root: str | None = None, allow_hosts: list[str] | None = None,
+              url_mode: str = "wiki") -> list[dict]:
+    """The body every import flow shares (called inside a flow run).
+
+    ``manifest_root`` widens where manifest paths may lead; ``allow_hosts`` lets URL items reach
+    those hosts although they are not public; ``url_mode`` is ``wiki`` (copy upload) or
+    ``local`` (mwingest downloads). The defaults are strict (README, "Running imports you did
+    not write").
+    """
     log = get_run_logger()
     started = time.monotonic()
     run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
@@ -158,7 +167,8 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
     options = IngestOptions(comment=comment, text=text, tags=tuple(tags or ()),
                             chunk_size=max(int(chunk_size_mb * 1024 * 1024), rules.min_chunk_size),
                             policy=WarningPolicy.parse(
-                                {k: str(v) for k, v in (on_warning or {}).items()}))
+                                {k: str(v) for k, v in (on_warning or {}).items()}),
+                            allow_hosts=tuple(allow_hosts or ()), url_mode=url_mode)
     ledger_file = ledger_path or str(default_path())
     items = collect(sources, glob=glob, recursive=recursive, text_template=text_template,
                     root=manifest_root)
@@ -200,15 +210,19 @@ def ingest_batch(
     glob: str = "*",
     recursive: bool = True,
     manifest_root: str | None = None,
+    allow_hosts: list[str] | None = None,
+    url_mode: Literal["wiki", "local"] = "wiki",
 ) -> list[dict]:
     """Put files, folders, manifests or URLs on a wiki; one outcome per file.
 
     ``wiki`` is the API URL (default ``MWINGEST_API_URL``); the secret comes from
-    ``credentials_block`` or the environment, never from a parameter.
+    ``credentials_block`` or the environment, never from a parameter. ``manifest_root``,
+    ``allow_hosts`` and ``url_mode``: see :func:`run_batch`.
     """
     return run_batch(
         resolve_credentials(wiki, credentials_block), sources, filename=filename,
         comment=comment, text=text, text_template=text_template, tags=tags,
         chunk_size_mb=chunk_size_mb, on_warning={k: str(v) for k, v in (on_warning or {}).items()},
         concurrency=concurrency, review_timeout_s=review_timeout_s, ledger_path=ledger_path,
-        glob=glob, recursive=recursive, manifest_root=manifest_root)
+        glob=glob, recursive=recursive, manifest_root=manifest_root, allow_hosts=allow_hosts,
+        url_mode=url_mode)

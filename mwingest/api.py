@@ -134,9 +134,13 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
            concurrency: int = 4, review_timeout_s: int | None = None,
            ledger_path: str | None = None, glob: str = "*",
            on_outcome: Callable[[Outcome], None] | None = None,
-           quiet: bool = False, check_connection: bool = True) -> list[Outcome]:
+           quiet: bool = False, check_connection: bool = True, root: str | None = None,
+           allow_hosts: Sequence[str] = (), url_mode: str = "wiki") -> list[Outcome]:
     """Ingest files, folders, manifests or URLs; one :class:`Outcome` per item.
 
+    Strict by default: a manifest's paths stay in its folder (``root`` widens that), URLs may
+    only reach public addresses (``allow_hosts``, plus env ``MWINGEST_ALLOW_HOSTS``, open
+    exceptions), and ``url_mode`` says who downloads them (``wiki`` copy upload, or ``local``).
     ``on_outcome`` is called (from worker threads) with each item's outcome as it happens.
     ``quiet`` keeps Prefect's console output to warnings. ``check_connection`` runs
     :func:`preflight` first (skipped with a credentials block). Raises
@@ -155,7 +159,8 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
                 filename=filename, comment=comment, text=text, text_template=text_template,
                 tags=list(tags), chunk_size_mb=chunk_size / (1024 * 1024),
                 on_warning=dict(on_warning or {}), concurrency=concurrency,
-                review_timeout_s=review_timeout_s, ledger_path=ledger_path, glob=glob)
+                review_timeout_s=review_timeout_s, ledger_path=ledger_path, glob=glob,
+                manifest_root=root, allow_hosts=list(allow_hosts), url_mode=url_mode)
     except Exception as exc:
         setup = _setup_error(exc, wiki)
         if setup is not None:
@@ -190,13 +195,16 @@ def resolve(item_id: int, decision: str, *, new_filename: str | None = None,
 
 
 def check_sources(sources: Sequence[str], *, wiki: str | None = None, glob: str = "*",
-                  text_template: str | None = None) -> list[Outcome]:
+                  text_template: str | None = None, root: str | None = None,
+                  allow_hosts: Sequence[str] = ()) -> list[Outcome]:
     """Validation only, no login and no bytes sent: one ``ok``/``rejected`` outcome per item.
 
     With a wiki, its own rules (siteinfo) and the SHA-1 duplicate pre-check are used; without,
-    MediaWiki's defaults. No Prefect: this is the quick look before a long import.
+    MediaWiki's defaults. No Prefect: this is the quick look before a long import. URLs are
+    checked against the network rules (a DNS lookup, no request; redirects are not followed).
     """
     from .manifest import collect
+    from .netsafe import AllowList, UnsafeURLError, check_url
     from .session import WikiSession
     from .siteinfo import WikiRules, fetch_rules
     from .validate import find_duplicates, validate_file
@@ -208,14 +216,21 @@ def check_sources(sources: Sequence[str], *, wiki: str | None = None, glob: str 
         raise _setup_error(exc, wiki) or IngestSetupError(
             f"cannot use the wiki at {wiki}: {exc}") from None
     outcomes = []
-    for item in collect(sources, glob=glob, text_template=text_template):
+    allow = AllowList.parse(allow_hosts)
+    for item in collect(sources, glob=glob, text_template=text_template, root=root):
         if item.error:
             outcomes.append(Outcome(item.source, item.filename, "rejected", item.error,
                                     item.error_message))
             continue
         if item.is_url:
+            try:
+                check_url(item.source, allow)
+            except UnsafeURLError as exc:
+                outcomes.append(Outcome(item.source, item.filename, "rejected", "unsafe-url",
+                                        str(exc)))
+                continue
             outcomes.append(Outcome(item.source, item.filename, "ok", None,
-                                    "URL: the wiki fetches and checks it"))
+                                    "URL: allowed; its bytes are checked when fetched"))
             continue
         verdict = validate_file(item.source, rules, filename=item.filename)
         reason, message = verdict.reason, None

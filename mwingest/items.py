@@ -88,10 +88,26 @@ class ItemWork:
     reason: str | None = None
     message: str | None = None
     published: bool = False  # the publish answered Success: verify next
+    #: URL items fetched by mwingest itself (``url_mode="local"``): the temporary local copy,
+    #: which is uploaded like a file; the source (ledger, outcome) stays the URL.
+    local_copy: str | None = None
+    #: URL items the wiki copies: the end of the redirect chain, checked hop by hop, given to the
+    #: wiki instead of the source (the wiki would follow redirects without checking them).
+    final_url: str | None = None
 
     @property
     def done(self) -> bool:
         return self.outcome is not None
+
+    @property
+    def path(self) -> str:
+        """The local file whose bytes go up: the fetched copy of a URL, else the source."""
+        return self.local_copy or self.item.source
+
+    @property
+    def copy_upload(self) -> bool:
+        """True when the wiki fetches the bytes itself (``url=``): we never hold them."""
+        return self.item.is_url and self.local_copy is None
 
     def end(self, outcome: str, reason: str | None, message: str | None = None,
             **changes: Any) -> ItemWork:

@@ -3,7 +3,9 @@
 Why every problem becomes an item and not an exception: a bulk import of 10,000 rows must not stop
 at row 17. A bad row is that row's ``rejected`` outcome, with a reason naming the line, and the
 rest goes on. Paths from a manifest resolve against the manifest's folder and must stay under it
-(``unsafe-path``) unless the caller widens the root: manifests come from other people.
+(``unsafe-path``) unless the caller widens the root: manifests come from other people. Sources
+that look like URLs of another scheme (``file://``, ``ftp://``) are ``unsafe-url`` at once; http(s)
+URLs are checked later, by the pipeline, against the network rules (:mod:`mwingest.netsafe`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import string
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
@@ -21,15 +24,23 @@ from .items import IngestItem
 
 MANIFEST_SUFFIXES = {".csv", ".jsonl", ".ndjson"}
 KNOWN_COLUMNS = {"source", "filename", "text", "comment", "tags"}
+#: ``scheme://`` at the start: a URL, not a path (only http and https are ever fetched).
+_URL_LIKE = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def collect(sources: Iterable[str], *, glob: str = "*", recursive: bool = True,
             text_template: str | None = None, root: str | None = None) -> list[IngestItem]:
-    """Items for every source: a URL, a file, a folder (scanned) or a manifest (read)."""
+    """Items for every source: a URL, a file, a folder (scanned) or a manifest (read).
+
+    ``root`` widens what a manifest's paths may reach: the manifest's folder *and* ``root``.
+    """
     items: list[IngestItem] = []
     for source in sources:
         if source.lower().startswith(("http://", "https://")):
             items.append(IngestItem(source=source))
+            continue
+        if _URL_LIKE.match(source):
+            items.append(_not_http(IngestItem(source=source), source))
             continue
         path = Path(source).expanduser()
         if path.is_dir():
@@ -42,7 +53,11 @@ def collect(sources: Iterable[str], *, glob: str = "*", recursive: bool = True,
 
 
 def scan_folder(folder: Path, *, glob: str = "*", recursive: bool = True) -> list[IngestItem]:
-    """Regular files under ``folder`` in name order; hidden files and links out of it are left out."""
+    """Regular files under ``folder`` in name order; hidden files and links out of it are left out.
+
+    Every path is resolved (symlinks followed) and must stay under the folder: a link, or a link
+    to a folder, that leads out is skipped, whatever the Python version's glob follows.
+    """
     root = folder.resolve()
     found = root.rglob(glob) if recursive else root.glob(glob)
     items = []
@@ -50,7 +65,10 @@ def scan_folder(folder: Path, *, glob: str = "*", recursive: bool = True) -> lis
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        if path.is_symlink() and not _inside(path.resolve(), root):
+        try:
+            if not _inside(path.resolve(strict=True), (root,)):
+                continue
+        except (OSError, RuntimeError):  # a dangling or looping link
             continue
         if path.is_file():
             items.append(IngestItem(source=str(path)))
@@ -80,10 +98,12 @@ def read_manifest(path: Path, *, text_template: str | None = None,
     """Rows of a ``.csv`` (header row) or ``.jsonl`` manifest as items; bad rows as rejected items.
 
     ``text_template`` is a file whose ``{column}`` placeholders are filled from each row (for rows
-    without a ``text`` column value). Raises ``ValueError`` only for a malformed template.
+    without a ``text`` column value). ``root`` widens what the rows' paths may reach (the
+    manifest's folder and ``root``; the default is the folder alone). Raises ``ValueError`` only
+    for a malformed template.
     """
     base = path.resolve().parent
-    allowed_root = Path(root).resolve() if root else base
+    allowed_root = (base, Path(root).expanduser().resolve()) if root else (base,)
     template = load_template(text_template) if text_template else None
     items = []
     for line, row, problem in _rows(path):
@@ -173,8 +193,8 @@ def _text(value: Any) -> str | None:
     return text if text.strip() else None
 
 
-def _item_from_row(row: Mapping[str, Any], line: int, where: str, base: Path, root: Path,
-                   template: str | None, *, label: str) -> IngestItem:
+def _item_from_row(row: Mapping[str, Any], line: int, where: str, base: Path,
+                   root: tuple[Path, ...], template: str | None, *, label: str) -> IngestItem:
     """One row as an item; the first problem found (source, then tags, then text) rejects it."""
     source = (_text(row.get("source")) or "").strip()
     if not source:
@@ -182,11 +202,16 @@ def _item_from_row(row: Mapping[str, Any], line: int, where: str, base: Path, ro
                           error_message=f"{where}: no 'source' (a path or an http(s) URL)")
     item = IngestItem(source=source, filename=_text(row.get("filename")),
                       text=_text(row.get("text")), comment=_text(row.get("comment")), line=line)
+    if _URL_LIKE.match(source) and not item.is_url:
+        return _not_http(item, source, where)
     if not item.is_url:
         problem = unsafe_path_reason(source, base, root)
         if problem:
             return replace(item, error="unsafe-path", error_message=f"{where}: {problem}")
-        resolved = (base / source) if not os.path.isabs(source) else Path(source)
+        # The folder part as checked (no ``..``, no linked folders), the file's own name kept:
+        # a link inside the root still uploads under the link's name.
+        candidate = Path(source) if os.path.isabs(source) else base / source
+        resolved = candidate.parent.resolve() / candidate.name
         item = replace(item, source=str(resolved))
         if not resolved.exists():
             return replace(item, error="not-found", error_message=f"{where}: {source} does not exist")
@@ -209,25 +234,37 @@ def _item_from_row(row: Mapping[str, Any], line: int, where: str, base: Path, ro
     return item
 
 
-def unsafe_path_reason(source: str, base: Path, root: Path) -> str | None:
+def unsafe_path_reason(source: str, base: Path, root: Path | tuple[Path, ...]) -> str | None:
     """Why a manifest path may not be opened (None when it is fine): NUL bytes, escapes from the
-    root (``..``, absolute paths, symlinks), things that are not regular files."""
+    root (``..``, absolute paths, symlinks, checked after resolving), things that are not regular
+    files (folders, FIFOs, devices). ``root`` is one allowed folder or several (resolved)."""
+    roots = root if isinstance(root, tuple) else (root,)
     if "\x00" in source:
         return "the path contains a NUL byte"
     candidate = Path(source) if os.path.isabs(source) else base / source
     try:
         resolved = candidate.resolve(strict=False)
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):  # a link loop, an unusable name
         return f"cannot resolve {source!r}"
-    if not _inside(resolved, root):
-        return f"{source!r} leads outside {root}"
+    if not _inside(resolved, roots):
+        where = " or ".join(str(r) for r in roots)
+        return (f"{source!r} leads outside {where} "
+                f"(widen the root with --root / manifest_root if that is meant)")
     if resolved.exists() and not resolved.is_file():
         return f"{source!r} is not a regular file"
     return None
 
 
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
+def _inside(path: Path, roots: tuple[Path, ...]) -> bool:
+    return any(path == root or root in path.parents for root in roots)
+
+
+def _not_http(item: IngestItem, source: str, where: str | None = None) -> IngestItem:
+    """A URL of another scheme than http(s): never fetched, never handed to the wiki."""
+    scheme = source.strip().split(":", 1)[0].lower()
+    prefix = f"{where}: " if where else ""
+    return replace(item, error="unsafe-url",
+                   error_message=f"{prefix}only http and https URLs are fetched, not {scheme}:")
 
 
 def _fill(template: str, row: Mapping[str, Any]) -> str:

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-from . import names, upload
+from . import names, netsafe, upload
 from .chunked import (
     ChunkState,
     finish_async,
@@ -24,7 +25,14 @@ from .chunked import (
     send_next_chunk,
     upload_chunked,
 )
-from .errors import AlreadyThereError, ApiError, InputError, ResponseLostError, ResyncError
+from .errors import (
+    AlreadyThereError,
+    ApiError,
+    InputError,
+    ResponseLostError,
+    ResyncError,
+    TransportError,
+)
 from .items import FAILED, NEEDS_REVIEW, REJECTED, SKIPPED, UPLOADED, IngestItem, ItemWork
 from .ledger import Ledger, State
 from .policy import Action, WarningPolicy
@@ -33,6 +41,7 @@ from .siteinfo import WikiRules
 
 log = logging.getLogger("mwingest.pipeline")
 URL_SHA1 = "0" * 40  # copy uploads: the wiki fetches the bytes, we never see them
+URL_MODES = ("wiki", "local")
 MAX_RENAMES = 10
 
 
@@ -47,6 +56,13 @@ class IngestOptions:
     chunk_size: int = 8 * 1024 * 1024
     policy: WarningPolicy = field(default_factory=WarningPolicy)
     async_assembly: bool = False
+    #: Hosts URL items may reach although they resolve to non-public addresses (plus the env's
+    #: ``MWINGEST_ALLOW_HOSTS``); entries as :class:`~mwingest.netsafe.AllowList` reads them.
+    allow_hosts: tuple[str, ...] = ()
+    #: ``wiki``: copy upload, the wiki fetches the (checked) final URL; ``local``: mwingest
+    #: downloads it (pinned, capped at the wiki's size limit) and uploads it like a file.
+    url_mode: str = "wiki"
+    fetch_timeout: float = 30.0
 
 
 class Ingestor:
@@ -60,6 +76,10 @@ class Ingestor:
         self.options = options or IngestOptions()
         self.run_id = run_id
         self.wiki = session.api_url
+        if self.options.url_mode not in URL_MODES:
+            raise ValueError(f"url_mode must be one of {', '.join(URL_MODES)}, "
+                             f"not {self.options.url_mode!r}")
+        self.allow = netsafe.AllowList.parse(self.options.allow_hosts)
 
     # --- ledger helpers ------------------------------------------------------------------------
 
@@ -94,17 +114,60 @@ class Ingestor:
         """Check the item locally and against the wiki's rules; register it in the ledger.
 
         Returns finished work for anything that needs no upload: rejected files, files the ledger
-        says are done, files already on the wiki (by SHA-1).
+        says are done, files already on the wiki (by SHA-1). A URL is checked (every redirect
+        hop) before anything involving it is requested, and fetched here in ``local`` mode.
         """
-        from .validate import find_duplicates, validate_file  # Pillow/magic: imported lazily
-
         work = ItemWork(item=item)
         if item.error:
             return work.end(REJECTED, item.error, item.error_message or item.error)
-        wanted = item.filename or Path(item.source.split("?")[0]).name
+        wanted = item.filename or _name_from(item.source, item.is_url)
         if item.is_url:
-            return self._validate_url(work, wanted)
-        verdict = validate_file(item.source, self.rules, filename=wanted)
+            work = self._prepare_url(work)
+            if work.done:
+                return work
+            if work.copy_upload:
+                return self._validate_url(work, wanted)
+        try:
+            work = self._validate_local(work, wanted)
+        except BaseException:
+            self.discard_local_copy(work)
+            raise
+        if work.done:
+            self.discard_local_copy(work)
+        return work
+
+    def _prepare_url(self, work: ItemWork) -> ItemWork:
+        """Check a URL against the network rules (:mod:`mwingest.netsafe`): walk its redirects
+        (copy upload) or download it (local mode). Refusals are not written to the ledger, so a
+        re-run with a wider allow-list checks again instead of repeating an old rejection."""
+        url = work.item.source
+        try:
+            if self.options.url_mode == "local":
+                copy = netsafe.fetch_to_file(url, allow=self.allow,
+                                             max_bytes=self.rules.max_upload_size,
+                                             timeout=self.options.fetch_timeout)
+                return replace(work, local_copy=str(copy))
+            return replace(work, final_url=netsafe.resolve_redirects(
+                url, self.allow, timeout=self.options.fetch_timeout))
+        except netsafe.UnsafeURLError as exc:
+            return self.finish(work, REJECTED, "unsafe-url", str(exc))
+        except netsafe.FetchError as exc:
+            if exc.retryable:  # connection faults, 5xx: the task's retries may fix them
+                raise TransportError(str(exc)) from None
+            outcome = REJECTED if exc.code == "file-too-large" else FAILED
+            return self.finish(work, outcome, exc.code, str(exc))
+
+    def discard_local_copy(self, work: ItemWork) -> None:
+        """Delete the temporary copy of a URL fetched in ``local`` mode (call when it is done)."""
+        if work.local_copy:
+            Path(work.local_copy).unlink(missing_ok=True)
+
+    def _validate_local(self, work: ItemWork, wanted: str) -> ItemWork:
+        """Validate the local bytes (a file, or a URL's fetched copy) and register them."""
+        from .validate import find_duplicates, validate_file  # Pillow/magic: imported lazily
+
+        item = work.item
+        verdict = validate_file(work.path, self.rules, filename=wanted)
         work = replace(work, sha1=verdict.sha1, size=verdict.size)
         if not verdict.ok:
             reason = verdict.reason or "invalid"
@@ -170,7 +233,7 @@ class Ingestor:
             return replace(work, filekey=entry.filekey,
                            warnings=entry.warnings or {})
         if entry.is_resumable() and entry.state is State.STASHING:
-            state = new_state(work.item.source, work.target or entry.target, entry.sha1,
+            state = new_state(work.path, work.target or entry.target, entry.sha1,
                               chunk_size=entry.chunk_size or self.options.chunk_size)
             state = replace(state, filekey=entry.filekey, offset=entry.offset)
             log.info("%s: resuming a chunked upload at byte %d", work.item.label, entry.offset)
@@ -183,7 +246,7 @@ class Ingestor:
 
     def needs_chunks(self, work: ItemWork) -> bool:
         """Files larger than one chunk go up in chunks; smaller ones in one direct request."""
-        return (not work.item.is_url and work.filekey is None
+        return (not work.copy_upload and work.filekey is None
                 and (work.chunk is not None or (work.size or 0) > self.options.chunk_size))
 
     def upload_direct(self, work: ItemWork) -> ItemWork:
@@ -192,14 +255,19 @@ class Ingestor:
         item = work.item
         kwargs = self._publish_kwargs(work)
         assert work.target
+        if work.copy_upload and not work.final_url:  # never hand the wiki an unwalked URL
+            work = self._prepare_url(work)
+            if work.done:
+                return work
         try:
-            if item.is_url:
-                result = upload.upload_from_url(self.session, item.source, work.target, **kwargs)
+            if work.copy_upload:
+                result = upload.upload_from_url(self.session, work.final_url or item.source,
+                                                work.target, **kwargs)
             else:
-                result = upload.upload_file(self.session, item.source, work.target, **kwargs)
+                result = upload.upload_file(self.session, work.path, work.target, **kwargs)
         except InputError as exc:
             return self._input_error(work, exc)
-        sent = work.bytes_sent + (0 if item.is_url else work.size or 0)
+        sent = work.bytes_sent + (0 if work.copy_upload else work.size or 0)
         return self._after_publish(replace(work, bytes_sent=sent), result)
 
     def start_chunks(self, work: ItemWork) -> ItemWork:
@@ -208,7 +276,7 @@ class Ingestor:
         if work.chunk is not None:
             state = resume(self.session, work.chunk)
         else:
-            state = new_state(work.item.source, work.target, work.sha1,
+            state = new_state(work.path, work.target, work.sha1,
                               chunk_size=self.options.chunk_size, filesize=work.size)
             self._move(work, State.STASHING)
         return replace(work, chunk=state)
@@ -276,8 +344,8 @@ class Ingestor:
         """The local source still exists with the SHA-1 we validated."""
         from .hashing import sha1_file
 
-        path = Path(work.item.source)
-        return (not work.item.is_url and work.sha1 is not None and path.is_file()
+        path = Path(work.path)
+        return (not work.copy_upload and work.sha1 is not None and path.is_file()
                 and sha1_file(path) == work.sha1)
 
     def _restash(self, work: ItemWork) -> ItemWork:
@@ -285,11 +353,11 @@ class Ingestor:
         assert work.target and work.sha1
         if (work.size or 0) > self.options.chunk_size:
             state = upload_chunked(self.session, new_state(
-                work.item.source, work.target, work.sha1, chunk_size=self.options.chunk_size),
+                work.path, work.target, work.sha1, chunk_size=self.options.chunk_size),
                 min_chunk_size=self.rules.min_chunk_size)
             key, sent = state.final_filekey, state.bytes_sent
         else:
-            result = upload.upload_file(self.session, work.item.source, work.target, stash=True,
+            result = upload.upload_file(self.session, work.path, work.target, stash=True,
                                         ignorewarnings=True)
             key, sent = result.filekey, work.size or 0
         return replace(work, filekey=key, bytes_sent=work.bytes_sent + sent)
@@ -389,7 +457,7 @@ class Ingestor:
     def verify(self, work: ItemWork) -> ItemWork:
         """The wiki's current version must have our SHA-1 and size: acceptance is not integrity."""
         assert work.published and work.final_name
-        if work.item.is_url:
+        if work.copy_upload and work.sha1 in (None, URL_SHA1):  # the wiki's bytes, not ours
             info = upload.file_info(self.session, work.final_name)
             if info is None:
                 return self.finish(work, FAILED, "not-landed", "the file is not on the wiki")
@@ -404,6 +472,13 @@ class Ingestor:
                            f"decided-{work.decision['action']}",
                            f"landed as File:{work.final_name} (SHA-1 verified)",
                            url=info.get("descriptionurl") or work.url)
+
+
+def _name_from(source: str, is_url: bool) -> str:
+    """The default target name: a path's base name, or a URL path's last segment, decoded."""
+    if is_url:
+        return unquote(urlsplit(source).path.rstrip("/").rsplit("/", 1)[-1])
+    return Path(source).name
 
 
 def _explain(code: str, warnings: Any) -> str:
