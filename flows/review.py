@@ -3,13 +3,17 @@
 Why a subflow: when nobody answers before the timeout, Prefect fails the *paused* run, and catching
 ``FlowPauseTimeout`` inside it does not save it (Prefect 3.9 findings §3). Pausing inside a small
 subflow lets the batch flow carry on and end the item ``needs-review`` with its stash key kept.
+
+The form is read by a person in the UI's Resume dialog (run menu ⋮ → Resume): the markdown from
+:func:`describe_conflict` on top, then the fields of :class:`ReviewDecision` with their titles
+and help texts.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
@@ -20,10 +24,12 @@ class ReviewDecision(RunInput):
 
     action: Literal["skip", "publish", "rename"] = Field(
         default="skip", title="Decision",
-        description="skip: leave the wiki as it is · publish: upload anyway (a new version of the "
-                    "existing file) · rename: upload under the new name below")
-    new_filename: str | None = Field(
-        default=None, title="New file name",
+        description="skip: leave the wiki as it is · publish: upload anyway, as a new version of "
+                    "the existing file · rename: upload under the new name below")
+    # A plain string, not ``str | None``: the UI renders an optional string as a str/None switch
+    # that a reviewer has to flip before typing. Empty means "let mwingest pick a free name".
+    new_filename: str = Field(
+        default="", title="New file name",
         description="Used with 'rename', e.g. 'Sunset (2).jpg'. Leave empty to let mwingest pick "
                     "a free name.")
     note: str = Field(default="", title="Note", description="Optional: why (kept in the ledger)")
@@ -35,15 +41,17 @@ def describe_conflict(source: str, target: str, warnings: dict, *, sha1: str | N
     lines = [f"### `{target}` needs a decision", "",
              f"Uploading **{source}** as `File:{target}`, the wiki warned: "
              + ", ".join(f"`{code}`" for code in warnings) + ".", ""]
-    lines.append(f"* ours: {size if size is not None else '?'} bytes, SHA-1 `{sha1 or '?'}`")
+    lines.append(f"* this file: {size if size is not None else '?'} bytes, "
+                 f"SHA-1 `{sha1 or '?'}`")
     if existing:
         link = existing.get("descriptionurl") or existing.get("title") or target
-        lines.append(f"* on the wiki: [{existing.get('title', target)}]({link}), "
+        lines.append(f"* already on the wiki: [{existing.get('title', target)}]({link}), "
                      f"{existing.get('size', '?')} bytes, SHA-1 `{existing.get('sha1', '?')}`, "
                      f"uploaded {existing.get('timestamp', '?')} by {existing.get('user', '?')}")
     for code, value in warnings.items():
-        lines.append(f"* `{code}`: {value}")
-    lines += ["", "Choose **skip**, **publish** (new version) or **rename** (and give a name)."]
+        lines.append(f"* warning `{code}`: {value}")
+    lines += ["", "Choose **skip** (keep the wiki as it is), **publish** (a new version of the "
+              "existing file) or **rename** (upload under another name)."]
     return "\n".join(lines)
 
 
@@ -51,7 +59,12 @@ def describe_conflict(source: str, target: str, warnings: dict, *, sha1: str | N
 def ask_reviewer(target: str, description: str, timeout_s: int = 3600,
                  poll_interval_s: int = 2) -> dict:
     """Pause until a person answers the form; the answer as a dict. Times out by failing."""
+    get_run_logger().info("File:%s waits for a decision: open this run's menu (⋮) and choose "
+                          "Resume; without an answer within %d s it stays needs-review",
+                          target, timeout_s)
+    # No initial data besides the description: ``with_initial_data(action=...)`` rebuilds the
+    # field from its type alone, and the form then loses the field's title and help text.
     decision = pause_flow_run(
-        wait_for_input=ReviewDecision.with_initial_data(description=description, action="skip"),
+        wait_for_input=ReviewDecision.with_initial_data(description=description),
         timeout=timeout_s, poll_interval=poll_interval_s)
     return decision.model_dump(include={"action", "new_filename", "note"})

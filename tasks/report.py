@@ -7,9 +7,12 @@ stays free of Prefect. Artifact keys are lowercase with dashes (Prefect rejects 
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import PurePath
 from typing import Any
 from uuid import UUID
 
@@ -21,6 +24,8 @@ from prefect.artifacts import (
 )
 
 from mwingest.items import NEEDS_REVIEW, OUTCOMES, Outcome
+from mwingest.ledger import Ledger
+from mwingest.ledger_model import LedgerError
 
 TABLE_KEY = "ingest-outcomes"
 SUMMARY_KEY = "ingest-summary"
@@ -45,17 +50,62 @@ class Progress:
                                          progress=round(100.0 * self.done / self.total, 1))
 
 
-def outcome_rows(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+def describe_decision(decision: Mapping[str, Any] | None) -> str:
+    """A ledger decision in a few words: what, by whom, when (and the reviewer's note)."""
+    if not decision:
+        return ""
+    text = f"{decision.get('action', '?')} by {decision.get('by', '?')}"
+    if decision.get("at"):
+        try:
+            when = datetime.fromisoformat(decision["at"]).astimezone(UTC)
+            text += f", {when:%Y-%m-%d %H:%M:%S} UTC"
+        except (TypeError, ValueError):
+            text += f", {decision['at']}"
+    if decision.get("note"):
+        text += f" ({decision['note']})"
+    return text
+
+
+def run_decisions(ledger_path: str, outcomes: Sequence[Outcome], run_id: str | None
+                  ) -> dict[int, str]:
+    """The decisions taken on these files during run ``run_id``, as the ledger recorded them.
+
+    Why the ledger: an :class:`Outcome` says *what* happened (``decided-rename``), the ledger row
+    also says who decided and when. Rows last touched by another run keep their old decision out of
+    this run's table. A ledger that cannot be read leaves the column empty: the report must not fail.
+    """
+    ids = [o.ledger_id for o in outcomes if o.ledger_id is not None]
+    if not ids or not run_id:
+        return {}
+    out: dict[int, str] = {}
+    try:
+        with Ledger(ledger_path) as ledger:
+            for item_id in ids:
+                entry = ledger.get(item_id)
+                if entry.decision and entry.flow_run_id == run_id:
+                    out[item_id] = describe_decision(entry.decision)
+    except (LedgerError, sqlite3.Error, OSError):
+        return out
+    return out
+
+
+def outcome_rows(outcomes: Sequence[Outcome],
+                 decisions: Mapping[int, str] | None = None) -> list[dict[str, Any]]:
     """One row per file: what a person wants to read, with a link when the file landed."""
+    decisions = decisions or {}
+    # The short name first and the full source last: the UI shows the first columns of a wide
+    # table, and a worker's absolute paths would fill them.
     return [{
-        "source": o.source,
-        "target": o.filename or "",
+        "file": PurePath(o.source).name or o.source,
         "outcome": o.outcome,
         "reason": o.reason or "",
+        "target": o.filename or "",
+        "decision": decisions.get(o.ledger_id, "") if o.ledger_id is not None else "",
         "message": o.message or "",
         "link": o.url or "",
         "sha1": o.sha1 or "",
         "bytes": o.size if o.size is not None else "",
+        "source": o.source,
     } for o in outcomes]
 
 
@@ -94,7 +144,10 @@ def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
 def publish_report(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
                    ledger_path: str) -> None:
     """The table and the summary artifacts of one run."""
-    create_table_artifact(key=TABLE_KEY, table=outcome_rows(outcomes),
+    from prefect.runtime import flow_run
+
+    decisions = run_decisions(ledger_path, outcomes, flow_run.get_id())
+    create_table_artifact(key=TABLE_KEY, table=outcome_rows(outcomes, decisions),
                           description=f"one row per file ({len(outcomes)})")
     create_markdown_artifact(key=SUMMARY_KEY,
                              markdown=summary_markdown(outcomes, wiki=wiki, seconds=seconds,

@@ -1,0 +1,1 @@
+"""Browser tests of the Prefect UI path (headless Chromium, loopback only)."""

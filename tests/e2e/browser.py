@@ -1,0 +1,86 @@
+"""Headless Chromium for UI tests: Debian's browser, loopback only, screenshots kept on disk.
+
+Why Debian's ``chromium`` driven through ``executable_path``: Playwright's own browser download
+cannot work offline, and the wheel's driver talks to a system Chromium of a matching major version
+(../shared/notes/prefect-ui-browser-testing.md). Why two locks on the network: the Prefect UI calls
+an analytics host and hot-links logos even with analytics off, so every page request that is not
+for 127.0.0.1/localhost is aborted (``route``), and the browser's own traffic goes to a proxy
+that does not exist, so nothing the page router cannot see leaves the machine either.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+CHROMIUM = os.environ.get("MWINGEST_CHROMIUM", "/usr/bin/chromium")
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+#: A port nothing listens on: the browser's own requests to the outside fail at once.
+DEAD_PROXY = "http://127.0.0.1:9"
+VIEWPORT = {"width": 1400, "height": 1250}
+#: Flags for a root user in a container on 2 cores (no sandbox, no GPU, /tmp instead of /dev/shm).
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update",
+        "--disable-default-apps", "--disable-sync", "--metrics-recording-only"]
+
+
+def is_loopback(url: str) -> bool:
+    """True for URLs a UI test may load: loopback hosts and inline ``data:``/``blob:`` content."""
+    if url.startswith(("data:", "blob:", "about:")):
+        return True
+    return urlsplit(url).hostname in LOOPBACK
+
+
+@dataclass
+class Shots:
+    """Numbered full-page screenshots of each step, in one folder that outlives the test."""
+
+    folder: Path
+    taken: list[Path] = field(default_factory=list)
+
+    def reset(self) -> None:
+        """Start from an empty folder, so a run never mixes its shots with an older run's."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+
+    def take(self, page: Any, name: str, *, full_page: bool = True) -> Path:
+        """Save the page as ``NN-name.png``; a failing screenshot never hides the test's result."""
+        path = self.folder / f"{len(self.taken) + 1:02d}-{name}.png"
+        try:
+            page.screenshot(path=str(path), full_page=full_page)
+        except Exception as exc:  # noqa: BLE001 - a screenshot is evidence, not the test
+            path.with_suffix(".txt").write_text(f"screenshot failed: {exc}\n")
+        self.taken.append(path)
+        return path
+
+
+@contextmanager
+def chromium_page(blocked: list[str]) -> Iterator[Any]:
+    """A fresh page in headless Chromium that only reaches loopback; aborted URLs go to ``blocked``."""
+    from playwright.sync_api import sync_playwright
+
+    def guard(route: Any) -> None:
+        url = route.request.url
+        if is_loopback(url):
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=ARGS,
+            proxy={"server": DEAD_PROXY, "bypass": "127.0.0.1,localhost"})
+        try:
+            context = browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="UTC",
+                                          service_workers="block")
+            context.route("**/*", guard)
+            yield context.new_page()
+        finally:
+            browser.close()

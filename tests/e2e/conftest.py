@@ -1,0 +1,89 @@
+"""Fixtures for the browser tests: the served deployments, a loopback-only page, step screenshots.
+
+The browser is Debian's ``chromium`` (``scripts/install-system-deps``) driven by the
+``playwright`` wheel (test extras); ``playwright install`` is never needed. Without them the
+tests skip on a developer machine and fail in CI (``CI`` set), where a skip would hide a missing
+install step.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.browser import CHROMIUM, Shots, chromium_page
+from tests.e2e.serving import REPO, Served, client_env, delete_served_deployments, save_block
+
+#: Screenshots of each step land here and stay (gitignored), whatever the test's result.
+SHOTS_DIR = REPO / "test-output" / "ui"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "ui: drives the Prefect UI in headless Chromium")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test item, so a fixture can tell that the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+def _require_browser() -> None:
+    missing = []
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("the playwright package (pip install -e '.[test]')")
+    if not Path(CHROMIUM).exists():
+        missing.append(f"{CHROMIUM} (bash scripts/install-system-deps)")
+    if missing:
+        message = "UI tests need " + " and ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def served(prefect_server, wiki, tmp_path_factory) -> Iterator[dict[str, Any]]:
+    """The credentials block saved and ``deployments/serve.py`` running, until module end.
+
+    The serve process gets no wiki secret (the login comes from the block), polls for runs every
+    second instead of ten (Prefect 3.9 findings §5) and writes its ledger into a temp dir.
+    """
+    _require_browser()
+    home = tmp_path_factory.mktemp("ui-serve")
+    save_block(prefect_server.env, wiki.api_url, wiki.username, wiki.password)
+    env = {**client_env(prefect_server.env), "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+           "MWINGEST_LEDGER": str(home / "ledger.sqlite3")}
+    proc = Served(env, home / "serve.log")
+    try:
+        proc.wait_ready()
+        yield {"proc": proc, "ledger": home / "ledger.sqlite3"}
+    finally:
+        proc.stop()  # before the server goes (session teardown comes later)
+        delete_served_deployments(prefect_server.api_url)
+
+
+@pytest.fixture
+def shots() -> Shots:
+    """Step screenshots under ``test-output/ui/`` (emptied when a test starts)."""
+    shots = Shots(SHOTS_DIR)
+    shots.reset()
+    return shots
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest, shots: Shots) -> Iterator[Any]:
+    """A loopback-only Chromium page; when the test fails, the page as it was is saved too."""
+    blocked: list[str] = []
+    with chromium_page(blocked) as page:
+        yield page
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            shots.take(page, "failure")
+    (shots.folder / "blocked-requests.txt").write_text("".join(f"{u}\n" for u in blocked))

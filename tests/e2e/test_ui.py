@@ -1,0 +1,209 @@
+"""The Prefect UI path end to end, in a real browser, against a real Prefect server and wiki (issue 8).
+
+An archivist who never opens a terminal: opens the ``folder-import`` deployment, fills its form,
+submits, finds the run paused on a file whose name is taken on the wiki, answers the review form
+with "rename" and a new name, waits for the run to complete, and reads the outcome table and the
+summary. The browser is headless Chromium that reaches nothing but loopback (``browser.py``); the
+deployments are served by ``deployments/serve.py`` with the login in a block (``serving.py``).
+Assertions are on what the pages show and then on what the wiki holds. Every step leaves a
+screenshot under ``test-output/ui/``; ``bash scripts/ui-screenshots`` also refreshes the README's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+
+from mwingest import upload
+from mwingest.names import title_key as key
+from tests.e2e import prefect_ui as ui
+from tests.e2e import readme_shots
+from tests.e2e.browser import VIEWPORT
+from tests.e2e.serving import BLOCK
+from tests.integration.wikihelpers import png_bytes, session_for
+
+pytestmark = [pytest.mark.ui, pytest.mark.wiki]
+
+DEPLOYMENT = "folder-import"
+#: From Submit to the review form (measured ~8 s: serve polls every 1 s, the batch takes ~3 s).
+PAUSE_TIMEOUT_S = 90
+#: From Resume to the batch's Completed (measured ~5 s: the pause polls every 2 s).
+FINISH_TIMEOUT_S = 90
+BAD_BYTES = b"<!DOCTYPE html><html><body><script>alert(1)</script></body></html>"
+
+
+def _sha1(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()  # noqa: S324
+
+
+@dataclass
+class Batch:
+    """A folder of four files, and what the wiki held before the import."""
+
+    folder: Path
+    new: str  # lands as is
+    copy: str  # same bytes as `original`, already on the wiki: skipped as duplicate
+    broken: str  # HTML in a .jpg: rejected before a byte is sent
+    taken: str  # this name is on the wiki with other bytes: the run asks a person
+    original: str
+    renamed: str  # the name the reviewer gives
+    sha1: dict[str, str]  # our files' SHA-1 by name
+    theirs: str  # SHA-1 of the wiki's file called `taken`
+
+
+@pytest.fixture
+def batch(wiki, tmp_path: Path, unique) -> Batch:
+    session = session_for(wiki)
+    u = unique()
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    b = Batch(folder=folder, new=f"Pier {u}.png", copy=f"Harbour {u} copy.png",
+              broken=f"Notes {u}.jpg", taken=f"Harbour {u}.png", original=f"Harbour {u} 1911.png",
+              renamed=f"Harbour {u} from the pier.png", sha1={}, theirs="")
+    dup, theirs = png_bytes(), png_bytes()
+    upload.upload_bytes(session, dup, b.original)
+    upload.upload_bytes(session, theirs, b.taken)
+    b.theirs = _sha1(theirs)
+    for name, data in {b.new: png_bytes(), b.copy: dup, b.broken: BAD_BYTES,
+                       b.taken: png_bytes()}.items():
+        (folder / name).write_bytes(data)
+        b.sha1[name] = _sha1(data)
+    return b
+
+
+def _fill_and_submit(page: Any, base: str, batch: Batch, shots: Any, readme: list) -> str:
+    ui.open_custom_run(page, base, DEPLOYMENT)
+    # The login is a saved block, preselected by the deployment: nothing secret is typed.
+    assert page.get_by_role("button", name="Select a block").inner_text().strip() == BLOCK
+    page.get_by_role("textbox", name="Folder", exact=True).fill(str(batch.folder))
+    # Defaults a person can read: the warning policy as choices, "exists" sent to a person.
+    assert page.get_by_role("button", name="Select Name already taken (exists)").inner_text() \
+        .strip() == "review"
+    shots.take(page, "custom-run-form")
+    page.evaluate("window.scrollTo(0, 0)")
+    readme.append(("ui-form.png", readme_shots.capture(
+        page, page.locator("main"), shots.folder / "readme-form.png", max_height=860)))
+    return ui.submit_run(page, base)
+
+
+def _answer_review(page: Any, batch: Batch, served: dict, shots: Any, readme: list) -> None:
+    ui.open_subflow_run(page, f"review · {batch.taken}", PAUSE_TIMEOUT_S)
+    ui.wait_for_state(page, "Paused", PAUSE_TIMEOUT_S, served["proc"].output)
+    shots.take(page, "review-paused")
+    dialog = ui.open_resume_dialog(page, f"{batch.taken} needs a decision", timeout_s=30)
+    text = dialog.inner_text()
+    # What the conflict is, with both files' facts, before anyone decides.
+    assert "exists" in text and batch.sha1[batch.taken] in text and batch.theirs in text, text
+    wiki_link = dialog.get_by_role("link", name=f"File:{batch.taken}")
+    assert key(unquote(wiki_link.get_attribute("href") or "").rsplit("File:", 1)[-1]) \
+        == key(batch.taken)
+    ui.choose(page, dialog, "Decision", "rename")
+    dialog.get_by_role("textbox", name="New file name (Optional)").fill(batch.renamed)
+    dialog.get_by_role("textbox", name="Note (Optional)").fill("another photograph, same title")
+    readme_shots.scroll_to_top(dialog)  # typing scrolled the description out of view
+    shots.take(page, "review-dialog", full_page=False)
+    readme.append(("ui-review.png", readme_shots.capture(
+        page, dialog, shots.folder / "readme-review.png")))
+    dialog.get_by_role("button", name="Resume").click()
+    ui.wait_for_state(page, "Completed", FINISH_TIMEOUT_S, served["proc"].output)
+
+
+def _check_outcome_table(page: Any, base: str, path: str, batch: Batch, shots: Any,
+                         readme: list) -> None:
+    page.set_viewport_size(readme_shots.WIDE)  # room for more of the table's columns
+    page.goto(f"{base}{path}")
+    rows = {r["file"]: r for r in ui.table_rows(page)}
+    shots.take(page, "outcome-table")
+    readme.append(("ui-outcomes.png", readme_shots.capture(
+        page, page.get_by_test_id("table-display"), shots.folder / "readme-outcomes.png")))
+    page.set_viewport_size(VIEWPORT)
+    assert {name: Path(r["source"]).name for name, r in rows.items()} == {n: n for n in rows}
+    assert {name: r["outcome"] for name, r in rows.items()} == {
+        batch.new: "uploaded", batch.copy: "skipped", batch.broken: "rejected",
+        batch.taken: "uploaded"}, rows
+    assert rows[batch.copy]["reason"] == "duplicate"
+    assert rows[batch.broken]["reason"] and not rows[batch.broken]["target"]
+    decided = rows[batch.taken]
+    assert decided["reason"] == "decided-rename" and key(decided["target"]) == key(batch.renamed)
+    # The table records who decided and when (and the reviewer's note), as the ledger does.
+    assert re.match(r"rename by reviewer, 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC", decided["decision"]), \
+        decided
+    assert "another photograph, same title" in decided["decision"]
+    assert decided["sha1"] == batch.sha1[batch.taken]
+
+
+def _check_summary(page: Any, base: str, path: str, batch: Batch, shots: Any) -> None:
+    from playwright.sync_api import expect  # here: without playwright the module still collects
+
+    page.goto(f"{base}{path}")
+    summary = page.get_by_test_id("markdown-display")
+    # The box is drawn before its markdown: wait for the counts table (a header + 5 outcomes).
+    expect(summary.get_by_role("row")).to_have_count(6, timeout=ui.STEP_TIMEOUT_MS)
+    shots.take(page, "summary")
+    counts = {row.get_by_role("cell").nth(0).inner_text(): row.get_by_role("cell").nth(1).inner_text()
+              for row in summary.get_by_role("row").all()[1:]}
+    assert counts == {"uploaded": "2", "skipped": "1", "rejected": "1", "needs-review": "0",
+                      "failed": "0"}, counts
+    landed = {key(unquote(href).rsplit("File:", 1)[-1])
+              for href in summary.get_by_role("link").evaluate_all("ls => ls.map(l => l.href)")
+              if "File:" in unquote(href)}
+    assert landed == {key(batch.new), key(batch.renamed)}, landed
+    assert batch.broken in summary.inner_text()  # listed under "Rejected or failed"
+
+
+def test_folder_import_with_a_review_decision_from_the_prefect_ui(
+        served, prefect_server, wiki, batch, page, shots):
+    base = prefect_server.api_url.removesuffix("/api")
+    readme: list[tuple[str, Path | None]] = []
+    started = time.monotonic()
+
+    run_url = _fill_and_submit(page, base, batch, shots, readme)
+    shots.take(page, "run-started")
+    _answer_review(page, batch, served, shots, readme)
+
+    page.goto(run_url)
+    ui.wait_for_state(page, "Completed", FINISH_TIMEOUT_S, served["proc"].output)
+    # The run's log says in plain words how each file ended and what the reviewer chose.
+    for line in (f"{batch.taken}: reviewer chose rename", f"{batch.taken} is on the wiki",
+                 f"{batch.new} is on the wiki", f"{batch.copy} was skipped",
+                 f"{batch.broken} was refused"):
+        page.get_by_text(line).first.wait_for(timeout=ui.STEP_TIMEOUT_MS)
+    shots.take(page, "run-completed")
+    artifacts = ui.artifact_links(page)
+    shots.take(page, "artifacts")
+    assert {"ingest-outcomes", "ingest-summary", "ingest-progress"} <= set(artifacts), artifacts
+    _check_outcome_table(page, base, artifacts["ingest-outcomes"], batch, shots, readme)
+    _check_summary(page, base, artifacts["ingest-summary"], batch, shots)
+
+    page.goto(run_url)
+    ui.open_tab(page, "Parameters")
+    params = page.get_by_role("tabpanel", name="Parameters")
+    params.get_by_text("block_document_id").first.wait_for(timeout=ui.STEP_TIMEOUT_MS)
+    shots.take(page, "parameters")
+    shown = params.inner_text()
+    assert str(batch.folder) in shown
+    assert wiki.password not in shown and "password" not in shown.lower()
+    print(f"UI path from the form to the parameters tab: {time.monotonic() - started:.1f} s")
+
+    # The wiki itself: the renamed file is ours, the file that was there is untouched.
+    session = session_for(wiki)
+    renamed = upload.file_info(session, batch.renamed, history=True)
+    assert renamed is not None and renamed["sha1"] == batch.sha1[batch.taken]
+    assert len(renamed["versions"]) == 1
+    kept = upload.file_info(session, batch.taken, history=True)
+    assert kept["sha1"] == batch.theirs and len(kept["versions"]) == 1
+    assert upload.file_info(session, batch.new)["sha1"] == batch.sha1[batch.new]
+    assert upload.file_info(session, batch.copy) is None
+    assert upload.file_info(session, batch.broken) is None
+
+    if (dest := readme_shots.wanted()) is not None:
+        for name, raw in readme:
+            assert raw is not None, name
+            readme_shots.export(raw, dest / name)
