@@ -27,11 +27,12 @@ class PublishSettings(BaseModel):
 
     comment: str = Field("Uploaded with mwingest", title="Upload summary",
                          description="The edit summary of each upload (file history, logs)")
-    text: str | None = Field(None, title="Page text",
-                             description="Wikitext for new file description pages, e.g. "
-                                         "{{Information|…}} and categories")
-    text_template: str | None = Field(
-        None, title="Page text template (file path)",
+    text: str = Field(
+        "", title="Page text",
+        description="Wikitext for new file description pages, e.g. "
+                    "{{Information|…}} and categories")
+    text_template: str = Field(
+        "", title="Page text template (file path)",
         description="A wikitext file whose {column} placeholders are filled from manifest columns")
     tags: list[str] = Field(default_factory=list, title="Change tags",
                             description="Tags (defined on the wiki) added to every upload")
@@ -39,12 +40,13 @@ class PublishSettings(BaseModel):
                                  description="Files larger than this go up in chunks of this size")
     concurrency: int = Field(4, ge=1, le=MAX_WORKERS, title="Files at once",
                              description="How many files are uploaded in parallel")
-    ledger_path: str | None = Field(None, title="Ledger file",
-                                    description="Where the run records each file (default: the "
-                                                "worker's per-user data directory)")
+    ledger_path: str = Field(
+        "", title="Ledger file",
+        description="Where the run records each file (default: the "
+                    "worker's per-user data directory)")
     # Safety: strict by default (README, "Running imports you did not write").
-    manifest_root: str | None = Field(
-        None, title="Widen the manifest root (folder)",
+    manifest_root: str = Field(
+        "", title="Widen the manifest root (folder)",
         description="Manifest paths may lead here too, not only into the manifest's own folder "
                     "(empty: the manifest's folder only)")
     allow_hosts: list[str] = Field(
@@ -93,11 +95,14 @@ class WarningPolicyForm(BaseModel):
 
 def _run(credentials: MediaWikiCredentials, sources: list[str], settings: PublishSettings,
          policy: WarningPolicyForm, review_timeout_s: int, **extra: object) -> list[dict]:
+    # Optional text fields are "" in the form (a plain textbox in the UI): "" means not set.
     return run_batch(credentials.to_credentials(), sources, comment=settings.comment,
-                     text=settings.text, text_template=settings.text_template, tags=settings.tags,
+                     text=settings.text or None, text_template=settings.text_template or None,
+                     tags=settings.tags,
                      chunk_size_mb=settings.chunk_size_mb, on_warning=policy.overrides(),
                      concurrency=settings.concurrency, review_timeout_s=review_timeout_s,
-                     ledger_path=settings.ledger_path, manifest_root=settings.manifest_root,
+                     ledger_path=settings.ledger_path or None,
+                     manifest_root=settings.manifest_root or None,
                      allow_hosts=list(settings.allow_hosts), url_mode=settings.url_mode,
                      **extra)  # type: ignore[arg-type]
 

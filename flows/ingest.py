@@ -111,6 +111,9 @@ def _ask_people(ingestor: Ingestor, works: list[ItemWork], timeout_s: int) -> li
         existing = upload.file_info(ingestor.session, work.target or "")
         text = describe_conflict(work.item.source, work.target or "", dict(work.warnings),
                                  sha1=work.sha1, size=work.size, existing=existing)
+        log.warning("%s waits for a decision (%s): open the subflow run 'review · %s' (Subflow "
+                    "Runs tab), its menu ⋮ → Resume; after %d s it stays needs-review",
+                    work.item.label, ", ".join(work.warnings), work.target, timeout_s)
         state = ask_reviewer(work.target or "", text, timeout_s, return_state=True)
         if not state.is_completed():
             log.warning("%s: nobody answered within %d s; it stays needs-review with its stash key",
