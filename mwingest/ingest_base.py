@@ -43,6 +43,10 @@ class IngestOptions:
     #: downloads it (pinned, capped at the wiki's size limit) and uploads it like a file.
     url_mode: str = "wiki"
     fetch_timeout: float = 30.0
+    #: Files at least this large are looked up by SHA-1 on the wiki before any byte is sent. A
+    #: smaller file costs about one query to send, and its upload (without ``ignorewarnings``)
+    #: publishes nothing when the wiki already has the bytes: it answers ``duplicate``/``nochange``.
+    precheck_min_bytes: int = 1024 * 1024
 
 
 class IngestorBase:

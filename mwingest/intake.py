@@ -108,7 +108,8 @@ class IntakeSteps(IngestorBase):
         resumed = self._from_ledger(work, entry)
         if resumed is not None:
             return resumed
-        dupes = find_duplicates(self.session, verdict.sha1) if verdict.sha1 else []
+        big = (verdict.size or 0) >= self.options.precheck_min_bytes
+        dupes = find_duplicates(self.session, verdict.sha1) if verdict.sha1 and big else []
         if dupes:
             if names.title_key(target) in {names.title_key(d) for d in dupes}:
                 self._move(work, State.VALIDATED)

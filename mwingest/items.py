@@ -88,6 +88,9 @@ class ItemWork:
     reason: str | None = None
     message: str | None = None
     published: bool = False  # the publish answered Success: verify next
+    #: The wiki's own record of the published version (``imageinfo`` of the Success answer:
+    #: sha1, size, descriptionurl), so verification needs no second request when it is there.
+    landed: Mapping[str, Any] | None = None
     #: URL items fetched by mwingest itself (``url_mode="local"``): the temporary local copy,
     #: which is uploaded like a file; the source (ledger, outcome) stays the URL.
     local_copy: str | None = None

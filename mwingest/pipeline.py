@@ -163,7 +163,8 @@ class Ingestor(IntakeSteps, DecisionSteps):
         if result.kind == upload.ResultKind.SUCCESS and result.filename:
             return replace(work, published=True, final_name=result.filename,
                            url=result.descriptionurl, filekey=None,
-                           warnings=result.warnings.as_dict() or work.warnings)
+                           warnings=result.warnings.as_dict() or work.warnings,
+                           landed=dict(result.imageinfo) or None)
         if result.kind == upload.ResultKind.WARNING:
             self._stashed(work, result.filekey)
             return replace(work, filekey=result.filekey or work.filekey,
@@ -188,6 +189,18 @@ class Ingestor(IntakeSteps, DecisionSteps):
             if info is None:
                 return self.finish(work, FAILED, "not-landed", "the file is not on the wiki")
             work = replace(work, sha1=info.get("sha1"), size=info.get("size"))
+        elif work.landed and work.landed.get("sha1") and work.landed.get("size") is not None:
+            # The publish answer carries the wiki's SHA-1 and size of the stored version: check
+            # them without another request (one request per file matters in bulk imports).
+            info = dict(work.landed)
+            if str(info["sha1"]).lower() != (work.sha1 or "").lower():
+                return self.finish(work, FAILED, "sha1-mismatch",
+                                   f"File:{work.final_name} has SHA-1 {info['sha1']}, "
+                                   f"expected {work.sha1}")
+            if work.size is not None and int(info["size"]) != work.size:
+                return self.finish(work, FAILED, "size-mismatch",
+                                   f"File:{work.final_name} has {info['size']} bytes, "
+                                   f"expected {work.size}")
         else:
             try:
                 info = upload.verify_landed(self.session, work.final_name, work.sha1 or "",

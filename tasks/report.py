@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -39,13 +40,20 @@ class Progress:
         self.total = max(total, 1)
         self.done = 0
         self._lock = threading.Lock()
+        self._last = time.monotonic()
         self._id: UUID | None = create_progress_artifact(  # type: ignore[assignment]
             progress=0.0, key=PROGRESS_KEY, description=f"files finished of {total}")
+
+    #: At most one update a second (each is an API call); the last file always updates.
+    MIN_INTERVAL_S = 1.0
 
     def advance(self, n: int = 1) -> None:
         with self._lock:
             self.done += n
-            if self._id is not None:
+            now = time.monotonic()
+            if self._id is not None and (self.done >= self.total
+                                         or now - self._last >= self.MIN_INTERVAL_S):
+                self._last = now
                 update_progress_artifact(artifact_id=self._id,
                                          progress=round(100.0 * self.done / self.total, 1))
 

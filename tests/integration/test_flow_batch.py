@@ -101,3 +101,30 @@ def test_mixed_batch_lands_exactly_the_good_ones_and_a_rerun_sends_nothing(
         dup.name: "skipped", conflict.name: "needs-review"}
     info = upload.file_info(session, outcomes[big.name]["filename"], history=True)
     assert len(info["versions"]) == 1
+
+
+def test_duplicates_are_skipped_big_ones_without_sending_their_bytes(
+        wiki, creds_env, prefect_harness, tmp_path, unique):
+    """Files of at least ``precheck_min_bytes`` (1 MiB) are looked up by SHA-1 first: a duplicate
+    is skipped with no byte sent. A smaller duplicate is sent once (that costs about what the
+    query would) and the wiki's ``duplicate`` warning stops it: nothing is published either way."""
+    from flows.ingest import ingest_batch
+
+    session = session_for(wiki)
+    u = unique()
+    big, small = png_of_size(1_300_000), png_bytes()
+    upload.upload_bytes(session, big, f"Big original {u}.png")
+    upload.upload_bytes(session, small, f"Small original {u}.png")
+    folder = tmp_path / "dupes"
+    folder.mkdir()
+    (folder / f"Big copy {u}.png").write_bytes(big)
+    (folder / f"Small copy {u}.png").write_bytes(small)
+
+    rows = ingest_batch(sources=[str(folder)], wiki=wiki.api_url, review_timeout_s=0,
+                        ledger_path=str(tmp_path / "ledger.sqlite3"))
+    out = {Path(o["source"]).name: o for o in rows}
+    assert [(o["outcome"], o["reason"]) for o in out.values()] == [("skipped", "duplicate")] * 2
+    assert out[f"Big copy {u}.png"]["bytes_sent"] == 0
+    assert out[f"Small copy {u}.png"]["bytes_sent"] == len(small)
+    for name in out:
+        assert upload.file_info(session, name) is None
