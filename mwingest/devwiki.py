@@ -189,8 +189,9 @@ def _bot_password(conf: Path, tmp: Path, user: str, grants: str) -> str:
     return match["password"]
 
 
-def _free_port() -> int:
-    """A free loopback port in 20000–60999, never 8000–8999 (kept for other servers)."""
+def free_port() -> int:
+    """A free loopback port in 20000–60999, never 8000–8999 (Prefect's ephemeral server and other
+    test servers use those). Shared by every local test server of the project."""
     for _ in range(100):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -298,7 +299,7 @@ def start_wiki(*, workers: int = 4, copy_uploads: bool = True, max_upload_size: 
             (root / sub).mkdir()
         (root / "router.php").write_text(ROUTER_PHP)
         for _attempt in range(3):  # the port can be taken between our probe and PHP's bind
-            port = _free_port()
+            port = free_port()
             (root / "LocalSettings.php").write_text(template.base_settings + _instance_settings(
                 port, copy_uploads=copy_uploads, max_upload_size=max_upload_size,
                 rate_limits=rate_limits, extra_settings=extra_settings))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from mwingest.devwiki import free_port
 
 #: Ports we never take: the throwaway wikis live there (and Prefect's own ephemeral range).
 _RESERVED = range(8000, 9000)
@@ -47,17 +48,6 @@ class PrefectServer:
         if self.log_path is None or not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def free_port() -> int:
-    """A port the OS says is free on 127.0.0.1, never in 8000–8999 (a race, but a narrow one)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in _RESERVED:
-            return port
-    raise RuntimeError("no free port outside 8000-8999")
 
 
 def client_env(api_url: str, home: Path) -> dict[str, str]:
