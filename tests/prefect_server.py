@@ -26,8 +26,6 @@ import requests
 
 from mwingest.devwiki import free_port
 
-#: Ports we never take: the throwaway wikis live there (and Prefect's own ephemeral range).
-_RESERVED = range(8000, 9000)
 #: The first start migrates a fresh SQLite DB (~7 s on the 2-core VM); leave room for a busy box.
 STARTUP_TIMEOUT_S = 90.0
 STOP_GRACE_S = 10.0
