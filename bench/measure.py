@@ -1,4 +1,5 @@
-"""Measuring one benchmark phase: peak RSS of this process, and time spent per kind of wiki call.
+"""Measuring one benchmark phase: peak RSS, CPU seconds (ours, our Prefect server's, the wiki's)
+and the time spent per kind of wiki call.
 
 Why VmHWM and not ``ru_maxrss``: Linux carries the forking parent's RSS into the child's
 ``ru_maxrss`` across ``exec``, so a phase started by a parent that had imported Prefect would report
@@ -104,9 +105,6 @@ def request_kind(params: dict[str, Any], files: Any) -> str:
         what = [f"{k}={params[k]}" for k in ("list", "prop", "meta") if params.get(k)]
         return "query:" + ",".join(what)
     return action
-
-
-
 
 
 def _proc_stats() -> list[list[str]]:
