@@ -17,7 +17,6 @@ The traps this module exists for:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import OversizedRequestError, PermanentApiError, ResyncError
+from .hashing import sha1_file
 from .session import WikiSession
 from .streams import FilePart
 from .upload import (
@@ -247,7 +247,7 @@ def find_unfinished_session(session: WikiSession, path: str | Path) -> tuple[str
         if not infos:
             continue
         first_size = int(infos[0].get("size", 0))
-        if first_size and _sha1_of_head(path, first_size) == str(infos[0].get("sha1", "")).lower():
+        if first_size and sha1_file(path, limit=first_size) == str(infos[0].get("sha1", "")).lower():
             return row["filekey"], int(row.get("size", 0))
     return None
 
@@ -257,19 +257,6 @@ def _stash_info_quiet(session: WikiSession, key: str) -> list[dict[str, Any]]:
         return stash_info(session, [key])
     except (ResyncError, PermanentApiError):
         return []
-
-
-def _sha1_of_head(path: str | Path, size: int) -> str:
-    digest = hashlib.sha1()  # noqa: S324 - MediaWiki's content hash, not a security use
-    left = size
-    with open(path, "rb") as fh:
-        while left > 0:
-            block = fh.read(min(left, 1 << 20))
-            if not block:
-                break
-            digest.update(block)
-            left -= len(block)
-    return digest.hexdigest()
 
 
 def upload_chunked(session: WikiSession, state: ChunkState, *, min_chunk_size: int = 1024,

@@ -30,20 +30,27 @@ class FileDigest:
     sha1: str
 
     @classmethod
-    def of(cls, path: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> FileDigest:
-        """Hash *path*. The size is what was read, not ``stat()``: a file growing under us is caught
-        by the caller comparing it with its own ``stat`` size."""
+    def of(cls, path: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CHUNK_SIZE,
+           limit: int | None = None) -> FileDigest:
+        """Hash *path* (only its first *limit* bytes when given). The size is what was read, not
+        ``stat()``: a file growing under us is caught by the caller comparing it with its own
+        ``stat`` size."""
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
         digest = hashlib.sha1(usedforsecurity=False)
         size = 0
         with open(path, "rb") as fh:
-            while block := fh.read(chunk_size):
+            while limit is None or size < limit:
+                want = chunk_size if limit is None else min(chunk_size, limit - size)
+                block = fh.read(want)
+                if not block:
+                    break
                 digest.update(block)
                 size += len(block)
         return cls(size=size, sha1=digest.hexdigest())
 
 
-def sha1_file(path: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> str:
-    """Lowercase hex SHA-1 of the file at *path*, read *chunk_size* bytes at a time."""
-    return FileDigest.of(path, chunk_size=chunk_size).sha1
+def sha1_file(path: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CHUNK_SIZE,
+              limit: int | None = None) -> str:
+    """Lowercase hex SHA-1 of the file at *path* (or of its first *limit* bytes), streamed."""
+    return FileDigest.of(path, chunk_size=chunk_size, limit=limit).sha1

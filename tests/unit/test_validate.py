@@ -176,3 +176,15 @@ def test_validate_folder(tmp_path: Path) -> None:
     assert [Path(v.source).name for v in flat] == [".DS_Store", "b.svg"]
     missing: list[Verdict] = validate_folder(tmp_path / "nowhere", RULES)
     assert [v.reason for v in missing] == ["not-found"]
+
+
+def test_sha1_file_limit_hashes_only_the_head(tmp_path) -> None:
+    import hashlib
+
+    from mwingest.hashing import sha1_file
+
+    data = bytes(range(256)) * 50
+    path = tmp_path / "head.bin"
+    path.write_bytes(data)
+    for limit in (0, 1, 1000, len(data), len(data) + 9):
+        assert sha1_file(path, limit=limit, chunk_size=333) == hashlib.sha1(data[:limit]).hexdigest()
