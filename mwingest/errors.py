@@ -55,15 +55,19 @@ class TransportError(MWIngestError):
 
     retry_class = RetryClass.TRANSIENT
 
-    def __init__(self, message: str, *, sent: bool = False, status: int | None = None) -> None:
+    def __init__(self, message: str, *, sent: bool = False, status: int | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         #: False when the request surely never reached the wiki (connect error): resend freely.
         self.sent = sent
         self.status = status
+        #: ``Retry-After`` of an HTTP 429/503 answer, in seconds.
+        self.retry_after = retry_after
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keep ``sent``/``status`` across pickling (Prefect persists task exceptions).
-        return (_rebuild_transport_error, (type(self), str(self), self.sent, self.status))
+        return (_rebuild_transport_error, (type(self), str(self), self.sent, self.status,
+                                           self.retry_after))
 
 
 class ResponseLostError(TransportError):
@@ -73,8 +77,9 @@ class ResponseLostError(TransportError):
     look the file up by name and SHA-1 before publishing again (spec §14.7).
     """
 
-    def __init__(self, message: str, *, status: int | None = None, sent: bool = True) -> None:
-        super().__init__(message, sent=True, status=status)
+    def __init__(self, message: str, *, status: int | None = None, sent: bool = True,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, sent=True, status=status, retry_after=retry_after)
 
 
 class OversizedRequestError(TransportError):
@@ -107,8 +112,8 @@ class LoginError(MWIngestError):
 
 
 def _rebuild_transport_error(cls: type[TransportError], message: str, sent: bool,
-                             status: int | None) -> TransportError:
-    return cls(message, sent=sent, status=status)
+                             status: int | None, retry_after: float | None = None) -> TransportError:
+    return cls(message, sent=sent, status=status, retry_after=retry_after)
 
 
 def _rebuild_login_error(message: str, result: str) -> LoginError:

@@ -250,8 +250,13 @@ class WikiSession:
                 resp = self._post_multipart(data, files, timeout or self.timeout)
             else:
                 resp = self.http.post(self.api_url, data=data, timeout=timeout or self.timeout)
-        except (requests.ConnectTimeout, requests.exceptions.SSLError) as exc:
+        except requests.ConnectTimeout as exc:
             raise TransportError(f"could not connect to {self.api_url}: {type(exc).__name__}") from None
+        except requests.exceptions.SSLError as exc:
+            # A TLS fault can strike after the request left (a renegotiation, a reset mid-body):
+            # the wiki may have acted, so it is a lost answer, never "surely not sent".
+            raise ResponseLostError(f"TLS failure talking to {self.api_url} ({action}): "
+                                    f"{type(exc).__name__}") from None
         except requests.ConnectionError as exc:
             if _never_sent(exc):
                 raise TransportError(f"could not connect to {self.api_url}: "
@@ -296,7 +301,8 @@ class WikiSession:
                     f"was probably larger than the server's post_max_size", sent=True,
                     status=resp.status_code) from None
             raise ResponseLostError(f"the wiki answered HTTP {resp.status_code} with a non-JSON "
-                                    f"body to {action}", status=resp.status_code) from None
+                                    f"body to {action}", status=resp.status_code,
+                                    retry_after=_retry_after(resp)) from None
         if not isinstance(body, dict):
             raise ResponseLostError(f"unexpected JSON answer to {action}")
         if "error" in body:
@@ -309,6 +315,17 @@ class WikiSession:
                 err["retry-after"] = resp.headers["Retry-After"]
             raise api_error(code, info, err, action=action)
         return body
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    """``Retry-After`` in seconds (429/503 from the wiki or its front end); dates count as 60 s."""
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return 60.0
 
 
 def _never_sent(exc: requests.ConnectionError) -> bool:
