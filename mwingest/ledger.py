@@ -28,7 +28,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -47,10 +48,14 @@ from mwingest.ledger_model import (  # noqa: F401 - re-exported: the ledger's pu
     State,
     UnknownItemError,
 )
+from mwingest.ledger_schema import MIGRATIONS
 
 _STASH_COLS = ("filekey", "offset", "chunk_size", "stash_created_at")
 _FIELDS = frozenset({*_STASH_COLS, "final_name", "target", "warnings", "decision", "params",
-                     "flow_run_id", "task_run_id"})
+                     "intent", "flow_run_id", "task_run_id"})
+_JSON_COLS = ("warnings", "decision", "params", "intent")
+#: States that keep the intent of the write in flight (a failed row keeps it for the re-run).
+_KEEPS_INTENT = frozenset({State.PUBLISHING, State.FAILED})
 _SECRETISH = re.compile(r"pass(word|wd)?|token|cookie|secret|credential|api_?key", re.IGNORECASE)
 _SHA1 = re.compile(r"[0-9a-f]{40}")
 
@@ -88,28 +93,21 @@ def normalise_source(source: str | os.PathLike[str]) -> str:
     return os.path.abspath(os.path.expanduser(text))  # no strip: a trailing space is a legal name
 
 
-# Each step takes the schema from version i to i + 1; never edit a released step, append one.
-MIGRATIONS: list[tuple[str, ...]] = [(
-    """CREATE TABLE items (
-        id INTEGER PRIMARY KEY, wiki TEXT NOT NULL, source TEXT NOT NULL, sha1 TEXT NOT NULL,
-        size INTEGER NOT NULL, target TEXT NOT NULL, final_name TEXT, state TEXT NOT NULL,
-        reason TEXT, message TEXT, filekey TEXT, "offset" INTEGER NOT NULL DEFAULT 0,
-        chunk_size INTEGER, stash_created_at TEXT, warnings TEXT, decision TEXT, flow_run_id TEXT,
-        task_run_id TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0, UNIQUE (wiki, source))""",
-    "CREATE INDEX items_by_sha1 ON items (wiki, sha1)",
-    "CREATE INDEX items_by_state ON items (wiki, state, updated_at)",
-    """CREATE TABLE events (
-        id INTEGER PRIMARY KEY, item_id INTEGER NOT NULL REFERENCES items (id) ON DELETE CASCADE,
-        from_state TEXT, to_state TEXT NOT NULL, reason TEXT, message TEXT, at TEXT NOT NULL,
-        run_id TEXT)""",
-    "CREATE INDEX events_by_item ON events (item_id, id)",
-    "CREATE TABLE schema_history (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
-), (
-    # v2: what a late publish needs (page text, comment, tags), so a needs-review item can be
-    # resolved hours later without the batch's parameters.
-    "ALTER TABLE items ADD COLUMN params TEXT",
-)]
+@dataclass(frozen=True)
+class Lease:
+    """Who claims a row (``host:pid:run``), for how long, and how to tell a dead holder."""
+
+    owner: str
+    ttl: timedelta
+    is_stale: Callable[[str], bool] | None = None
+
+
+class RowLeasedError(LedgerError):
+    """Another live run holds the row's lease; ``row`` is the row as it is."""
+
+    def __init__(self, message: str, row: LedgerItem) -> None:
+        super().__init__(message)
+        self.row = row
 
 
 def _refuse_secret_names(value: Any) -> None:
@@ -279,8 +277,11 @@ class Ledger:
 
     # --- writes -----------------------------------------------------------------------------------
     def begin(self, wiki: str, source: str | os.PathLike[str], *, sha1: str, size: int, target: str,
-              run_id: str | None = None) -> LedgerItem:
+              run_id: str | None = None, lease: Lease | None = None) -> LedgerItem:
         """Register a run's interest in a file and return its row.
+
+        With ``lease`` the row is claimed in the same transaction (see :meth:`claim`); a row that
+        another live run holds raises :class:`RowLeasedError` and is left exactly as it was.
 
         A new file starts ``pending``. A known one comes back as it is, so the caller sees that it
         is uploaded or can resume its stash; ``attempts`` counts the runs that picked it up while
@@ -294,6 +295,8 @@ class Ledger:
         with self._write() as conn:
             row = conn.execute("SELECT * FROM items WHERE wiki = ? AND source = ?",
                                (wiki, source)).fetchone()
+            if row is not None and lease is not None and self._held(row, lease):
+                raise RowLeasedError(f"item {row['id']} is leased by another run", _item(row))
             if row is None:
                 cur = conn.execute(
                     "INSERT INTO items (wiki, source, sha1, size, target, state, flow_run_id, created_at,"
@@ -301,6 +304,7 @@ class Ledger:
                     (wiki, source, sha1, size, target, run_id, now, now))
                 item_id = int(cur.lastrowid or 0)
                 self._event(conn, item_id, None, State.PENDING, "new", None, run_id)
+                self._lease(conn, item_id, lease)
                 return self._get(conn, item_id)
             old = _item(row)
             if (old.sha1, old.size) != (sha1, size) or (old.state is State.REJECTED and old.target != target):
@@ -311,6 +315,7 @@ class Ledger:
                              " attempts = attempts + 1, updated_at = ? WHERE id = ?",
                              (target, run_id, now, old.id))
                 self._event(conn, old.id, old.state, old.state, "begin", None, run_id)
+            self._lease(conn, old.id, lease)
             return self._get(conn, old.id)
 
     def transition(self, item_id: int, to: State | str, *, reason: str | None = None,
@@ -336,6 +341,8 @@ class Ledger:
             if to in (State.VALIDATED, State.PENDING):
                 fields = {"filekey": None, "offset": 0, "chunk_size": None, "stash_created_at": None,
                           **fields}
+            if to not in _KEEPS_INTENT:
+                fields = {"intent": None, **fields}
             values = self._columns(old, fields)
             values.update(state=to.value, reason=_redact(reason), message=_redact(message),
                           updated_at=self._stamp())
@@ -364,6 +371,50 @@ class Ledger:
                 f"item {item_id}: record_chunk needs state stashing and offset ≤ size "
                 f"(state {item.state}, size {item.size}, offset {offset})")
 
+    # --- leases -----------------------------------------------------------------------------------
+    def claim(self, item_id: int, owner: str, *, ttl: timedelta,
+              is_stale: Callable[[str], bool] | None = None) -> bool:
+        """Take (or renew) the lease on a row for ``ttl``; False when another live run holds it.
+
+        A lease runs out after ``ttl`` without renewal; ``is_stale(owner)`` may free it earlier,
+        e.g. when the owner is a process on this machine that no longer exists (``kill -9``).
+        """
+        lease = Lease(owner, ttl, is_stale)
+        with self._write() as conn:
+            row = conn.execute("SELECT lease_owner, lease_until FROM items WHERE id = ?",
+                               (item_id,)).fetchone()
+            if row is None:
+                raise UnknownItemError(f"no ledger item {item_id}")
+            if self._held(row, lease):
+                return False
+            self._lease(conn, item_id, lease)
+            return True
+
+    def _held(self, row: sqlite3.Row, lease: Lease) -> bool:
+        """True when another run's lease on the row is still good."""
+        holder, until = row["lease_owner"], row["lease_until"]
+        return bool(holder and holder != lease.owner and until
+                    and datetime.fromisoformat(until) > self._clock()
+                    and not (lease.is_stale is not None and lease.is_stale(holder)))
+
+    def _lease(self, conn: sqlite3.Connection, item_id: int, lease: Lease | None) -> None:
+        if lease is not None:
+            conn.execute("UPDATE items SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                         (lease.owner, self._stamp(self._clock() + lease.ttl), item_id))
+
+    def release(self, item_id: int, owner: str) -> None:
+        """Give the lease back (only the holder's release counts)."""
+        self._conn().execute("UPDATE items SET lease_owner = NULL, lease_until = NULL"
+                             " WHERE id = ? AND lease_owner = ?", (item_id, owner))
+
+    def failed_from(self, item_id: int) -> State | None:
+        """The state a ``failed`` row was in when it failed (where a re-run picks it up)."""
+        row = self._conn().execute(
+            "SELECT from_state FROM events WHERE item_id = ? AND to_state = 'failed'"
+            " AND from_state IS NOT NULL AND from_state != 'failed' ORDER BY id DESC LIMIT 1",
+            (item_id,)).fetchone()
+        return State(row[0]) if row else None
+
     # --- helpers ----------------------------------------------------------------------------------
     def _get(self, conn: sqlite3.Connection, item_id: int) -> LedgerItem:
         row = conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
@@ -376,7 +427,7 @@ class Ledger:
         """Start a row over from ``pending`` with new bytes or name; its history stays."""
         cleared = ", ".join(f'"{c}" = NULL' for c in (
             "final_name", "filekey", "chunk_size", "stash_created_at", "warnings", "decision",
-            "task_run_id"))
+            "task_run_id", "intent"))
         conn.execute(f"""UPDATE items SET state = 'pending', sha1 = ?, size = ?, target = ?, reason = ?,
                          message = NULL, "offset" = 0, {cleared}, attempts = attempts + 1,
                          flow_run_id = COALESCE(?, flow_run_id), updated_at = ? WHERE id = ?""",
@@ -394,7 +445,7 @@ class Ledger:
         """Turn ``transition`` fields into column values (JSON, timestamps), checking each."""
         values: dict[str, Any] = {}
         for name, value in fields.items():
-            if name in ("warnings", "decision", "params") and value is not None:
+            if name in _JSON_COLS and value is not None:
                 _refuse_secret_names(value)
                 if name == "decision":
                     value = self._decision(value)
@@ -412,8 +463,8 @@ class Ledger:
 
     def _decision(self, decision: Mapping[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in decision.items() if v is not None}
-        if set(out) - {"action", "name", "by", "at", "note"}:
-            raise ValueError("a decision has only action, name, by, at and note")
+        if set(out) - {"action", "name", "by", "at", "note", "tried"}:
+            raise ValueError("a decision has only action, name, by, at, note and tried")
         if out.get("action") not in DECISION_ACTIONS:
             raise ValueError(f"decision action must be one of {sorted(DECISION_ACTIONS)}")
         if out["action"] == "rename" and not out.get("name"):
@@ -424,8 +475,8 @@ class Ledger:
 
 def _item(row: sqlite3.Row) -> LedgerItem:
     cols = dict(row)
-    for name in ("stash_created_at", "created_at", "updated_at"):
-        cols[name] = datetime.fromisoformat(cols[name]) if cols[name] else None
-    for name in ("warnings", "decision", "params"):
+    for name in ("stash_created_at", "created_at", "updated_at", "lease_until"):
+        cols[name] = datetime.fromisoformat(cols[name]) if cols.get(name) else None
+    for name in _JSON_COLS:
         cols[name] = json.loads(cols[name]) if cols.get(name) else None
     return LedgerItem(**{**cols, "state": State(cols["state"])})

@@ -22,6 +22,10 @@ class State(StrEnum):
     VALIDATED = "validated"
     STASHING = "stashing"  # chunks going up; filekey + offset move with every chunk
     STASHED = "stashed"  # assembled in the user's stash, not yet published
+    #: A publish is about to be sent (its name and flags are the row's ``intent``): a run that
+    #: dies here finds out on restart whether the wiki published, by name and by SHA-1.
+    PUBLISHING = "publishing"
+    PUBLISHED = "published"  # the wiki answered Success: verify next
     NEEDS_REVIEW = "needs-review"  # publish warned; waits for a human decision
     UPLOADED = "uploaded"
     SKIPPED = "skipped"
@@ -35,23 +39,31 @@ OUTCOMES: frozenset[State] = frozenset(
 #: States a re-run leaves alone (unless the file's bytes changed, see :meth:`Ledger.begin`).
 FINAL_STATES: frozenset[State] = frozenset({State.UPLOADED, State.SKIPPED, State.REJECTED})
 _S = State
-#: The allowed moves. ``failed`` is retryable; ``validated`` after a stash state means "start over";
-#: the self-moves are a re-validation (a re-run), a restarted chunk session and a second review.
+#: The allowed moves. ``failed`` is retryable and keeps the stash key and offset, so a re-run
+#: continues where the wiki stands; ``validated`` after a stash state means "start over"; the
+#: self-moves are a re-validation (a re-run), a restarted chunk session and a second review.
 TRANSITIONS: Mapping[State, frozenset[State]] = {
     _S.PENDING: frozenset({_S.VALIDATED, _S.SKIPPED, _S.REJECTED, _S.FAILED}),
-    _S.VALIDATED: frozenset({_S.VALIDATED, _S.STASHING, _S.STASHED, _S.NEEDS_REVIEW, _S.UPLOADED,
-                             _S.SKIPPED, _S.REJECTED, _S.FAILED}),
+    _S.VALIDATED: frozenset({_S.VALIDATED, _S.STASHING, _S.STASHED, _S.PUBLISHING, _S.NEEDS_REVIEW,
+                             _S.UPLOADED, _S.SKIPPED, _S.REJECTED, _S.FAILED}),
     _S.STASHING: frozenset({_S.STASHING, _S.STASHED, _S.VALIDATED, _S.REJECTED, _S.FAILED}),
-    _S.STASHED: frozenset({_S.NEEDS_REVIEW, _S.UPLOADED, _S.SKIPPED, _S.REJECTED, _S.FAILED,
-                           _S.VALIDATED}),
+    _S.STASHED: frozenset({_S.STASHED, _S.PUBLISHING, _S.NEEDS_REVIEW, _S.UPLOADED, _S.SKIPPED,
+                           _S.REJECTED, _S.FAILED, _S.VALIDATED}),
+    _S.PUBLISHING: frozenset({_S.PUBLISHING, _S.PUBLISHED, _S.STASHED, _S.VALIDATED,
+                              _S.UPLOADED, _S.SKIPPED, _S.REJECTED, _S.FAILED, _S.NEEDS_REVIEW}),
+    _S.PUBLISHED: frozenset({_S.UPLOADED, _S.FAILED}),
     # Usually left after a human decision; a re-run may also find the warning gone and publish.
     _S.NEEDS_REVIEW: frozenset({_S.NEEDS_REVIEW, _S.STASHED, _S.UPLOADED, _S.SKIPPED, _S.REJECTED,
                                 _S.FAILED, _S.VALIDATED}),
-    _S.FAILED: frozenset({_S.PENDING, _S.VALIDATED, _S.STASHING, _S.STASHED, _S.SKIPPED,
-                          _S.REJECTED}),
+    _S.FAILED: frozenset({_S.PENDING, _S.VALIDATED, _S.STASHING, _S.STASHED, _S.PUBLISHING,
+                          _S.PUBLISHED, _S.SKIPPED, _S.REJECTED, _S.FAILED}),
     _S.UPLOADED: frozenset(), _S.SKIPPED: frozenset(), _S.REJECTED: frozenset(),
 }
-#: MediaWiki's ``$wgUploadStashMaxAge``: cleanup deletes stash rows this long after chunk 1 (spec §7).
+#: States in which the wiki's stash holds (or may hold) our bytes under ``filekey``.
+STASH_STATES: frozenset[State] = frozenset(
+    {State.STASHING, State.STASHED, State.PUBLISHING, State.NEEDS_REVIEW})
+#: MediaWiki's default ``$wgUploadStashMaxAge``: cleanup deletes stash rows this long after chunk 1
+#: (spec §7). Wikimedia Commons keeps them 48 h; a run passes its wiki's figure where it knows it.
 STASH_MAX_AGE = timedelta(hours=6)
 #: What a reviewer (or the warnings policy) can decide for a warned file.
 DECISION_ACTIONS = frozenset({"skip", "publish", "rename", "fail"})
@@ -96,19 +108,26 @@ class LedgerItem:
     attempts: int
     #: Page text, comment and tags for a late publish (schema v2); no secrets.
     params: Any = None
+    #: The wiki write about to be sent whose effect may be lost (schema v3): for a publish
+    #: ``{"op": "publish", "name": ..., "ignorewarnings": bool, "at": ...}``.
+    intent: Any = None
+    #: Which run drives the row (``host:pid:run``) and until when (schema v3).
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
 
     @property
     def done(self) -> bool:
         """True when a re-run has nothing left to do for these bytes."""
         return self.state in FINAL_STATES
 
-    def is_resumable(self, now: datetime | None = None, *, margin: timedelta = timedelta(minutes=10)
-                     ) -> bool:
-        """True when the stash row behind ``filekey`` should still exist (younger than 6 h − margin)."""
-        if self.state not in (State.STASHING, State.STASHED, State.NEEDS_REVIEW) or not (
+    def is_resumable(self, now: datetime | None = None, *, margin: timedelta = timedelta(minutes=10),
+                     max_age: timedelta = STASH_MAX_AGE) -> bool:
+        """True when the stash row behind ``filekey`` should still exist (younger than the wiki's
+        stash lifetime − margin). A ``failed`` row counts too: it keeps its key for the re-run."""
+        if self.state not in (*STASH_STATES, State.FAILED) or not (
                 self.filekey and self.stash_created_at):
             return False
-        return (now or datetime.now(UTC)) - self.stash_created_at < STASH_MAX_AGE - margin
+        return (now or datetime.now(UTC)) - self.stash_created_at < max_age - margin
 
     @property
     def resumable(self) -> bool:
