@@ -1,10 +1,12 @@
 """The batch flow: the story of a batch, and of each file in it.
 
-For every file, in its own worker thread:  validate → upload (one request, or chunk after chunk
-into the stash) → publish (collect warnings) → decide by policy → publish again → verify.
-Then, for the files the policy wants a person to look at, the flow pauses with a form (when a
-Prefect server can show it) and carries out the answers. Every file ends with one outcome —
-uploaded, skipped, rejected, needs-review, failed — in the ledger, the table artifact and the logs.
+For every file, in its own worker thread, one task: validate → send (one request, or chunk after
+chunk, each chunk a task of its own) → publish → decide by policy → verify, each step recorded in
+the ledger before the next (:class:`mwingest.job.Job`). When every file has an outcome the table
+is published; then every file the policy wants a person to look at is asked **at once**, each in a
+pause form of its own (when a Prefect server can show it), and the answers are carried out. Every
+file ends with one outcome — uploaded, skipped, rejected, needs-review, failed — in the ledger,
+the table artifact and the logs.
 """
 
 from __future__ import annotations
@@ -26,14 +28,15 @@ from flows.review import ask_reviewer, describe_conflict
 from mwingest import upload
 from mwingest.connect import open_wiki
 from mwingest.credentials import Credentials
-from mwingest.errors import reason_code
-from mwingest.items import FAILED, NEEDS_REVIEW, IngestItem, ItemWork, Outcome
+from mwingest.items import NEEDS_REVIEW, IngestItem, Outcome
+from mwingest.job import Job, JobContext
 from mwingest.ledger import Ledger, default_path
 from mwingest.manifest import collect
-from mwingest.pipeline import IngestOptions, Ingestor
+from mwingest.options import IngestOptions
 from mwingest.policy import Action, WarningPolicy
-from tasks import steps
+from mwingest.retry import DEFAULT_BUDGET_S, RetryPolicy
 from tasks.report import Progress, publish_report
+from tasks.steps import drive
 
 #: Upper bound of worker threads; the ``concurrency`` parameter narrows it per run.
 MAX_WORKERS = 16
@@ -41,20 +44,15 @@ MAX_WORKERS = 16
 OUTCOME_LISTENERS: list[Callable[[Outcome], None]] = []
 
 
-def _tell(work: ItemWork) -> None:
+def _tell(outcome: Outcome, label: str) -> None:
     """Say in the run's log, in plain words, how a file ended; then tell in-process listeners."""
-    outcome = work.to_outcome()
     words = {"uploaded": "is on the wiki", "skipped": "was skipped", "rejected": "was refused",
              "needs-review": "waits for a decision", "failed": "failed"}
     get_run_logger().log(
-        logging.INFO if outcome.ok else logging.WARNING, "%s %s (%s): %s", work.item.label,
+        logging.INFO if outcome.ok else logging.WARNING, "%s %s (%s): %s", label,
         words.get(outcome.outcome, outcome.outcome), outcome.reason, outcome.message or "")
     for listener in list(OUTCOME_LISTENERS):
         listener(outcome)
-
-
-def _named(task_obj, name: str):  # type: ignore[no-untyped-def]
-    return task_obj.with_options(task_run_name=name)
 
 
 def resolve_credentials(wiki: str | None, credentials_block: str | None) -> Credentials:
@@ -67,85 +65,81 @@ def resolve_credentials(wiki: str | None, credentials_block: str | None) -> Cred
 
 
 @task(name="ingest-file", cache_policy=NO_CACHE, persist_result=False)
-def ingest_file(ingestor: Ingestor, item: IngestItem, slots: threading.Semaphore,
-                progress: Progress) -> ItemWork:
+def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
+                progress: Progress) -> Job:
     """One file from validation to its outcome (the review by a person comes later)."""
-    label = item.label
-    work = ItemWork(item=item)
+    job = Job(ctx, item)
     try:
-        work = _named(steps.validate, f"validate · {label}")(ingestor, item)
-        if not work.done and not work.filekey:
-            if ingestor.needs_chunks(work):
-                work = _named(steps.start_chunks, f"start chunks · {label}")(ingestor, work)
-                while not work.done and work.chunk is not None and not work.chunk.done:
-                    name = f"chunk {work.chunk.chunk_number}/{work.chunk.chunk_count} · {label}"
-                    work = _named(steps.send_chunk, name)(ingestor, work)
-            else:
-                work = _named(steps.upload_direct, f"upload · {label}")(ingestor, work)
-        if not work.done and work.filekey and not work.published and not work.warnings:
-            work = _named(steps.publish, f"publish · {label}")(ingestor, work)
-        if not work.done and not work.published:
-            action = ingestor.decide(work)
-            work = _named(steps.apply_decision, f"{action} · {label}")(ingestor, work, action.value)
-        if not work.done and work.published:
-            work = _named(steps.verify, f"verify · {label}")(ingestor, work)
+        drive(job, label=item.label)
     except Exception as exc:  # noqa: BLE001 - one file's failure never stops the batch
-        work = ingestor.finish(work, FAILED, reason_code(exc), str(exc))
+        job.fail(exc)
     finally:
-        ingestor.discard_local_copy(work)  # a fetched URL's temp file: the stash has the bytes
+        job.finish()
         slots.release()
         progress.advance()
-    if work.outcome != NEEDS_REVIEW:
-        _tell(work)
-    return work
+    if job.outcome().outcome != NEEDS_REVIEW:
+        _tell(job.outcome(), item.label)
+    return job
 
 
-def _ask_people(ingestor: Ingestor, works: list[ItemWork], timeout_s: int) -> list[ItemWork]:
-    """Pause for each file the policy sent to review; carry out each answer."""
+def _waits_for_person(job: Job) -> bool:
+    row = job.row
+    return (job.verdict is None and row is not None and row.state.value == NEEDS_REVIEW
+            and bool(row.filekey) and bool(row.warnings))
+
+
+@task(name="review", cache_policy=NO_CACHE, persist_result=False)
+def review_file(job: Job, timeout_s: int) -> Job:
+    """Ask a person about one warned file (a pause form of its own) and carry out the answer."""
     log = get_run_logger()
-    out = []
-    for work in works:
-        if work.outcome != NEEDS_REVIEW or not work.filekey or not work.warnings:
-            out.append(work)
-            continue
-        existing = upload.file_info(ingestor.session, work.target or "")
-        text = describe_conflict(work.item.source, work.target or "", dict(work.warnings),
-                                 sha1=work.sha1, size=work.size, existing=existing)
-        log.warning("%s waits for a decision (%s): open the subflow run 'review · %s' (Subflow "
-                    "Runs tab), its menu ⋮ → Resume; after %d s it stays needs-review",
-                    work.item.label, ", ".join(work.warnings), work.target, timeout_s)
-        state = ask_reviewer(work.target or "", text, timeout_s, return_state=True)
-        if not state.is_completed():
-            log.warning("%s: nobody answered within %d s; it stays needs-review with its stash key",
-                        work.item.label, timeout_s)
-            out.append(work)
-            continue
+    row = job.row
+    assert row is not None
+    label = job.item.label
+    existing = upload.file_info(job.ctx.session, row.target)
+    text = describe_conflict(row.source, row.target, dict(row.warnings or {}), sha1=row.sha1,
+                             size=row.size, existing=existing)
+    log.warning("%s waits for a decision (%s): open the subflow run 'review · %s' (Subflow "
+                "Runs tab), its menu ⋮ → Resume; after %d s it stays needs-review",
+                label, ", ".join(row.warnings or {}), row.target, timeout_s)
+    state = ask_reviewer(row.target, text, timeout_s, return_state=True)
+    if not state.is_completed():
+        log.warning("%s: nobody answered within %d s; it stays needs-review with its stash key",
+                    label, timeout_s)
+    else:
         answer = state.result()
-        log.info("%s: reviewer chose %s", work.item.label, answer["action"])
-        redo = replace(work, outcome=None, reason=None, message=None)
+        log.info("%s: reviewer chose %s", label, answer["action"])
         try:
-            label = work.item.label
-            redo = _named(steps.apply_decision, f"{answer['action']} · {label}")(
-                ingestor, redo, answer["action"], answer.get("new_filename") or None, "reviewer",
-                answer.get("note") or None)
-            if not redo.done and redo.published:
-                redo = _named(steps.verify, f"verify · {label}")(ingestor, redo)
-            if not redo.done:  # the new name warned again: back to review
-                redo = ingestor.apply(redo, Action.REVIEW, by="reviewer")
-        except Exception as exc:  # noqa: BLE001
-            redo = ingestor.finish(redo, FAILED, reason_code(exc), str(exc))
-        out.append(redo)
-    for work in out:
-        if work.outcome == NEEDS_REVIEW or (work.decision or {}).get("by") == "reviewer":
-            _tell(work)
-    return out
+            job.decide(answer["action"], new_name=answer.get("new_filename") or None,
+                       by="reviewer", note=answer.get("note") or None)
+            drive(job, label=label)
+        except Exception as exc:  # noqa: BLE001 - the outcome says what went wrong
+            job.fail(exc)
+        finally:
+            job.finish()
+    _tell(job.outcome(), label)
+    return job
 
 
-def _can_pause(review_timeout_s: int | None) -> int:
-    """Seconds to wait for a person: only with a real Prefect server, where a UI can show the form."""
+def _ask_people(jobs: list[Job], timeout_s: int) -> None:
+    """Every file that needs a person is asked at the same time; wait for all the answers."""
+    waiting = [j for j in jobs if _waits_for_person(j)]
+    if not waiting or timeout_s <= 0:
+        for job in waiting:
+            _tell(job.outcome(), job.item.label)
+        return
+    futures = [review_file.with_options(task_run_name=f"review · {j.item.label}")
+               .submit(j, timeout_s) for j in waiting]
+    for future in futures:
+        future.wait()
+
+
+def _can_pause(review_timeout_s: int | None, stash_hours: float) -> int:
+    """Seconds to wait for a person: only with a real Prefect server, where a UI can show the
+    form, and never longer than half the wiki's stash lifetime (the bytes wait in the stash)."""
+    bound = int(stash_hours * 3600 / 2)
     if review_timeout_s is not None:
-        return max(0, review_timeout_s)
-    return 3600 if os.environ.get("PREFECT_API_URL") else 0
+        return max(0, min(review_timeout_s, bound))
+    return min(3600, bound) if os.environ.get("PREFECT_API_URL") else 0
 
 
 def run_batch(credentials: Credentials, sources: list[str], *, filename: str | None = None,
@@ -155,23 +149,28 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
               concurrency: int = 4, review_timeout_s: int | None = None,
               ledger_path: str | None = None, glob: str = "*", recursive: bool = True,
               manifest_root: str | None = None, allow_hosts: list[str] | None = None,
-              url_mode: str = "wiki") -> list[dict]:
+              url_mode: str = "wiki", stash_hours: float | None = None,
+              retry_budget_s: float = DEFAULT_BUDGET_S) -> list[dict]:
     """The body every import flow shares (called inside a flow run).
 
     ``manifest_root`` widens where manifest paths may lead; ``allow_hosts`` lets URL items reach
     those hosts although they are not public; ``url_mode`` is ``wiki`` (copy upload) or
     ``local`` (mwingest downloads). The defaults are strict (README, "Running imports you did
-    not write").
+    not write"). ``stash_hours``: how long the wiki keeps stashed files (default from its host:
+    48 h on Wikimedia's wikis, else MediaWiki's 6 h); ``retry_budget_s``: how long a transient
+    fault (a wiki restart, lost answers, maxlag) is ridden out, per request.
     """
     log = get_run_logger()
     started = time.monotonic()
     run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
-    session, rules = open_wiki(credentials)
+    retry = RetryPolicy(budget_s=retry_budget_s)
+    session, rules = retry.call(lambda: open_wiki(credentials), what="opening the wiki")
     options = IngestOptions(comment=comment, text=text, tags=tuple(tags or ()),
                             chunk_size=max(int(chunk_size_mb * 1024 * 1024), rules.min_chunk_size),
                             policy=WarningPolicy.parse(
                                 {k: str(v) for k, v in (on_warning or {}).items()}),
-                            allow_hosts=tuple(allow_hosts or ()), url_mode=url_mode)
+                            allow_hosts=tuple(allow_hosts or ()), url_mode=url_mode,
+                            stash_hours=stash_hours, retry=retry)
     ledger_file = ledger_path or str(default_path())
     items = collect(sources, glob=glob, recursive=recursive, text_template=text_template,
                     root=manifest_root)
@@ -179,17 +178,23 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
         items = [replace(items[0], filename=filename)]
     log.info("%d files to ingest into %s as %s", len(items), session.api_url, session.user)
     with Ledger(ledger_file) as ledger:
-        ingestor = Ingestor(session, rules, ledger, options, run_id=run_id)
+        ctx = JobContext(session, rules, ledger, options, run_id=run_id)
         progress = Progress(len(items))
         slots = threading.Semaphore(max(1, min(concurrency, MAX_WORKERS)))
         futures = []
         for item in items:
             slots.acquire()  # at most `concurrency` files in flight
             futures.append(ingest_file.with_options(task_run_name=f"file · {item.label}")
-                           .submit(ingestor, item, slots, progress))
-        works = [f.result() for f in futures]
-        works = _ask_people(ingestor, works, _can_pause(review_timeout_s))
-    outcomes: list[Outcome] = [w.to_outcome() for w in works]
+                           .submit(ctx, item, slots, progress))
+        jobs = [f.result() for f in futures]
+        wait_s = _can_pause(review_timeout_s, ctx.stash_max_age.total_seconds() / 3600)
+        if wait_s and any(_waits_for_person(j) for j in jobs):
+            # The table for everything else first: a person may take hours over the forms.
+            publish_report([j.outcome() for j in jobs], wiki=session.api_url,
+                           seconds=time.monotonic() - started, ledger_path=ledger_file,
+                           before_review=True)
+        _ask_people(jobs, wait_s)
+    outcomes: list[Outcome] = [j.outcome() for j in jobs]
     publish_report(outcomes, wiki=session.api_url, seconds=time.monotonic() - started,
                    ledger_path=ledger_file)
     return [o.as_dict() for o in outcomes]
@@ -215,12 +220,14 @@ def ingest_batch(
     manifest_root: str | None = None,
     allow_hosts: list[str] | None = None,
     url_mode: Literal["wiki", "local"] = "wiki",
+    stash_hours: float | None = None,
+    retry_budget_s: float = DEFAULT_BUDGET_S,
 ) -> list[dict]:
     """Put files, folders, manifests or URLs on a wiki; one outcome per file.
 
     ``wiki`` is the API URL (default ``MWINGEST_API_URL``); the secret comes from
     ``credentials_block`` or the environment, never from a parameter. ``manifest_root``,
-    ``allow_hosts`` and ``url_mode``: see :func:`run_batch`.
+    ``allow_hosts``, ``url_mode``, ``stash_hours`` and ``retry_budget_s``: see :func:`run_batch`.
     """
     return run_batch(
         resolve_credentials(wiki, credentials_block), sources, filename=filename,
@@ -228,4 +235,4 @@ def ingest_batch(
         chunk_size_mb=chunk_size_mb, on_warning={k: str(v) for k, v in (on_warning or {}).items()},
         concurrency=concurrency, review_timeout_s=review_timeout_s, ledger_path=ledger_path,
         glob=glob, recursive=recursive, manifest_root=manifest_root, allow_hosts=allow_hosts,
-        url_mode=url_mode)
+        url_mode=url_mode, stash_hours=stash_hours, retry_budget_s=retry_budget_s)

@@ -13,13 +13,12 @@ from prefect.context import get_run_context
 
 from flows.ingest import resolve_credentials
 from mwingest.connect import open_wiki
-from mwingest.errors import reason_code
-from mwingest.items import FAILED
+from mwingest.job import Job, JobContext
 from mwingest.ledger import Ledger, default_path
-from mwingest.pipeline import IngestOptions, Ingestor
-from mwingest.policy import Action
-from tasks import steps
+from mwingest.options import IngestOptions
+from mwingest.retry import RetryPolicy
 from tasks.blocks import MediaWikiCredentials
+from tasks.steps import drive
 
 
 @flow(name="resolve-review", flow_run_name="resolve · item {item_id} · {decision}")
@@ -46,19 +45,23 @@ def resolve_review(item_id: int, decision: Literal["skip", "publish", "rename"],
     """
     log = get_run_logger()
     run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
-    session, rules = open_wiki(credentials.to_credentials() if credentials is not None
-                               else resolve_credentials(wiki, credentials_block))
+    retry = RetryPolicy()
+    creds = (credentials.to_credentials() if credentials is not None
+             else resolve_credentials(wiki, credentials_block))
+    session, rules = retry.call(lambda: open_wiki(creds), what="opening the wiki")
     with Ledger(ledger_path or default_path()) as ledger:
-        ingestor = Ingestor(session, rules, ledger, IngestOptions(comment=comment), run_id=run_id)
-        work = ingestor.from_ledger(item_id)
-        log.info("item %d (%s): carrying out %s", item_id, work.target, decision)
+        ctx = JobContext(session, rules, ledger, IngestOptions(comment=comment, retry=retry),
+                         run_id=run_id)
+        job = Job.from_ledger(ctx, item_id)
+        if job.verdict is None and job.row is not None and job.row.state.value != "needs-review":
+            raise ValueError(f"ledger item {item_id} is {job.row.state}, not needs-review")
+        log.info("item %d (%s): carrying out %s", item_id, job.item.filename, decision)
         try:
-            work = steps.apply_decision(ingestor, work, Action(decision).value, new_filename,
-                                        "resolve-review")
-            if not work.done and work.published:
-                work = steps.verify(ingestor, work)
-            if not work.done:
-                work = ingestor.apply(work, Action.REVIEW, by="resolve-review")
+            if job.verdict is None:
+                job.decide(decision, new_name=new_filename or None, by="resolve-review")
+                drive(job, label=job.item.label)
         except Exception as exc:  # noqa: BLE001 - the outcome says what went wrong
-            work = ingestor.finish(work, FAILED, reason_code(exc), str(exc))
-    return work.to_outcome().as_dict()
+            job.fail(exc)
+        finally:
+            job.finish()
+    return job.outcome().as_dict()

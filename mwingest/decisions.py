@@ -1,102 +1,56 @@
-"""Step 4 of a file's journey: what to do about the warnings its publish gave.
+"""What a decision on a warned file means: the record the ledger keeps, the names a rename tries,
+and the plain words for each warning.
 
-The policy (or a person) decides skip / publish / rename / review / fail; each decision is carried
-out from the stash key, so the bytes are not sent again, and recorded in the ledger with who took
-it and when. A ``needs-review`` item can be picked up later from the ledger alone.
+Why apart from :mod:`mwingest.job`: these are pure functions (no wiki, no ledger) that the job,
+the review form and the reports share, and that a test can read on their own.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from . import names, upload
-from .errors import (
-    InputError,
-)
-from .ingest_base import MAX_RENAMES, IngestorBase
-from .items import FAILED, NEEDS_REVIEW, REJECTED, SKIPPED, IngestItem, ItemWork
-from .ledger import State
+from . import names
 from .policy import Action
+from .siteinfo import WikiRules
+
+#: Warnings a renamed publish may still give and be published anyway: the bytes being elsewhere
+#: too (the policy already chose to rename, not skip) and the wiki normalising the new name.
+BENIGN_AFTER_RENAME = frozenset({"duplicate", "badfilename"})
+#: How many ``Name (n).ext`` variants an automatic rename tries before asking a person.
+MAX_RENAMES = 10
+#: The placeholder name of an automatic rename (the ledger wants a name on every rename).
+AUTO_NAME = "(first free name)"
 
 
-class DecisionSteps(IngestorBase):
-    """Decisions on warned files, and the renames they lead to."""
-
-    def _input_error(self, work: ItemWork, exc: InputError) -> ItemWork:
-        """A name the wiki refused with a key (FK errors): rename once to a sanitised name."""
-        key = exc.filekey or work.filekey
-        if key and work.target and exc.code in ("illegal-filename", "filename-toolong",
-                                                "filetype-missing", "filename-tooshort"):
-            clean = names.sanitise(work.target, self.rules)
-            if clean != work.target:
-                return self.publish(replace(work, filekey=key), filename=clean)
-        return self.finish(replace(work, filekey=key), FAILED if key else REJECTED, exc.code,
-                           exc.info)
-
-    def decide(self, work: ItemWork) -> Action:
-        """The policy's action for the warnings the publish gave (none → publish)."""
-        return self.options.policy.decide(work.warnings.keys()).action
-
-    def apply(self, work: ItemWork, action: Action | str, *, new_name: str | None = None,
-              by: str = "policy", note: str | None = None) -> ItemWork:
-        """Carry out a decision on a warned file, from its stash key (bytes are not re-sent)."""
-        action = Action(action)
-        decision = self.options.policy.decide(work.warnings.keys())
-        code = decision.code or "warning"
-        # The ledger wants a name on every rename; the first free one is chosen below.
-        name = new_name or ("(first free name)" if action is Action.RENAME else None)
-        record = {"action": action.value, "name": name, "by": by, "note": note,
-                  "at": datetime.now(UTC).isoformat(timespec="seconds")}
-        work = replace(work, decision=record)
-        if work.ledger_id is not None and action is not Action.REVIEW:
-            entry = self.ledger.get(work.ledger_id)
-            if entry.state is State.NEEDS_REVIEW:
-                self._move(work, State.STASHED, "decided", f"{action} by {by}", decision=record)
-        if action is Action.SKIP:
-            return self.finish(work, SKIPPED, code, _explain(code, work.warnings))
-        if action is Action.FAIL:
-            return self.finish(work, FAILED, code, _explain(code, work.warnings))
-        if action is Action.REVIEW:
-            return self.finish(work, NEEDS_REVIEW, code,
-                               f"{_explain(code, work.warnings)}; decide with "
-                               f"`mwingest review {work.ledger_id} --decision skip|publish|rename`")
-        if action is Action.PUBLISH:
-            return self.publish(work, ignorewarnings=True)
-        return self._rename(work, new_name)
-
-    def _rename(self, work: ItemWork, new_name: str | None) -> ItemWork:
-        base = work.warnings.get("badfilename") or work.target or "File"
-        candidates = ([names.sanitise(new_name, self.rules)] if new_name else
-                      [names.sanitise(names.unique_variant(base, n), self.rules)
-                       for n in range(2, 2 + MAX_RENAMES)])
-        for candidate in candidates:
-            if not new_name and upload.file_info(self.session, candidate) is not None:
-                continue
-            attempt = self.publish(replace(work, warnings={}), filename=candidate)
-            if attempt.done or attempt.published:
-                return attempt
-            if new_name:  # a human's name that still warns goes back to review
-                return replace(attempt, target=candidate)
-            if set(attempt.warnings) <= {"duplicate", "badfilename"}:
-                return self.publish(attempt, ignorewarnings=True, filename=candidate)
-        return self.finish(work, NEEDS_REVIEW, "rename-failed",
-                           "no free name found; choose one with `mwingest review`")
-
-    def from_ledger(self, item_id: int) -> ItemWork:
-        """Rebuild a ``needs-review`` item's work from the ledger, to carry out a late decision."""
-        entry = self.ledger.get(item_id)
-        if entry.state is not State.NEEDS_REVIEW:
-            raise ValueError(f"ledger item {item_id} is {entry.state}, not needs-review")
-        params = entry.params or {}
-        item = IngestItem(source=entry.source, filename=entry.target, text=params.get("text"),
-                          comment=params.get("comment"), tags=tuple(params.get("tags") or ()))
-        return ItemWork(item=item, ledger_id=entry.id, target=entry.target, sha1=entry.sha1,
-                        size=entry.size, filekey=entry.filekey, warnings=entry.warnings or {})
+def record(action: Action | str, *, name: str | None = None, by: str = "policy",
+           note: str | None = None) -> dict[str, Any]:
+    """A decision as the ledger stores it (``tried`` grows with each name a rename tried)."""
+    action = Action(action)
+    return {"action": action.value, "name": name or (AUTO_NAME if action is Action.RENAME else None),
+            "by": by, "note": note or None, "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "tried": []}
 
 
-def _explain(code: str, warnings: Any) -> str:
+def human_name(decision: Mapping[str, Any]) -> str | None:
+    """The name a person chose for a rename, or None when mwingest picks one."""
+    name = decision.get("name")
+    return None if name in (None, "", AUTO_NAME) else str(name)
+
+
+def next_candidate(decision: Mapping[str, Any], base: str, rules: WikiRules) -> str | None:
+    """The next name a rename tries: the person's name once, else ``base (2)`` … ``base (11)``."""
+    tried = {names.title_key(t) for t in decision.get("tried") or ()}
+    chosen = human_name(decision)
+    pool = ([names.sanitise(chosen, rules)] if chosen else
+            [names.sanitise(names.unique_variant(base, n), rules)
+             for n in range(2, 2 + MAX_RENAMES)])
+    return next((c for c in pool if names.title_key(c) not in tried), None)
+
+
+def explain(code: str, warnings: Any) -> str:
+    """One warning in plain words, with the wiki's value."""
     value = warnings.get(code) if hasattr(warnings, "get") else None
     texts = {
         "exists": "a file with this name already exists on the wiki",

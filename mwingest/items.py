@@ -1,4 +1,4 @@
-"""The data that moves through a batch: what to ingest, its work-in-progress, and its outcome.
+"""The data that moves through a batch: what to ingest, and how it ended.
 
 Why plain frozen dataclasses: each step of the pipeline is a Prefect task in another thread (or a
 resumed process), so what one step hands the next must be small, serialisable and free of secrets.
@@ -7,11 +7,8 @@ The vocabulary of outcomes is the same everywhere: ledger, artifacts, CLI, logs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from typing import Any
-
-from .chunked import ChunkState
 
 #: The five outcomes, the same words in the ledger, the artifacts, the CLI and the logs.
 UPLOADED, SKIPPED, REJECTED, NEEDS_REVIEW, FAILED = (
@@ -66,62 +63,3 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.outcome in (UPLOADED, SKIPPED)
-
-
-@dataclass(frozen=True)
-class ItemWork:
-    """One item between steps: validated facts, stash progress, warnings, and the end state."""
-
-    item: IngestItem
-    ledger_id: int | None = None
-    target: str | None = None  # validated, sanitised target name
-    sha1: str | None = None
-    size: int | None = None
-    chunk: ChunkState | None = None
-    filekey: str | None = None  # assembled/stashed file ready to publish
-    warnings: Mapping[str, Any] = field(default_factory=dict)
-    decision: Mapping[str, Any] | None = None
-    final_name: str | None = None
-    url: str | None = None
-    bytes_sent: int = 0
-    outcome: str | None = None
-    reason: str | None = None
-    message: str | None = None
-    published: bool = False  # the publish answered Success: verify next
-    #: The wiki's own record of the published version (``imageinfo`` of the Success answer:
-    #: sha1, size, descriptionurl), so verification needs no second request when it is there.
-    landed: Mapping[str, Any] | None = None
-    #: URL items fetched by mwingest itself (``url_mode="local"``): the temporary local copy,
-    #: which is uploaded like a file; the source (ledger, outcome) stays the URL.
-    local_copy: str | None = None
-    #: URL items the wiki copies: the end of the redirect chain, checked hop by hop, given to the
-    #: wiki instead of the source (the wiki would follow redirects without checking them).
-    final_url: str | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.outcome is not None
-
-    @property
-    def path(self) -> str:
-        """The local file whose bytes go up: the fetched copy of a URL, else the source."""
-        return self.local_copy or self.item.source
-
-    @property
-    def copy_upload(self) -> bool:
-        """True when the wiki fetches the bytes itself (``url=``): we never hold them."""
-        return self.item.is_url and self.local_copy is None
-
-    def end(self, outcome: str, reason: str | None, message: str | None = None,
-            **changes: Any) -> ItemWork:
-        """This work with its outcome set (the ledger write is the caller's)."""
-        return replace(self, outcome=outcome, reason=reason, message=message, **changes)
-
-    def to_outcome(self) -> Outcome:
-        return Outcome(
-            source=self.item.source, filename=self.final_name or self.target,
-            outcome=self.outcome or FAILED, reason=self.reason, message=self.message,
-            sha1=self.sha1, size=self.size, url=self.url,
-            filekey=self.filekey if self.outcome == NEEDS_REVIEW else None,
-            bytes_sent=self.bytes_sent, ledger_id=self.ledger_id,
-        )

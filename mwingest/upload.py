@@ -256,7 +256,7 @@ def wait_for_async(session: WikiSession, filekey: str, *, timeout: float = 300.0
 def find_by_sha1(session: WikiSession, sha1: str) -> list[dict[str, Any]]:
     """Current files on the wiki with this SHA-1 (``list=allimages&aisha1=``, spec §12)."""
     answer = session.get({"action": "query", "list": "allimages", "aisha1": sha1,
-                          "aiprop": "sha1|size|timestamp|url", "ailimit": "max"})
+                          "aiprop": "sha1|size|timestamp|url|user", "ailimit": "max"})
     return list(answer.get("query", {}).get("allimages", []))
 
 

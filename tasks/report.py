@@ -150,14 +150,19 @@ def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
 
 
 def publish_report(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
-                   ledger_path: str) -> None:
-    """The table and the summary artifacts of one run."""
+                   ledger_path: str, before_review: bool = False) -> None:
+    """The table and the summary artifacts of one run.
+
+    ``before_review``: the table of a run that is about to wait for people, under keys of its
+    own (``…-before-review``), so the final table keeps its key and a reader sees both.
+    """
     from prefect.runtime import flow_run
 
+    suffix = "-before-review" if before_review else ""
     decisions = run_decisions(ledger_path, outcomes, flow_run.get_id())
-    create_table_artifact(key=TABLE_KEY, table=outcome_rows(outcomes, decisions),
+    create_table_artifact(key=TABLE_KEY + suffix, table=outcome_rows(outcomes, decisions),
                           description=f"one row per file ({len(outcomes)})")
-    create_markdown_artifact(key=SUMMARY_KEY,
+    create_markdown_artifact(key=SUMMARY_KEY + suffix,
                              markdown=summary_markdown(outcomes, wiki=wiki, seconds=seconds,
                                                        ledger_path=ledger_path),
                              description="batch summary")

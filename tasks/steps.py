@@ -1,26 +1,24 @@
-"""Prefect tasks: one per pipeline step, each a thin wrapper that names, retries and observes a
-core step of :class:`mwingest.pipeline.Ingestor`.
+"""Prefect tasks around the per-file job (:class:`mwingest.job.Job`): they name, retry and observe
+its steps; the logic and the ledger writes stay in the core.
 
-Retries: only what the core calls retryable (transient faults and chunk resyncs,
-:func:`mwingest.errors.is_retryable`), with exponential backoff and jitter. A permanent error fails
-the task at once with the wiki's reason. Tasks never cache (the ledger drives resume, and the
-ingestor holds a live session that must not be hashed or persisted).
+Why these tasks and no others: a small file's whole journey (validate, upload, verify) is **one**
+task run, its steps retried inside it by the run's :class:`~mwingest.retry.RetryPolicy`; a big
+file's task runs each chunk as a task of its own, retried by Prefect with the same policy's delays,
+so every chunk's attempts are visible in the run's history. Tasks never cache: the ledger drives
+resume, and the job holds a live session that must not be hashed or persisted.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
 from mwingest.errors import is_retryable
-from mwingest.items import IngestItem, ItemWork
-from mwingest.pipeline import Ingestor
-from mwingest.policy import Action
-
-RETRIES = 4
+from mwingest.job import Job
+from mwingest.retry import RetryPolicy, retry_after
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -32,54 +30,32 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-_RETRYING: dict[str, Any] = {
-    "retries": RETRIES,
-    "retry_delay_seconds": exponential_backoff(backoff_factor=1),
-    "retry_jitter_factor": 0.5,
-    "retry_condition_fn": retry_transient,
-    "cache_policy": NO_CACHE,
-    "persist_result": False,
-}
+def retrying(policy: RetryPolicy) -> dict[str, Any]:
+    """Task options that retry transient faults as ``policy`` says (budget, backoff, jitter)."""
+    delays = policy.delays()
+    return {"retries": len(delays), "retry_delay_seconds": delays,
+            "retry_jitter_factor": policy.jitter, "retry_condition_fn": retry_transient}
 
 
-@task(name="validate", **_RETRYING)
-def validate(ingestor: Ingestor, item: IngestItem) -> ItemWork:
-    """Local checks, the wiki's rules, the ledger and the SHA-1 duplicate pre-check."""
-    return ingestor.validate(item)
+@task(name="chunk", cache_policy=NO_CACHE, persist_result=False)
+def send_chunk(job: Job) -> None:
+    """One chunk into the stash (or the wait for its assembly); after a lost answer the wiki's
+    offset decides what is sent next."""
+    try:
+        job.step()
+    except Exception as exc:
+        wait = retry_after(exc)
+        if wait and is_retryable(exc):  # the wiki asked for a pause: give it before Prefect's delay
+            time.sleep(min(wait, 120.0))
+        raise
 
 
-@task(name="upload", **_RETRYING)
-def upload_direct(ingestor: Ingestor, work: ItemWork) -> ItemWork:
-    """A file up to one chunk in one request (a copy upload for URLs)."""
-    return ingestor.upload_direct(work)
-
-
-@task(name="start-chunks", **_RETRYING)
-def start_chunks(ingestor: Ingestor, work: ItemWork) -> ItemWork:
-    """A new chunk session, or a saved one brought in line with the wiki's offset."""
-    return ingestor.start_chunks(work)
-
-
-@task(name="chunk", **_RETRYING)
-def send_chunk(ingestor: Ingestor, work: ItemWork) -> ItemWork:
-    """One chunk into the stash; resyncs to the wiki's offset after a lost answer."""
-    return ingestor.send_chunk(work)
-
-
-@task(name="publish", **_RETRYING)
-def publish(ingestor: Ingestor, work: ItemWork) -> ItemWork:
-    """Publish from the stash key without ignoring warnings: this is where warnings appear."""
-    return ingestor.publish(work)
-
-
-@task(name="decide", **_RETRYING)
-def apply_decision(ingestor: Ingestor, work: ItemWork, action: str, new_name: str | None = None,
-                   by: str = "policy", note: str | None = None) -> ItemWork:
-    """Carry out skip / publish / rename / review / fail on a warned file."""
-    return ingestor.apply(work, Action(action), new_name=new_name, by=by, note=note)
-
-
-@task(name="verify", **_RETRYING)
-def verify(ingestor: Ingestor, work: ItemWork) -> ItemWork:
-    """The landed SHA-1 and size must be ours."""
-    return ingestor.verify(work)
+def drive(job: Job, *, label: str) -> None:
+    """Run ``job`` to its end: chunks as tasks, every other step retried in place."""
+    policy = job.ctx.options.retry
+    chunk = send_chunk.with_options(**retrying(policy))
+    while not job.done:
+        if job.next_is_chunk:
+            chunk.with_options(task_run_name=f"{job.label()} · {label}")(job)
+        else:
+            policy.call(job.step, what=f"{label} ({job.label()})")

@@ -110,6 +110,23 @@ def chunk_posts(head: RequestHead) -> bool:
     return head.method == "POST" and head.has_part("chunk")
 
 
+def file_posts(head: RequestHead) -> bool:
+    """Direct uploads: POSTs that carry a ``file`` part."""
+    return head.method == "POST" and head.has_part("file")
+
+
+def publish_posts(head: RequestHead) -> bool:
+    """Publishes of a stashed file: ``action=upload`` with a ``filekey``, no chunk, no checkstatus."""
+    return (upload_posts(head) and head.param("filekey") is not None
+            and head.param("checkstatus") is None and not head.has_part("chunk"))
+
+
+def action_is(action: str, method: str | None = None) -> Callable[[RequestHead], bool]:
+    """Requests of one API action (``query``, ``login``, ...), optionally of one method."""
+    return lambda head: (head.param("action") == action
+                         and (method is None or head.method == method))
+
+
 @dataclass(frozen=True)
 class Exchange:
     """One request as the proxy saw it (for assertions and failure messages)."""
@@ -161,6 +178,10 @@ class FaultProxy:
         self.upstream_timeout = upstream_timeout
         self.port = 0
         self.stats = ProxyStats()
+        #: Called after a ``drop_after`` request was answered by the wiki and before the client's
+        #: connection is reset: a crash test kills its client here ("the wiki acted, then the
+        #: process died").
+        self.on_drop: Callable[[RequestHead], None] | None = None
         self._plan: _Plan | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -368,6 +389,8 @@ class FaultProxy:
             if mode == "drop_after":
                 while response.read(BLOCK):
                     pass  # let the wiki finish writing its answer, then lose it
+                if self.on_drop is not None:
+                    self.on_drop(head)
                 _reset(client)
                 return None
             self._relay(client, response)

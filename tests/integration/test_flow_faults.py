@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mwingest import upload
-from tests.faultproxy import FaultProxy, chunk_posts
+from tests.faultproxy import FaultProxy, chunk_posts, file_posts, publish_posts
 from tests.integration.wikihelpers import png_of_size, session_for
 
 pytestmark = pytest.mark.wiki
@@ -77,3 +77,56 @@ def test_a_permanent_chunk_error_fails_fast_without_retry(
     runs = _chunk_task_runs(state.state_details.flow_run_id)
     assert runs and all(count == 1 for count in runs.values()), runs
     assert upload.file_info(session_for(wiki), Path(path).name) is None
+
+
+def _is(**params: str):
+    return lambda head: all(head.param(k) == v for k, v in params.items())
+
+
+def _imageinfo_or_publish(head) -> bool:
+    return publish_posts(head) or (head.param("prop") == "imageinfo")
+
+
+#: kind of request → (proxy match, which matching requests fail, policy, file size, a clash)
+KINDS = {
+    "login": (_is(action="login"), (1,), {}, 20_000, False),
+    "token": (_is(action="query", meta="tokens"), (1,), {}, 20_000, False),
+    "siteinfo": (_is(action="query", meta="siteinfo"), (1,), {}, 20_000, False),
+    "pre-check": (_is(action="query", list="allimages"), (1,), {}, 1_100_000, False),
+    "chunk": (chunk_posts, (2,), {}, 1_100_000, False),
+    "final chunk": (chunk_posts, (3,), {}, 1_100_000, False),
+    "publish": (publish_posts, (1,), {}, 1_100_000, False),
+    "direct upload": (file_posts, (1,), {}, 20_000, False),
+    "decision": (publish_posts, (1,), {"exists": "publish"}, 20_000, True),
+    "verify": (_imageinfo_or_publish, (1, 2), {}, 1_100_000, False),
+}
+
+
+@pytest.mark.parametrize("mode", ["refuse_before", "drop_after"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_fault_at_every_kind_of_request_is_ridden_out_in_one_run(
+        kind, mode, wiki, creds_env, prefect_harness, tmp_path, unique):
+    """Reset before the wiki saw it, or the wiki acted and the answer is lost: the file lands
+    exactly once, in this one run."""
+    from flows.ingest import ingest_batch
+
+    match, nths, policy, size, clash = KINDS[kind]
+    path = tmp_path / f"Fault {kind} {unique()}.png"
+    path.write_bytes(png_of_size(size))
+    session = session_for(wiki)
+    if clash:
+        upload.upload_bytes(session, png_of_size(size + 9), path.name, ignorewarnings=True)
+    with FaultProxy(wiki.api_url) as proxy:
+        proxy.fail_script(dict.fromkeys(nths, mode), match=match)
+        state = ingest_batch(sources=[str(path)], wiki=proxy.url_for(wiki.api_url),
+                             chunk_size_mb=0.5, review_timeout_s=0, on_warning=policy,
+                             ledger_path=str(tmp_path / "l.sqlite3"), return_state=True)
+        faulted = sum(proxy.stats.faulted.values())
+    assert state.is_completed()
+    (outcome,) = state.result()
+    assert faulted == len(nths), proxy.stats.exchanges  # the fault did strike
+    assert outcome["outcome"] == "uploaded", outcome
+    sha1 = hashlib.sha1(path.read_bytes()).hexdigest()  # noqa: S324
+    info = upload.file_info(session, outcome["filename"], history=True)
+    assert info["sha1"] == sha1 and len(info["versions"]) == (2 if clash else 1)
+    assert len(upload.find_by_sha1(session, sha1)) == 1  # one copy, one name
