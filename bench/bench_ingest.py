@@ -156,8 +156,9 @@ def run_all(args: argparse.Namespace, root: Path) -> tuple[list[dict[str, Any]],
     from mwingest.devwiki import start_wiki
 
     started = time.perf_counter()
-    wiki = start_wiki(workers=4)
-    notes = [f"Wiki started in {time.perf_counter() - started:.1f} s (`start_wiki(workers=4)`)."]
+    wiki = start_wiki(workers=4, opcache=not args.no_opcache)
+    notes = [f"Wiki started in {time.perf_counter() - started:.1f} s (`start_wiki(workers=4, "
+             f"opcache={not args.no_opcache})`)."]
     results = []
     try:
         env = child_env(wiki, root)
@@ -224,6 +225,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="pipeline chunk_size_mb for W1 (files up to it go in one request) (8, the default)")
     add("--prefect", choices=("harness", "ephemeral", "server"), default="harness",
         help="how the pipeline phases get a Prefect API (harness)")
+    add("--no-opcache", action="store_true",
+        help="run the wiki's PHP without opcache (~100 ms per request: hides our overhead)")
     add("--repeat", type=int, default=1, help="passes over all phases; the report takes medians (1)")
     add("--only", type=lambda s: s.split(","), default=None,
         help="run only the phases whose name contains one of these comma-separated strings")

@@ -53,6 +53,14 @@ class PublishSettings(BaseModel):
         default_factory=list, title="Allowed internal hosts",
         description="host, host:port or *.domain that URLs may reach although they are loopback "
                     "or private addresses (empty: public addresses only)")
+    stash_hours: float = Field(
+        0.0, ge=0.0, le=720.0, title="Stash lifetime (hours)",
+        description="How long the wiki keeps uploaded-but-unpublished files; reviews wait at "
+                    "most half of it (0: 48 on Wikimedia wikis, else MediaWiki's default 6)")
+    retry_budget_s: float = Field(
+        150.0, ge=0.0, le=3600.0, title="Ride out faults for (seconds)",
+        description="How long a wiki restart, lost answers or maxlag are retried per request "
+                    "before a file fails (it keeps its stash key and offset for the next run)")
     url_mode: Literal["wiki", "local"] = Field(
         "wiki", title="Who downloads URLs",
         description="wiki: the wiki copies the checked URL (copy uploads must be on); local: the "
@@ -104,7 +112,8 @@ def _run(credentials: MediaWikiCredentials, sources: list[str], settings: Publis
                      ledger_path=settings.ledger_path or None,
                      manifest_root=settings.manifest_root or None,
                      allow_hosts=list(settings.allow_hosts), url_mode=settings.url_mode,
-                     **extra)  # type: ignore[arg-type]
+                     stash_hours=settings.stash_hours or None,
+                     retry_budget_s=settings.retry_budget_s, **extra)  # type: ignore[arg-type]
 
 
 #: The forms' defaults. Prefect's parameter schema keeps only a plain ``default`` of a signature's

@@ -135,12 +135,14 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
            ledger_path: str | None = None, glob: str = "*",
            on_outcome: Callable[[Outcome], None] | None = None,
            quiet: bool = False, check_connection: bool = True, root: str | None = None,
-           allow_hosts: Sequence[str] = (), url_mode: str = "wiki") -> list[Outcome]:
+           allow_hosts: Sequence[str] = (), url_mode: str = "wiki",
+           stash_hours: float | None = None, retry_budget_s: float = 150.0) -> list[Outcome]:
     """Ingest files, folders, manifests or URLs; one :class:`Outcome` per item.
 
     Strict by default: a manifest's paths stay in its folder (``root`` widens that), URLs may
     only reach public addresses (``allow_hosts``, plus env ``MWINGEST_ALLOW_HOSTS``, open
     exceptions), and ``url_mode`` says who downloads them (``wiki`` copy upload, or ``local``).
+    ``stash_hours`` (the wiki's stash lifetime) and ``retry_budget_s``: see ``flows.ingest``.
     ``on_outcome`` is called (from worker threads) with each item's outcome as it happens.
     ``quiet`` keeps Prefect's console output to warnings. ``check_connection`` runs
     :func:`preflight` first (skipped with a credentials block). Raises
@@ -160,7 +162,8 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
                 tags=list(tags), chunk_size_mb=chunk_size / (1024 * 1024),
                 on_warning=dict(on_warning or {}), concurrency=concurrency,
                 review_timeout_s=review_timeout_s, ledger_path=ledger_path, glob=glob,
-                manifest_root=root, allow_hosts=list(allow_hosts), url_mode=url_mode)
+                manifest_root=root, allow_hosts=list(allow_hosts), url_mode=url_mode,
+                stash_hours=stash_hours, retry_budget_s=retry_budget_s)
     except Exception as exc:
         setup = _setup_error(exc, wiki)
         if setup is not None:

@@ -63,6 +63,13 @@ FetchOpt = Annotated[str, typer.Option(
     "--fetch", help="Who downloads URLs: wiki (copy upload) or local (mwingest fetches, "
     "then uploads the file)")]
 
+RetryOpt = Annotated[float, typer.Option(
+    "--retry-budget", min=0, help="Seconds a transient fault (a wiki restart, lost answers, "
+    "maxlag) is ridden out per request before the file fails")]
+StashHoursOpt = Annotated[float | None, typer.Option(
+    "--stash-hours", min=0.1, help="How long the wiki keeps stashed files (default: 48 on "
+    "Wikimedia wikis, else MediaWiki's 6)")]
+
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", re.IGNORECASE)
 _UNITS = {"": 0, "B": 0, "K": 1, "KB": 1, "KIB": 1, "M": 2, "MB": 2, "MIB": 2, "G": 3, "GB": 3,
           "GIB": 3}
@@ -166,11 +173,13 @@ def upload(
     concurrency: ConcurrencyOpt = 4,
     ledger: LedgerOpt = None, as_json: JsonOpt = False,
     root: RootOpt = None, allow_host: AllowHostOpt = None, fetch: FetchOpt = "wiki",
+    retry_budget: RetryOpt = 150.0, stash_hours: StashHoursOpt = None,
 ) -> None:
     """Upload files or URLs."""
     if filename and len(sources) != 1:
         raise fail("--filename needs exactly one source")
     params = _common(text, text_file, tags, chunk_size, on_warning, root, allow_host, fetch)
+    params.update(retry_budget_s=retry_budget, stash_hours=stash_hours)
     _run(sources, wiki=wiki, username=username, credentials=credentials, as_json=as_json,
          filename=filename, comment=comment, concurrency=concurrency, ledger_path=ledger, **params)
 
@@ -192,11 +201,13 @@ def import_(
     concurrency: ConcurrencyOpt = 4,
     ledger: LedgerOpt = None, as_json: JsonOpt = False,
     root: RootOpt = None, allow_host: AllowHostOpt = None, fetch: FetchOpt = "wiki",
+    retry_budget: RetryOpt = 150.0, stash_hours: StashHoursOpt = None,
 ) -> None:
     """Import a folder (recursive) or a manifest; a bad manifest row is that item's rejection."""
     if not Path(source).exists():
         raise fail(f"{source} does not exist (give a folder or a .csv/.jsonl manifest)")
     params = _common(text, text_file, tags, chunk_size, on_warning, root, allow_host, fetch)
+    params.update(retry_budget_s=retry_budget, stash_hours=stash_hours)
     if text_template is not None:
         from .manifest import load_template
 

@@ -7,12 +7,14 @@ the review form and the reports share, and that a test can read on their own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from . import names
-from .policy import Action
+from .ledger_model import LedgerItem
+from .policy import Action, WarningPolicy
 from .siteinfo import WikiRules
 
 #: Warnings a renamed publish may still give and be published anyway: the bytes being elsewhere
@@ -47,6 +49,65 @@ def next_candidate(decision: Mapping[str, Any], base: str, rules: WikiRules) -> 
             [names.sanitise(names.unique_variant(base, n), rules)
              for n in range(2, 2 + MAX_RENAMES)])
     return next((c for c in pool if names.title_key(c) not in tried), None)
+
+
+@dataclass(frozen=True)
+class Move:
+    """A stashed file's next step: publish under ``name``, record ``action``, or end ``outcome``."""
+
+    name: str | None = None
+    ignorewarnings: bool = False
+    decision: dict[str, Any] | None = None  # the decision to record with the publish (``tried``)
+    action: Action | None = None  # the policy decided: record it first
+    outcome: str | None = None  # skipped / failed / needs-review
+    reason: str | None = None
+    message: str | None = None
+
+
+def next_move(row: LedgerItem, policy: WarningPolicy, rules: WikiRules,
+              is_free: Callable[[str], bool]) -> Move:
+    """What to do with a stashed file, from its row alone (``is_free`` asks the wiki about a name).
+
+    No warnings and no decision: publish. Warnings: the policy's action (skip, fail and review end
+    the file; publish and rename are recorded as a decision first, so a retry carries out the same
+    one). A rename tries the person's name, or ``Name (2)`` … ``Name (11)`` that are free; a new
+    name that only warns ``duplicate``/``badfilename`` is published anyway.
+    """
+    warnings = row.warnings or {}
+    decision = row.decision
+    verdict = policy.decide(warnings.keys())
+    code = verdict.code or "warning"
+    if decision is None:
+        if not warnings:
+            return Move(name=row.target)
+        if verdict.action in (Action.SKIP, Action.FAIL):
+            return Move(outcome="skipped" if verdict.action is Action.SKIP else "failed",
+                        reason=code, message=explain(code, warnings))
+        if verdict.action is Action.REVIEW:
+            return Move(outcome="needs-review", reason=code,
+                        message=f"{explain(code, warnings)}; decide with `mwingest review "
+                                f"{row.id} --decision skip|publish|rename`")
+        return Move(action=verdict.action)
+    action = Action(decision["action"])
+    if action in (Action.SKIP, Action.FAIL):
+        return Move(outcome="skipped" if action is Action.SKIP else "failed", reason=code,
+                    message=explain(code, warnings))
+    if action is Action.PUBLISH:
+        return Move(name=row.target, ignorewarnings=True)
+    tried = list(decision.get("tried") or [])
+    if tried and set(warnings) <= BENIGN_AFTER_RENAME:
+        return Move(name=tried[-1], ignorewarnings=True)
+    if tried and human_name(decision):
+        return Move(outcome="needs-review", reason="rename-warned",
+                    message=f"File:{tried[-1]} warned too: {', '.join(warnings)}; "
+                            "choose another name")
+    base = warnings.get("badfilename") or row.target
+    while (candidate := next_candidate({**decision, "tried": tried}, base, rules)) is not None:
+        tried.append(candidate)
+        if human_name(decision) or is_free(candidate):
+            return Move(name=candidate, decision={**decision, "tried": tried})
+    return Move(outcome="needs-review", reason="rename-failed",
+                message="no free name found; choose one with `mwingest review`")
 
 
 def explain(code: str, warnings: Any) -> str:

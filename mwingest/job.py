@@ -17,78 +17,31 @@ after every chunk and checked against the wiki's (``checkstatus``, the user's st
 rebuilt from the ledger. Resume is the same loop, started from the row.
 
 The job holds no flags besides the row: the chunk state, the fetched URL and the bytes sent are
-caches of the current run, rebuilt from the row when missing.
+caches of the current run, rebuilt from the row when missing. (One module for the whole machine,
+a little over the usual size: its states read best side by side.)
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import chunked, decisions, intake, names, netsafe, upload
+from . import chunked, decisions, intake, names, upload
 from .errors import AlreadyThereError, ApiError, InputError, ResyncError, reason_code
 from .items import FAILED, NEEDS_REVIEW, REJECTED, SKIPPED, IngestItem, Outcome
-from .ledger import Lease, Ledger, LedgerItem, RowLeasedError, State
-from .options import URL_MODES, URL_SHA1, IngestOptions
+from .jobcontext import JobContext
+from .ledger import LedgerItem, RowLeasedError, State
+from .options import URL_SHA1
 from .policy import Action
 from .recovery import find_landed
-from .session import WikiSession
-from .siteinfo import WikiRules
 
+__all__ = ["Job", "JobContext"]
 log = logging.getLogger("mwingest.job")
 _RENAMEABLE = ("illegal-filename", "filename-toolong", "filetype-missing", "filename-tooshort")
-
-
-def _owner_alive(owner: str) -> bool:
-    """True unless ``owner`` (``host:pid:token``) is a process of this machine that is gone."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@dataclass
-class JobContext:
-    """What every job of a run shares: the wiki, its rules, the ledger and the run's settings."""
-
-    session: WikiSession
-    rules: WikiRules
-    ledger: Ledger
-    options: IngestOptions = field(default_factory=IngestOptions)
-    run_id: str | None = None
-    owner: str = field(default_factory=lambda: (
-        f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"))
-    lease_ttl: timedelta = timedelta(minutes=15)
-
-    def __post_init__(self) -> None:
-        if self.options.url_mode not in URL_MODES:
-            raise ValueError(f"url_mode must be one of {', '.join(URL_MODES)}, "
-                             f"not {self.options.url_mode!r}")
-        self.allow = netsafe.AllowList.parse(self.options.allow_hosts)
-        self.wiki = self.session.api_url
-        self.stash_max_age = self.options.stash_max_age(self.wiki)
-
-    @property
-    def lease(self) -> Lease:
-        return Lease(self.owner, self.lease_ttl, lambda o: not _owner_alive(o))
-
-    def claim(self, item_id: int) -> bool:
-        return self.ledger.claim(item_id, self.owner, ttl=self.lease_ttl,
-                                 is_stale=lambda o: not _owner_alive(o))
 
 
 class Job:
@@ -363,45 +316,15 @@ class Job:
 
     # --- 3. publish, decide ----------------------------------------------------------------------
     def _publish_or_decide(self) -> None:
+        """A stashed file: publish it, or carry out what the policy or a person decided."""
         row = self._row()
-        decision = row.decision
-        if decision is None:
-            if not row.warnings:
-                return self._publish(row.target, ignorewarnings=False)
-            verdict = self.ctx.options.policy.decide(row.warnings.keys())
-            code = verdict.code or "warning"
-            if verdict.action in (Action.SKIP, Action.FAIL):
-                outcome = State.SKIPPED if verdict.action is Action.SKIP else State.FAILED
-                return self._move(outcome, code, decisions.explain(code, row.warnings))
-            if verdict.action is Action.REVIEW:
-                return self._move(State.NEEDS_REVIEW, code, f"{decisions.explain(code, row.warnings)};"
-                                  f" decide with `mwingest review {row.id} --decision "
-                                  "skip|publish|rename`")
-            return self.decide(verdict.action, by="policy")
-        action = Action(decision["action"])
-        code = self.ctx.options.policy.decide((row.warnings or {}).keys()).code or "warning"
-        if action in (Action.SKIP, Action.FAIL):
-            outcome = State.SKIPPED if action is Action.SKIP else State.FAILED
-            return self._move(outcome, code, decisions.explain(code, row.warnings or {}))
-        if action is Action.PUBLISH:
-            return self._publish(row.target, ignorewarnings=True)
-        tried = list(decision.get("tried") or [])
-        if tried and set(row.warnings or {}) <= decisions.BENIGN_AFTER_RENAME:
-            return self._publish(tried[-1], ignorewarnings=True)
-        if tried and decisions.human_name(decision):
-            return self._move(State.NEEDS_REVIEW, "rename-warned",
-                              f"File:{tried[-1]} warned too: "
-                              + ", ".join(row.warnings or {}) + "; choose another name")
-        while (candidate := decisions.next_candidate(
-                {**decision, "tried": tried}, row.warnings.get("badfilename") or row.target,
-                self.ctx.rules)) is not None:
-            tried.append(candidate)
-            if decisions.human_name(decision) or upload.file_info(self.ctx.session,
-                                                                  candidate) is None:
-                return self._publish(candidate, ignorewarnings=False,
-                                     decision={**decision, "tried": tried})
-        self._move(State.NEEDS_REVIEW, "rename-failed",
-                   "no free name found; choose one with `mwingest review`")
+        move = decisions.next_move(row, self.ctx.options.policy, self.ctx.rules,
+                                   is_free=lambda n: upload.file_info(self.ctx.session, n) is None)
+        if move.action is not None:
+            return self.decide(move.action, by="policy")
+        if move.name is None:
+            return self._move(State(move.outcome or FAILED), move.reason, move.message)
+        self._publish(move.name, ignorewarnings=move.ignorewarnings, decision=move.decision)
 
     def _publish(self, name: str, *, ignorewarnings: bool, op: str = "publish",
                  decision: dict[str, Any] | None = None) -> None:

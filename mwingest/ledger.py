@@ -4,12 +4,13 @@ Why a ledger and not Prefect's cache: Prefect leaves a killed run ``Running`` an
 the run id, so only our own record can say "this file is already uploaded" or "resume chunk upload
 *filekey* at *offset*" on the next run (reliability lessons, practice 9)::
 
-    pending ─▶ validated ─▶ stashing ─▶ stashed ─▶ needs-review ─▶ uploaded | skipped
-                   │           (record_chunk:        │    (decision)
-                   │            filekey, offset)     └─▶ uploaded | skipped | rejected
-                   └─▶ uploaded | skipped | rejected
-    any unfinished state ─▶ failed ─▶ pending | validated | stashing | stashed (a re-run retries)
-                                    └─▶ skipped | rejected (a re-run finds it done or invalid)
+    pending ─▶ validated ─▶ stashing ─▶ stashed ─▶ publishing ─▶ published ─▶ uploaded
+                   │         (filekey,     ▲  │      (intent:        (uploaded at once when
+                   │          offset)      │  │       name, flags)    the answer has the SHA-1)
+                   │       warned, decided ┘  └─▶ needs-review ─▶ stashed (a decision)
+                   └─▶ publishing (a small file: one direct request)
+    any state ─▶ skipped | rejected | failed; failed ─▶ the state it failed in (a re-run goes on
+    from there: stash key, offset and intent are kept)
 
 Each move is one ``BEGIN IMMEDIATE`` transaction that updates the row *and* appends an ``events``
 row, so history is complete and a crash leaves either the old state or the new one. WAL with

@@ -259,3 +259,42 @@ def test_unanswered_review_stays_needs_review_and_is_resolved_later_from_the_sta
     row = _ledger_row(conflict["ledger"], outcome["ledger_id"])
     assert row.state is State.UPLOADED and key(row.final_name) == key(new_name)
     assert row.decision["action"] == "rename" and row.decision["by"] == "resolve-review"
+
+
+def test_ten_conflicts_are_asked_at_once_and_answered_in_any_order(
+        prefect_server, wiki, run_flow, tmp_path, unique):
+    """Every file that needs a person has its form open at the same time (not one after another,
+    each waiting up to the timeout); answering them in a shuffled order finishes the run."""
+    import random
+
+    session = session_for(wiki)
+    folder = tmp_path / "ten"
+    folder.mkdir()
+    names = [f"Ten {unique()} {n}.png" for n in range(10)]
+    ours = {}
+    for name in names:
+        upload.upload_bytes(session, png_bytes(), name)
+        data = png_bytes()
+        (folder / name).write_bytes(data)
+        ours[name] = _sha1(data)
+    proc = run_flow("flows.ingest:ingest_batch", sources=[str(folder)], concurrency=4,
+                    review_timeout_s=REVIEW_WAIT_S, ledger_path=str(tmp_path / "l.sqlite3"))
+    forms = {name: _wait_for_form(prefect_server, proc, name)[0] for name in names}
+    with _client(prefect_server) as client:  # all ten are paused together, before any answer
+        paused = [r for name in names for r in _review_runs(client, name, ["PAUSED"])]
+    assert len(paused) == 10, [r.name for r in paused]
+    order = names[:]
+    random.Random(7).shuffle(order)
+    for n, name in enumerate(order):
+        decision = {"action": "rename", "new_filename": f"{name[:-4]} renamed.png", "note": ""} \
+            if n % 2 else {"action": "skip", "new_filename": "", "note": ""}
+        _resume(prefect_server, forms[name], decision)
+    result = {Path(o["source"]).name: o for o in proc.result()}
+    for n, name in enumerate(order):
+        outcome = result[name]
+        if n % 2:
+            assert (outcome["outcome"], outcome["reason"]) == ("uploaded", "decided-rename")
+            info = upload.file_info(session, f"{name[:-4]} renamed.png")
+            assert info is not None and info["sha1"] == ours[name]
+        else:
+            assert (outcome["outcome"], outcome["reason"]) == ("skipped", "exists")

@@ -1,0 +1,64 @@
+"""What every per-file job of a run shares, and who holds a ledger row's lease.
+
+Apart from :mod:`mwingest.job` so the job reads as its states; a run builds one context and
+hands it to every job (threads share it: the session and the ledger are thread-safe).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from . import netsafe
+from .ledger import Lease, Ledger
+from .options import URL_MODES, IngestOptions
+from .session import WikiSession
+from .siteinfo import WikiRules
+
+
+def owner_alive(owner: str) -> bool:
+    """True unless ``owner`` (``host:pid:token``) is a process of this machine that is gone."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class JobContext:
+    """What every job of a run shares: the wiki, its rules, the ledger and the run's settings."""
+
+    session: WikiSession
+    rules: WikiRules
+    ledger: Ledger
+    options: IngestOptions = field(default_factory=IngestOptions)
+    run_id: str | None = None
+    owner: str = field(default_factory=lambda: (
+        f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"))
+    lease_ttl: timedelta = timedelta(minutes=15)
+
+    def __post_init__(self) -> None:
+        if self.options.url_mode not in URL_MODES:
+            raise ValueError(f"url_mode must be one of {', '.join(URL_MODES)}, "
+                             f"not {self.options.url_mode!r}")
+        self.allow = netsafe.AllowList.parse(self.options.allow_hosts)
+        self.wiki = self.session.api_url
+        self.stash_max_age = self.options.stash_max_age(self.wiki)
+
+    @property
+    def lease(self) -> Lease:
+        return Lease(self.owner, self.lease_ttl, lambda o: not owner_alive(o))
+
+    def claim(self, item_id: int) -> bool:
+        return self.ledger.claim(item_id, self.owner, ttl=self.lease_ttl,
+                                 is_stale=lambda o: not owner_alive(o))
