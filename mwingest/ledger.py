@@ -345,6 +345,8 @@ class Ledger:
             if to not in _KEEPS_INTENT:
                 fields = {"intent": None, **fields}
             values = self._columns(old, fields)
+            if to in OUTCOMES:  # the run is done with the row: its lease ends with the move
+                values.update(lease_owner=None, lease_until=None)
             values.update(state=to.value, reason=_redact(reason), message=_redact(message),
                           updated_at=self._stamp())
             assignments = ", ".join(f'"{col}" = ?' for col in values)
