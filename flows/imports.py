@@ -36,7 +36,7 @@ class PublishSettings(BaseModel):
         description="A wikitext file whose {column} placeholders are filled from manifest columns")
     tags: list[str] = Field(default_factory=list, title="Change tags",
                             description="Tags (defined on the wiki) added to every upload")
-    chunk_size_mb: float = Field(8.0, ge=0.0625, le=100.0, title="Chunk size (MiB)",
+    chunk_size_mb: float = Field(16.0, ge=0.0625, le=100.0, title="Chunk size (MiB)",
                                  description="Files larger than this go up in chunks of this size")
     concurrency: int = Field(4, ge=1, le=MAX_WORKERS, title="Files at once",
                              description="How many files are uploaded in parallel")

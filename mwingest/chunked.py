@@ -38,7 +38,7 @@ from .upload import (
 
 log = logging.getLogger("mwingest.chunked")
 
-DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
+DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024  # bench/README.md: 16 MiB beats 5 and 8 by 20 %
 MAX_SAME_OFFSET_RESYNCS = 3
 MAX_RESTARTS = 2
 

@@ -34,7 +34,7 @@ class IngestOptions:
     text: str | None = None  # default page text (an item's own text wins)
     tags: tuple[str, ...] = ()
     watchlist: str | None = None  # watch | preferences | nochange
-    chunk_size: int = 8 * 1024 * 1024
+    chunk_size: int = 16 * 1024 * 1024  # the benchmark's pick (bench/README.md)
     policy: WarningPolicy = field(default_factory=WarningPolicy)
     async_assembly: bool = False
     #: Hosts URL items may reach although they resolve to non-public addresses (plus the env's
