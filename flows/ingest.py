@@ -22,6 +22,7 @@ from typing import Literal
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
+from prefect.futures import PrefectConcurrentFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.review import ask_reviewer, describe_conflict
@@ -80,6 +81,16 @@ def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
     if job.outcome().outcome != NEEDS_REVIEW:
         _tell(job.outcome(), item.label)
     return job
+
+
+def _collect(running: dict[int, PrefectConcurrentFuture[Job]], jobs: list[Job | None], *,
+             wait: bool = False) -> None:
+    """Move finished files' jobs out of their futures: a future keeps its task run's final
+    state, and a batch of 100,000 files must not keep 100,000 of them. (``done()`` of the
+    wrapped thread future asks no API, unlike ``state``.)"""
+    for n in list(running):
+        if wait or running[n].wrapped_future.done():
+            jobs[n] = running.pop(n).result()
 
 
 def _waits_for_person(job: Job) -> bool:
@@ -145,12 +156,12 @@ def _can_pause(review_timeout_s: int | None, stash_hours: float) -> int:
 def run_batch(credentials: Credentials, sources: list[str], *, filename: str | None = None,
               comment: str = "Uploaded with mwingest", text: str | None = None,
               text_template: str | None = None, tags: list[str] | None = None,
-              chunk_size_mb: float = 8.0, on_warning: dict[str, str] | None = None,
+              chunk_size_mb: float = 16.0, on_warning: dict[str, str] | None = None,
               concurrency: int = 4, review_timeout_s: int | None = None,
               ledger_path: str | None = None, glob: str = "*", recursive: bool = True,
               manifest_root: str | None = None, allow_hosts: list[str] | None = None,
               url_mode: str = "wiki", stash_hours: float | None = None,
-              retry_budget_s: float = DEFAULT_BUDGET_S) -> list[dict]:
+              retry_budget_s: float = DEFAULT_BUDGET_S, async_assembly: bool = False) -> list[dict]:
     """The body every import flow shares (called inside a flow run).
 
     ``manifest_root`` widens where manifest paths may lead; ``allow_hosts`` lets URL items reach
@@ -158,7 +169,10 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
     ``local`` (mwingest downloads). The defaults are strict (README, "Running imports you did
     not write"). ``stash_hours``: how long the wiki keeps stashed files (default from its host:
     48 h on Wikimedia's wikis, else MediaWiki's 6 h); ``retry_budget_s``: how long a transient
-    fault (a wiki restart, lost answers, maxlag) is ridden out, per request.
+    fault (a wiki restart, lost answers, maxlag) is ridden out, per request;
+    ``async_assembly``: the wiki assembles a chunked file in a job (``async=1`` on the final
+    chunk; its job runner must run ``AssembleUploadChunks``), for files too big to assemble
+    within one request's time limit.
     """
     log = get_run_logger()
     started = time.monotonic()
@@ -170,7 +184,7 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
                             policy=WarningPolicy.parse(
                                 {k: str(v) for k, v in (on_warning or {}).items()}),
                             allow_hosts=tuple(allow_hosts or ()), url_mode=url_mode,
-                            stash_hours=stash_hours, retry=retry)
+                            stash_hours=stash_hours, retry=retry, async_assembly=async_assembly)
     ledger_file = ledger_path or str(default_path())
     items = collect(sources, glob=glob, recursive=recursive, text_template=text_template,
                     root=manifest_root)
@@ -181,20 +195,23 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
         ctx = JobContext(session, rules, ledger, options, run_id=run_id)
         progress = Progress(len(items))
         slots = threading.Semaphore(max(1, min(concurrency, MAX_WORKERS)))
-        futures = []
-        for item in items:
+        jobs: list[Job | None] = [None] * len(items)
+        running: dict[int, PrefectConcurrentFuture[Job]] = {}
+        for n, item in enumerate(items):
             slots.acquire()  # at most `concurrency` files in flight
-            futures.append(ingest_file.with_options(task_run_name=f"file · {item.label}")
-                           .submit(ctx, item, slots, progress))
-        jobs = [f.result() for f in futures]
+            running[n] = (ingest_file.with_options(task_run_name=f"file · {item.label}")
+                          .submit(ctx, item, slots, progress))
+            _collect(running, jobs)
+        _collect(running, jobs, wait=True)
+        done = [j for j in jobs if j is not None]
         wait_s = _can_pause(review_timeout_s, ctx.stash_max_age.total_seconds() / 3600)
-        if wait_s and any(_waits_for_person(j) for j in jobs):
+        if wait_s and any(_waits_for_person(j) for j in done):
             # The table for everything else first: a person may take hours over the forms.
-            publish_report([j.outcome() for j in jobs], wiki=session.api_url,
+            publish_report([j.outcome() for j in done], wiki=session.api_url,
                            seconds=time.monotonic() - started, ledger_path=ledger_file,
                            before_review=True)
-        _ask_people(jobs, wait_s)
-    outcomes: list[Outcome] = [j.outcome() for j in jobs]
+        _ask_people(done, wait_s)
+    outcomes: list[Outcome] = [j.outcome() for j in done]
     publish_report(outcomes, wiki=session.api_url, seconds=time.monotonic() - started,
                    ledger_path=ledger_file)
     return [o.as_dict() for o in outcomes]
@@ -210,7 +227,7 @@ def ingest_batch(
     text: str | None = None,
     text_template: str | None = None,
     tags: list[str] | None = None,
-    chunk_size_mb: float = 8.0,
+    chunk_size_mb: float = 16.0,
     on_warning: dict[str, Action] | None = None,
     concurrency: int = 4,
     review_timeout_s: int | None = None,
@@ -222,12 +239,14 @@ def ingest_batch(
     url_mode: Literal["wiki", "local"] = "wiki",
     stash_hours: float | None = None,
     retry_budget_s: float = DEFAULT_BUDGET_S,
+    async_assembly: bool = False,
 ) -> list[dict]:
     """Put files, folders, manifests or URLs on a wiki; one outcome per file.
 
     ``wiki`` is the API URL (default ``MWINGEST_API_URL``); the secret comes from
     ``credentials_block`` or the environment, never from a parameter. ``manifest_root``,
-    ``allow_hosts``, ``url_mode``, ``stash_hours`` and ``retry_budget_s``: see :func:`run_batch`.
+    ``allow_hosts``, ``url_mode``, ``stash_hours``, ``retry_budget_s`` and ``async_assembly``: see
+    :func:`run_batch`.
     """
     return run_batch(
         resolve_credentials(wiki, credentials_block), sources, filename=filename,
@@ -235,4 +254,5 @@ def ingest_batch(
         chunk_size_mb=chunk_size_mb, on_warning={k: str(v) for k, v in (on_warning or {}).items()},
         concurrency=concurrency, review_timeout_s=review_timeout_s, ledger_path=ledger_path,
         glob=glob, recursive=recursive, manifest_root=manifest_root, allow_hosts=allow_hosts,
-        url_mode=url_mode, stash_hours=stash_hours, retry_budget_s=retry_budget_s)
+        url_mode=url_mode, stash_hours=stash_hours, retry_budget_s=retry_budget_s,
+        async_assembly=async_assembly)

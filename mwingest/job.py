@@ -166,7 +166,12 @@ class Job:
             self._verdict(FAILED, "ledger-error", f"{exc}; and the ledger failed: {ledger_exc}")
 
     def finish(self) -> None:
-        """Free what this run held: the lease, a fetched URL's temporary copy (the wiki has it)."""
+        """Free what this run held: the lease, a fetched URL's temporary copy (the wiki has it),
+        and all of the wiki's answer but what the outcome reports (a batch keeps every job)."""
+        if self.done:
+            self.chunk = None
+            self.landed = {k: v for k, v in self.landed.items()
+                           if k in ("sha1", "size", "descriptionurl")}
         if self.local_copy:
             Path(self.local_copy).unlink(missing_ok=True)
             self.local_copy = None
@@ -443,6 +448,7 @@ class Job:
                                               flow_run_id=self.ctx.run_id, **fields)
         if to in (State.SKIPPED, State.REJECTED, State.FAILED, State.NEEDS_REVIEW,
                   State.UPLOADED):
+            self._leased = False  # the ledger ended the lease with the move
             level = logging.INFO if to in (State.UPLOADED, State.SKIPPED) else logging.WARNING
             log.log(level, "%s: %s (%s) %s", self.item.label, to, reason, message or "")
 
