@@ -83,14 +83,20 @@ def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
     return job
 
 
-def _collect(running: dict[int, PrefectConcurrentFuture[Job]], jobs: list[Job | None], *,
-             wait: bool = False) -> None:
-    """Move finished files' jobs out of their futures: a future keeps its task run's final
-    state, and a batch of 100,000 files must not keep 100,000 of them. (``done()`` of the
-    wrapped thread future asks no API, unlike ``state``.)"""
+def _collect(running: dict[int, PrefectConcurrentFuture[Job]],
+             finished: list[Job | Outcome | None], *, wait: bool = False) -> None:
+    """Take finished files out of their futures, keeping only the outcome of each (and the job
+    of a file that waits for a person): a batch of 100,000 files must not hold 100,000 futures
+    with their states, nor jobs with their rows. (``done()`` of the wrapped thread future asks
+    no API, unlike ``state``.)"""
     for n in list(running):
         if wait or running[n].wrapped_future.done():
-            jobs[n] = running.pop(n).result()
+            job = running.pop(n).result()
+            finished[n] = job if _waits_for_person(job) else job.outcome()
+
+
+def _outcome(done: Job | Outcome) -> Outcome:
+    return done if isinstance(done, Outcome) else done.outcome()
 
 
 def _waits_for_person(job: Job) -> bool:
@@ -195,23 +201,24 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
         ctx = JobContext(session, rules, ledger, options, run_id=run_id)
         progress = Progress(len(items))
         slots = threading.Semaphore(max(1, min(concurrency, MAX_WORKERS)))
-        jobs: list[Job | None] = [None] * len(items)
+        finished: list[Job | Outcome | None] = [None] * len(items)
         running: dict[int, PrefectConcurrentFuture[Job]] = {}
         for n, item in enumerate(items):
             slots.acquire()  # at most `concurrency` files in flight
             running[n] = (ingest_file.with_options(task_run_name=f"file · {item.label}")
                           .submit(ctx, item, slots, progress))
-            _collect(running, jobs)
-        _collect(running, jobs, wait=True)
-        done = [j for j in jobs if j is not None]
+            _collect(running, finished)
+        _collect(running, finished, wait=True)
+        done = [f for f in finished if f is not None]
+        waiting = [f for f in done if isinstance(f, Job)]
         wait_s = _can_pause(review_timeout_s, ctx.stash_max_age.total_seconds() / 3600)
-        if wait_s and any(_waits_for_person(j) for j in done):
+        if wait_s and waiting:
             # The table for everything else first: a person may take hours over the forms.
-            publish_report([j.outcome() for j in done], wiki=session.api_url,
+            publish_report([_outcome(f) for f in done], wiki=session.api_url,
                            seconds=time.monotonic() - started, ledger_path=ledger_file,
                            before_review=True)
-        _ask_people(done, wait_s)
-    outcomes: list[Outcome] = [j.outcome() for j in done]
+        _ask_people(waiting, wait_s)
+    outcomes: list[Outcome] = [_outcome(f) for f in done]
     publish_report(outcomes, wiki=session.api_url, seconds=time.monotonic() - started,
                    ledger_path=ledger_file)
     return [o.as_dict() for o in outcomes]
