@@ -280,3 +280,87 @@ def _policy(**actions):
     from mwingest.policy import WarningPolicy
 
     return WarningPolicy.parse(actions)
+
+
+def test_a_file_left_for_review_is_decided_again_by_the_next_runs_policy(wiki, ledger, tmp_path):
+    path = png(tmp_path / "Later.png", 64)
+    wiki.put("Later.png", b"not ours")
+    first = run(context(wiki, ledger), path).outcome()
+    assert first.outcome == "needs-review"
+    sent = wiki.chunk_bytes
+    out = run(context(wiki, ledger, policy=_policy(exists="rename")), path).outcome()
+    assert (out.outcome, out.filename) == ("uploaded", "Later_(2).png")
+    assert wiki.chunk_bytes == sent  # published from the stash key: no byte sent again
+
+
+def test_a_stash_key_older_than_the_wikis_stash_lifetime_is_not_trusted(wiki, ledger, tmp_path):
+    path = png(tmp_path / "Old.png", 64)
+    die_after(context(wiki, ledger), path, "chunk", 2)
+    wiki.expire_stash()
+    out = run(context(wiki, ledger, stash_hours=0.1), path).outcome()  # 6 min: younger than the
+    assert out.outcome == "uploaded"  # margin, so the key counts as gone: sent from byte 0
+    assert out.bytes_sent == path.stat().st_size
+    assert len(wiki.versions("Old.png")) == 1
+
+
+def test_a_late_decision_on_a_row_another_run_holds_is_refused(wiki, ledger, tmp_path):
+    path = png(tmp_path / "Busy.png", 16)
+    wiki.put("Busy.png", b"theirs")
+    first = run(context(wiki, ledger), path).outcome()
+    holder = Job.from_ledger(context(wiki, ledger), first.ledger_id)  # a live run claims it
+    assert holder.verdict is None
+    other = Job.from_ledger(context(wiki, ledger), first.ledger_id)
+    assert (other.outcome().outcome, other.outcome().reason) == ("failed", "leased")
+    assert len(wiki.versions("Busy.png")) == 1
+
+
+def test_every_state_a_run_can_stop_in_is_finished_by_the_next(wiki, ledger, tmp_path):
+    """Stop after each step (the process dies between two ledger writes) and start again."""
+    path = png(tmp_path / "Steps.png", 64)
+    steps = 0
+    while True:
+        ctx = context(wiki, ledger)
+        ctx.lease_ttl = timedelta(0)
+        job = Job(ctx, IngestItem(source=str(path)))
+        for _ in range(steps + 1):
+            if job.done:
+                break
+            job.step()
+        if job.done:
+            break
+        steps += 1
+    out = job.outcome()
+    assert out.outcome in ("uploaded", "skipped"), out
+    assert len(wiki.versions("Steps.png")) == 1
+    assert wiki.chunk_bytes == path.stat().st_size  # each restart resumes at the wiki's offset
+    states = [e.to_state for e in ledger.history(ledger.items()[0].id)]
+    assert {State.STASHING, State.STASHED, State.PUBLISHING} <= set(states)
+
+
+@pytest.mark.parametrize("dies", [False, True])
+def test_a_copy_upload_whose_answer_was_lost_is_found_by_its_uploader(wiki, ledger, tmp_path,
+                                                                     monkeypatch, dies):
+    """We never hold a copy upload's bytes: the wiki's version under the name, written by our
+    account after the intent, is ours. (The URL's redirect walk is not under test here.)"""
+    import mwingest.netsafe as netsafe
+
+    monkeypatch.setattr(netsafe, "resolve_redirects", lambda url, allow, timeout=30.0: url)
+    url = "https://media.example.org/scans/Copy.png"
+    wiki.urls[url] = png(tmp_path / "src.png", 16).read_bytes()
+    if dies:
+        ctx = context(wiki, ledger)
+        ctx.lease_ttl = timedelta(0)
+        wiki.fault("copy", "lost")
+        job = Job(ctx, IngestItem(source=url))
+        with pytest.raises(Exception, match="lost"):
+            while not job.done:
+                job.step()
+        job = Job(context(wiki, ledger), IngestItem(source=url))
+        job.run()
+    else:
+        wiki.fault("copy", "lost")
+        job = run(context(wiki, ledger), url)  # type: ignore[arg-type]
+    out = job.outcome()
+    assert (out.outcome, out.filename) == ("uploaded", "Copy.png")
+    assert wiki.kinds["copy"] == 1 and len(wiki.versions("Copy.png")) == 1
+    assert out.sha1 == wiki.versions("Copy.png")[0]["sha1"]
