@@ -67,8 +67,13 @@ def resolve_credentials(wiki: str | None, credentials_block: str | None) -> Cred
 
 @task(name="ingest-file", cache_policy=NO_CACHE, persist_result=False)
 def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
-                progress: Progress) -> Job:
-    """One file from validation to its outcome (the review by a person comes later)."""
+                progress: Progress) -> Job | Outcome:
+    """One file from validation to its outcome (the review by a person comes later).
+
+    Returns the outcome, or the job itself while it waits for a person. Prefect keeps every task
+    run's result until the flow run ends, so a result must be small: an outcome, not a job with
+    its row and the wiki's answers.
+    """
     job = Job(ctx, item)
     try:
         drive(job, label=item.label)
@@ -78,21 +83,20 @@ def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
         job.finish()
         slots.release()
         progress.advance()
-    if job.outcome().outcome != NEEDS_REVIEW:
-        _tell(job.outcome(), item.label)
-    return job
+    if _waits_for_person(job):
+        return job  # told once a person answered, or the run gave up waiting
+    outcome = job.outcome()
+    _tell(outcome, item.label)
+    return outcome
 
 
-def _collect(running: dict[int, PrefectConcurrentFuture[Job]],
+def _collect(running: dict[int, PrefectConcurrentFuture[Job | Outcome]],
              finished: list[Job | Outcome | None], *, wait: bool = False) -> None:
-    """Take finished files out of their futures, keeping only the outcome of each (and the job
-    of a file that waits for a person): a batch of 100,000 files must not hold 100,000 futures
-    with their states, nor jobs with their rows. (``done()`` of the wrapped thread future asks
-    no API, unlike ``state``.)"""
+    """Take finished files out of their futures: a batch of 100,000 files must not hold
+    100,000 futures. (``done()`` of the wrapped thread future asks no API, unlike ``state``.)"""
     for n in list(running):
         if wait or running[n].wrapped_future.done():
-            job = running.pop(n).result()
-            finished[n] = job if _waits_for_person(job) else job.outcome()
+            finished[n] = running.pop(n).result()
 
 
 def _outcome(done: Job | Outcome) -> Outcome:
@@ -202,7 +206,7 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
         progress = Progress(len(items))
         slots = threading.Semaphore(max(1, min(concurrency, MAX_WORKERS)))
         finished: list[Job | Outcome | None] = [None] * len(items)
-        running: dict[int, PrefectConcurrentFuture[Job]] = {}
+        running: dict[int, PrefectConcurrentFuture[Job | Outcome]] = {}
         for n, item in enumerate(items):
             slots.acquire()  # at most `concurrency` files in flight
             running[n] = (ingest_file.with_options(task_run_name=f"file · {item.label}")
