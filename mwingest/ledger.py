@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,9 +42,11 @@ from mwingest.ledger_model import (  # noqa: F401 - re-exported: the ledger's pu
     STASH_MAX_AGE,
     TRANSITIONS,
     IllegalTransitionError,
+    Lease,
     LedgerError,
     LedgerEvent,
     LedgerItem,
+    RowLeasedError,
     State,
     UnknownItemError,
 )
@@ -92,23 +93,6 @@ def normalise_source(source: str | os.PathLike[str]) -> str:
     if re.match(r"\s*[a-zA-Z][a-zA-Z0-9+.-]*://", text):
         return text.strip()
     return os.path.abspath(os.path.expanduser(text))  # no strip: a trailing space is a legal name
-
-
-@dataclass(frozen=True)
-class Lease:
-    """Who claims a row (``host:pid:run``), for how long, and how to tell a dead holder."""
-
-    owner: str
-    ttl: timedelta
-    is_stale: Callable[[str], bool] | None = None
-
-
-class RowLeasedError(LedgerError):
-    """Another live run holds the row's lease; ``row`` is the row as it is."""
-
-    def __init__(self, message: str, row: LedgerItem) -> None:
-        super().__init__(message)
-        self.row = row
 
 
 def _refuse_secret_names(value: Any) -> None:

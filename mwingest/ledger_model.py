@@ -6,7 +6,7 @@ imported, on its own; ``mwingest.ledger`` re-exports every name here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -147,3 +147,20 @@ class LedgerEvent:
     message: str | None
     at: datetime
     run_id: str | None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who claims a row (``host:pid:run``), for how long, and how to tell a dead holder."""
+
+    owner: str
+    ttl: timedelta
+    is_stale: Callable[[str], bool] | None = None
+
+
+class RowLeasedError(LedgerError):
+    """Another live run holds the row's lease; ``row`` is the row as it is."""
+
+    def __init__(self, message: str, row: LedgerItem) -> None:
+        super().__init__(message)
+        self.row = row
