@@ -29,6 +29,7 @@ from flows.review import ask_reviewer, describe_conflict
 from mwingest import upload
 from mwingest.connect import open_wiki
 from mwingest.credentials import Credentials
+from mwingest.errors import reason_code
 from mwingest.items import NEEDS_REVIEW, IngestItem, Outcome
 from mwingest.job import Job, JobContext
 from mwingest.ledger import Ledger, default_path
@@ -65,15 +66,21 @@ def resolve_credentials(wiki: str | None, credentials_block: str | None) -> Cred
     return Credentials.from_env(api_url=wiki)
 
 
+class Finished:
+    """Where the file tasks leave how each file ended: its outcome, or its job while it waits for
+    a person. Why not the tasks' return values: Prefect keeps a copy of the state of every task
+    run's result (and of its fields) in the flow run's context until the flow run ends
+    (``FlowRunContext.run_results``); a task that returns None leaves nothing there, so the
+    flow's memory does not grow with the number of files."""
+
+    def __init__(self, count: int) -> None:
+        self.files: list[Job | Outcome | None] = [None] * count
+
+
 @task(name="ingest-file", cache_policy=NO_CACHE, persist_result=False)
 def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
-                progress: Progress) -> Job | Outcome:
-    """One file from validation to its outcome (the review by a person comes later).
-
-    Returns the outcome, or the job itself while it waits for a person. Prefect keeps every task
-    run's result until the flow run ends, so a result must be small: an outcome, not a job with
-    its row and the wiki's answers.
-    """
+                progress: Progress, finished: Finished, index: int) -> None:
+    """One file from validation to its outcome (the review by a person comes later)."""
     job = Job(ctx, item)
     try:
         drive(job, label=item.label)
@@ -84,19 +91,27 @@ def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
         slots.release()
         progress.advance()
     if _waits_for_person(job):
-        return job  # told once a person answered, or the run gave up waiting
+        finished.files[index] = job  # told once a person answered, or the run gave up waiting
+        return
     outcome = job.outcome()
     _tell(outcome, item.label)
-    return outcome
+    finished.files[index] = outcome
 
 
-def _collect(running: dict[int, PrefectConcurrentFuture[Job | Outcome]],
-             finished: list[Job | Outcome | None], *, wait: bool = False) -> None:
-    """Take finished files out of their futures: a batch of 100,000 files must not hold
-    100,000 futures. (``done()`` of the wrapped thread future asks no API, unlike ``state``.)"""
+def _collect(running: dict[int, PrefectConcurrentFuture[None]], finished: Finished,
+             items: list[IngestItem], *, wait: bool = False) -> None:
+    """Drop the futures of finished files: a batch of 100,000 files must not hold 100,000 of
+    them. (``done()`` of the wrapped thread future asks no API, unlike ``state``.) A file task
+    that died of something it could not catch still gets an outcome: the batch goes on."""
     for n in list(running):
         if wait or running[n].wrapped_future.done():
-            finished[n] = running.pop(n).result()
+            try:
+                running.pop(n).result()
+            except Exception as exc:  # noqa: BLE001 - reported as the file's outcome
+                if finished.files[n] is None:
+                    finished.files[n] = Outcome(source=items[n].source, filename=None,
+                                                outcome="failed", reason=reason_code(exc),
+                                                message=f"internal error: {exc}")
 
 
 def _outcome(done: Job | Outcome) -> Outcome:
@@ -205,15 +220,15 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
         ctx = JobContext(session, rules, ledger, options, run_id=run_id)
         progress = Progress(len(items))
         slots = threading.Semaphore(max(1, min(concurrency, MAX_WORKERS)))
-        finished: list[Job | Outcome | None] = [None] * len(items)
-        running: dict[int, PrefectConcurrentFuture[Job | Outcome]] = {}
+        finished = Finished(len(items))
+        running: dict[int, PrefectConcurrentFuture[None]] = {}
         for n, item in enumerate(items):
             slots.acquire()  # at most `concurrency` files in flight
             running[n] = (ingest_file.with_options(task_run_name=f"file · {item.label}")
-                          .submit(ctx, item, slots, progress))
-            _collect(running, finished)
-        _collect(running, finished, wait=True)
-        done = [f for f in finished if f is not None]
+                          .submit(ctx, item, slots, progress, finished, n))
+            _collect(running, finished, items)
+        _collect(running, finished, items, wait=True)
+        done = [f for f in finished.files if f is not None]
         waiting = [f for f in done if isinstance(f, Job)]
         wait_s = _can_pause(review_timeout_s, ctx.stash_max_age.total_seconds() / 3600)
         if wait_s and waiting:
