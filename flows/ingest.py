@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta
 from typing import Literal
 
 from prefect import flow, get_run_logger, task
@@ -156,9 +157,8 @@ def review_file(job: Job, timeout_s: int) -> Job:
     return job
 
 
-def _ask_people(jobs: list[Job], timeout_s: int) -> None:
+def _ask_people(waiting: list[Job], timeout_s: int) -> None:
     """Every file that needs a person is asked at the same time; wait for all the answers."""
-    waiting = [j for j in jobs if _waits_for_person(j)]
     if not waiting or timeout_s <= 0:
         for job in waiting:
             _tell(job.outcome(), job.item.label)
@@ -169,10 +169,10 @@ def _ask_people(jobs: list[Job], timeout_s: int) -> None:
         future.wait()
 
 
-def _can_pause(review_timeout_s: int | None, stash_hours: float) -> int:
+def _can_pause(review_timeout_s: int | None, stash_max_age: timedelta) -> int:
     """Seconds to wait for a person: only with a real Prefect server, where a UI can show the
     form, and never longer than half the wiki's stash lifetime (the bytes wait in the stash)."""
-    bound = int(stash_hours * 3600 / 2)
+    bound = int(stash_max_age.total_seconds() / 2)
     if review_timeout_s is not None:
         return max(0, min(review_timeout_s, bound))
     return min(3600, bound) if os.environ.get("PREFECT_API_URL") else 0
@@ -230,7 +230,7 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
         _collect(running, finished, items, wait=True)
         done = [f for f in finished.files if f is not None]
         waiting = [f for f in done if isinstance(f, Job)]
-        wait_s = _can_pause(review_timeout_s, ctx.stash_max_age.total_seconds() / 3600)
+        wait_s = _can_pause(review_timeout_s, ctx.stash_max_age)
         if wait_s and waiting:
             # The table for everything else first: a person may take hours over the forms.
             publish_report([_outcome(f) for f in done], wiki=session.api_url,

@@ -34,7 +34,7 @@ from . import chunked, decisions, intake, names, upload
 from .errors import AlreadyThereError, ApiError, InputError, ResyncError, reason_code
 from .items import FAILED, NEEDS_REVIEW, REJECTED, SKIPPED, IngestItem, Outcome
 from .jobcontext import JobContext
-from .ledger import LedgerItem, RowLeasedError, State
+from .ledger import OUTCOMES, LedgerItem, RowLeasedError, State
 from .options import URL_SHA1
 from .policy import Action
 from .recovery import find_landed
@@ -80,8 +80,7 @@ class Job:
 
     @property
     def done(self) -> bool:
-        return self.verdict is not None or (self.row is not None and self.row.state in (
-            State.UPLOADED, State.SKIPPED, State.REJECTED, State.FAILED, State.NEEDS_REVIEW))
+        return self.verdict is not None or (self.row is not None and self.row.state in OUTCOMES)
 
     @property
     def next_is_chunk(self) -> bool:
@@ -229,30 +228,24 @@ class Job:
         if row.state is State.REJECTED:
             return self._verdict(REJECTED, row.reason or "rejected", row.message or "")
         if row.state is State.PENDING:
-            if not self._precheck(checked):
-                self._move(State.VALIDATED, params=self._params())
+            self._move(State.VALIDATED, params=self._params())
+            self._precheck(checked)
             return
         self._resume(row)
 
-    def _precheck(self, checked: intake.Checked) -> bool:
+    def _precheck(self, checked: intake.Checked) -> None:
         """Big new files: are the bytes already on the wiki? (a small one costs about as much to send)"""
         from .validate import find_duplicates  # Pillow/magic: imported lazily
 
         if checked.size < self.ctx.options.precheck_min_bytes or checked.sha1 == URL_SHA1:
-            return False
+            return
         dupes = find_duplicates(self.ctx.session, checked.sha1 or "")
-        if not dupes:
-            return False
-        self._move(State.VALIDATED, params=self._params())
         if names.title_key(checked.target or "") in {names.title_key(d) for d in dupes}:
             self._move(State.SKIPPED, "already-on-wiki", f"File:{checked.target} already holds "
                        "these bytes", final_name=checked.target)
-        elif self.ctx.options.policy.action_for("duplicate") is Action.SKIP:
+        elif dupes and self.ctx.options.policy.action_for("duplicate") is Action.SKIP:
             self._move(State.SKIPPED, "duplicate", "the same bytes are already on the wiki as "
                        + ", ".join(dupes), warnings={"duplicate": dupes})
-        else:
-            return False
-        return True
 
     def _resume(self, row: LedgerItem) -> None:
         """An unfinished row from an earlier run: continue where the wiki stands."""
@@ -446,8 +439,7 @@ class Job:
         row = self._row()
         self.row = self.ctx.ledger.transition(row.id, to, reason=reason, message=message,
                                               flow_run_id=self.ctx.run_id, **fields)
-        if to in (State.SKIPPED, State.REJECTED, State.FAILED, State.NEEDS_REVIEW,
-                  State.UPLOADED):
+        if to in OUTCOMES:
             self._leased = False  # the ledger ended the lease with the move
             level = logging.INFO if to in (State.UPLOADED, State.SKIPPED) else logging.WARNING
             log.log(level, "%s: %s (%s) %s", self.item.label, to, reason, message or "")

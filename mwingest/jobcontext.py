@@ -60,5 +60,5 @@ class JobContext:
         return Lease(self.owner, self.lease_ttl, lambda o: not owner_alive(o))
 
     def claim(self, item_id: int) -> bool:
-        return self.ledger.claim(item_id, self.owner, ttl=self.lease_ttl,
-                                 is_stale=lambda o: not owner_alive(o))
+        lease = self.lease
+        return self.ledger.claim(item_id, lease.owner, ttl=lease.ttl, is_stale=lease.is_stale)
