@@ -26,6 +26,8 @@ from prefect.context import get_run_context
 from prefect.futures import PrefectConcurrentFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.heartbeat import heartbeats
+from flows.plainparams import plain_parameters
 from flows.review import ask_reviewer, describe_conflict
 from mwingest import upload
 from mwingest.connect import open_wiki
@@ -45,6 +47,9 @@ from tasks.steps import drive
 MAX_WORKERS = 16
 #: In-process callbacks told about each outcome as it happens (the CLI's ``--json`` lines).
 OUTCOME_LISTENERS: list[Callable[[Outcome], None]] = []
+#: In-process callbacks told, after each step of a file, ``(source, label, bytes on the wiki,
+#: size)``: the CLI's progress display, chunk by chunk.
+PROGRESS_LISTENERS: list[Callable[[str, str, int, int], None]] = []
 
 
 def _tell(outcome: Outcome, label: str) -> None:
@@ -53,7 +58,8 @@ def _tell(outcome: Outcome, label: str) -> None:
              "needs-review": "waits for a decision", "failed": "failed"}
     get_run_logger().log(
         logging.INFO if outcome.ok else logging.WARNING, "%s %s (%s): %s", label,
-        words.get(outcome.outcome, outcome.outcome), outcome.reason, outcome.message or "")
+        words.get(outcome.outcome, outcome.outcome), outcome.reason, outcome.message or "",
+        extra={"mwingest_outcome": True})  # a console that shows outcomes itself drops these
     for listener in list(OUTCOME_LISTENERS):
         listener(outcome)
 
@@ -84,7 +90,7 @@ def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
     """One file from validation to its outcome (the review by a person comes later)."""
     job = Job(ctx, item)
     try:
-        drive(job, label=item.label)
+        drive(job, label=item.label, on_step=_progress if PROGRESS_LISTENERS else None)
     except Exception as exc:  # noqa: BLE001 - one file's failure never stops the batch
         job.fail(exc)
     finally:
@@ -97,6 +103,12 @@ def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
     outcome = job.outcome()
     _tell(outcome, item.label)
     finished.files[index] = outcome
+
+
+def _progress(job: Job) -> None:
+    done, total = job.progress
+    for listener in list(PROGRESS_LISTENERS):
+        listener(job.item.source, job.item.label, done, total)
 
 
 def _collect(running: dict[int, PrefectConcurrentFuture[None]], finished: Finished,
@@ -199,6 +211,23 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
     chunk; its job runner must run ``AssembleUploadChunks``), for files too big to assemble
     within one request's time limit.
     """
+    with heartbeats():  # a run whose process dies is marked Crashed by the server
+        return _run_batch(credentials, sources, filename=filename, comment=comment, text=text,
+                          text_template=text_template, tags=tags, chunk_size_mb=chunk_size_mb,
+                          on_warning=on_warning, concurrency=concurrency,
+                          review_timeout_s=review_timeout_s, ledger_path=ledger_path, glob=glob,
+                          recursive=recursive, manifest_root=manifest_root,
+                          allow_hosts=allow_hosts, url_mode=url_mode, stash_hours=stash_hours,
+                          retry_budget_s=retry_budget_s, async_assembly=async_assembly)
+
+
+def _run_batch(credentials: Credentials, sources: list[str], *, filename: str | None,
+               comment: str, text: str | None, text_template: str | None,
+               tags: list[str] | None, chunk_size_mb: float, on_warning: dict[str, str] | None,
+               concurrency: int, review_timeout_s: int | None, ledger_path: str | None,
+               glob: str, recursive: bool, manifest_root: str | None,
+               allow_hosts: list[str] | None, url_mode: str, stash_hours: float | None,
+               retry_budget_s: float, async_assembly: bool) -> list[dict]:
     log = get_run_logger()
     started = time.monotonic()
     run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
@@ -282,3 +311,6 @@ def ingest_batch(
         glob=glob, recursive=recursive, manifest_root=manifest_root, allow_hosts=allow_hosts,
         url_mode=url_mode, stash_hours=stash_hours, retry_budget_s=retry_budget_s,
         async_assembly=async_assembly)
+
+
+plain_parameters(ingest_batch)

@@ -11,7 +11,9 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from prefect.context import get_run_context
 
+from flows.heartbeat import heartbeats
 from flows.ingest import resolve_credentials
+from flows.plainparams import plain_parameters
 from mwingest.connect import open_wiki
 from mwingest.job import Job, JobContext
 from mwingest.ledger import Ledger, default_path
@@ -43,6 +45,17 @@ def resolve_review(item_id: int, decision: Literal["skip", "publish", "rename"],
         comment: The upload summary for the publish.
         credentials: The wiki and how to log in: pick a MediaWiki Credentials block.
     """
+    with heartbeats():  # a run whose process dies is marked Crashed by the server
+        return _resolve(item_id, decision, new_filename, wiki, credentials_block, ledger_path,
+                        comment, credentials)
+
+
+plain_parameters(resolve_review)
+
+
+def _resolve(item_id: int, decision: str, new_filename: str | None, wiki: str | None,
+             credentials_block: str | None, ledger_path: str | None, comment: str,
+             credentials: MediaWikiCredentials | None) -> dict:
     log = get_run_logger()
     run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
     retry = RetryPolicy()

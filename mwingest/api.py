@@ -3,8 +3,9 @@
     from mwingest.api import ingest
     outcomes = ingest(["scans/"], wiki="https://wiki.example.org/w/api.php")
 
-Each call is a Prefect flow run (ephemeral Prefect when ``PREFECT_API_URL`` is unset, the team's
-server when set), so ad hoc runs land in the same history as scheduled ones. Prefect is imported
+Each call is a Prefect flow run (the team's server when ``PREFECT_API_URL`` is set, else the
+mwingest local server, started on first use; ``MWINGEST_PREFECT=ephemeral`` for Prefect's ephemeral
+mode), so ad hoc runs land in the same history as scheduled ones. Prefect is imported
 only when a function here runs, and only after the wiki answered and accepted the login
 (:func:`preflight`): a wrong URL or password costs a second, not Prefect's start-up.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -71,21 +73,46 @@ def preflight(wiki: str | None = None) -> None:
             "no credentials: set MWINGEST_USERNAME and MWINGEST_PASSWORD (a bot password), or "
             "MWINGEST_OAUTH_TOKEN, or give --credentials BLOCK")
     try:
-        open_wiki(credentials)
+        open_wiki(credentials, keep_for_run=True)  # the run takes this login over
     except MWIngestError as exc:
         setup = _setup_error(exc, credentials.api_url)
         raise (setup or IngestSetupError(
             f"cannot use the wiki at {credentials.api_url}: {exc}")) from None
 
 
+class _ConsoleFilter(logging.Filter):
+    """What Prefect's console handler may print during a command: no outcome lines when the
+    command shows outcomes itself (``drop_outcomes``), and each warning or error once."""
+
+    def __init__(self, drop_outcomes: bool) -> None:
+        super().__init__("mwingest-console")
+        self.drop_outcomes = drop_outcomes
+        self._seen: set[tuple[int, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.drop_outcomes and getattr(record, "mwingest_outcome", False):
+            return False
+        if record.levelno >= logging.WARNING:
+            key = (record.levelno, record.getMessage())
+            if key in self._seen:
+                return False
+            self._seen.add(key)
+        return True
+
+
 @contextmanager
-def _prefect_settings(quiet: bool) -> Iterator[None]:
+def _prefect_settings(quiet: bool, *, verbose: bool = False,
+                      shows_outcomes: bool = False) -> Iterator[None]:
     """Prefect settings for one ad hoc run; a configured server (or test harness) is left alone.
 
-    Ephemeral mode only: heartbeats off (nobody can watch an ephemeral server for zombies, and a
-    sync flow joins its heartbeat thread for ~1 s at exit), a start-up timeout that survives a
-    first run, and a port outside 8000–8999. ``quiet`` keeps Prefect's console lines to warnings
-    (the run's full log still goes to the Prefect API).
+    Which server: the one configured (``PREFECT_API_URL``, a harness), else the mwingest local
+    server (started when none runs, :mod:`mwingest.prefectenv`), else with
+    ``MWINGEST_PREFECT=ephemeral`` Prefect's ephemeral one (a start-up timeout that survives a
+    first run, a port outside 8000–8999). Prefect's own heartbeats are off: the flows send theirs
+    (``flows.heartbeat``), which do not hold the run's end for a second. ``quiet`` keeps
+    Prefect's console lines to warnings (``verbose`` brings the INFO lines back; the run's full
+    log still goes to the Prefect API); ``shows_outcomes``: the caller prints each outcome, so
+    the console leaves out the flow's outcome lines. Each warning is printed once.
     """
     from prefect.settings import (
         PREFECT_API_URL,
@@ -94,24 +121,34 @@ def _prefect_settings(quiet: bool) -> Iterator[None]:
         temporary_settings,
     )
 
-    updates: dict[Any, Any] = {}
+    from .prefectenv import choose
+
+    updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     if not PREFECT_API_URL.value():
-        updates[PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
-        if ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" not in os.environ
-                and PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value() < EPHEMERAL_STARTUP_TIMEOUT):
-            updates[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = EPHEMERAL_STARTUP_TIMEOUT
-        _move_ephemeral_port()
+        choice = choose(lambda line: print(line, file=sys.stderr, flush=True))
+        if choice.api_url:
+            updates[PREFECT_API_URL] = choice.api_url
+        else:
+            if ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" not in os.environ
+                    and PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+                    < EPHEMERAL_STARTUP_TIMEOUT):
+                updates[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = EPHEMERAL_STARTUP_TIMEOUT
+            _move_ephemeral_port()
     consoles = [h for h in logging.getLogger().handlers
-                if type(h).__name__ == "PrefectConsoleHandler"] if quiet else []
+                if type(h).__name__ == "PrefectConsoleHandler"]
     levels = [h.level for h in consoles]
+    console_filter = _ConsoleFilter(drop_outcomes=shows_outcomes)
     for handler in consoles:
-        handler.setLevel(logging.WARNING)
+        if quiet and not verbose:
+            handler.setLevel(logging.WARNING)
+        handler.addFilter(console_filter)
     try:
         with temporary_settings(updates=updates):
             yield
     finally:
         for handler, level in zip(consoles, levels, strict=True):
             handler.setLevel(level)
+            handler.removeFilter(console_filter)
 
 
 def _move_ephemeral_port() -> None:
@@ -134,7 +171,9 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
            concurrency: int = 4, review_timeout_s: int | None = None,
            ledger_path: str | None = None, glob: str = "*",
            on_outcome: Callable[[Outcome], None] | None = None,
-           quiet: bool = False, check_connection: bool = True, root: str | None = None,
+           on_progress: Callable[[str, str, int, int], None] | None = None,
+           quiet: bool = False, verbose: bool = False,
+           check_connection: bool = True, root: str | None = None,
            allow_hosts: Sequence[str] = (), url_mode: str = "wiki",
            stash_hours: float | None = None, retry_budget_s: float = 150.0) -> list[Outcome]:
     """Ingest files, folders, manifests or URLs; one :class:`Outcome` per item.
@@ -143,19 +182,23 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
     only reach public addresses (``allow_hosts``, plus env ``MWINGEST_ALLOW_HOSTS``, open
     exceptions), and ``url_mode`` says who downloads them (``wiki`` copy upload, or ``local``).
     ``stash_hours`` (the wiki's stash lifetime) and ``retry_budget_s``: see ``flows.ingest``.
-    ``on_outcome`` is called (from worker threads) with each item's outcome as it happens.
-    ``quiet`` keeps Prefect's console output to warnings. ``check_connection`` runs
+    ``on_outcome`` is called (from worker threads) with each item's outcome as it happens;
+    ``on_progress`` with ``(source, label, bytes on the wiki, size)`` after each step of a file
+    (chunk by chunk). ``quiet`` keeps Prefect's console output to warnings, each once, without
+    the outcome lines (``verbose`` brings back every line). ``check_connection`` runs
     :func:`preflight` first (skipped with a credentials block). Raises
     :class:`IngestSetupError` when the run cannot start.
     """
     if check_connection and not credentials_block:
         preflight(wiki)
-    from flows.ingest import OUTCOME_LISTENERS, ingest_batch
+    from flows.ingest import OUTCOME_LISTENERS, PROGRESS_LISTENERS, ingest_batch
 
     if on_outcome is not None:
         OUTCOME_LISTENERS.append(on_outcome)
+    if on_progress is not None:
+        PROGRESS_LISTENERS.append(on_progress)
     try:
-        with _prefect_settings(quiet):
+        with _prefect_settings(quiet, verbose=verbose, shows_outcomes=quiet and not verbose):
             rows = ingest_batch(
                 sources=list(sources), wiki=wiki, credentials_block=credentials_block,
                 filename=filename, comment=comment, text=text, text_template=text_template,
@@ -172,12 +215,14 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
     finally:
         if on_outcome is not None:
             OUTCOME_LISTENERS.remove(on_outcome)
+        if on_progress is not None:
+            PROGRESS_LISTENERS.remove(on_progress)
     return [Outcome(**row) for row in rows]
 
 
 def resolve(item_id: int, decision: str, *, new_filename: str | None = None,
             wiki: str | None = None, credentials_block: str | None = None,
-            ledger_path: str | None = None, quiet: bool = False,
+            ledger_path: str | None = None, quiet: bool = False, verbose: bool = False,
             check_connection: bool = True) -> Outcome:
     """Carry out a decision on a ``needs-review`` item from its stash key (no bytes re-sent)."""
     if check_connection and not credentials_block:
@@ -185,7 +230,7 @@ def resolve(item_id: int, decision: str, *, new_filename: str | None = None,
     from flows.resolve import resolve_review
 
     try:
-        with _prefect_settings(quiet):
+        with _prefect_settings(quiet, verbose=verbose, shows_outcomes=quiet and not verbose):
             row = resolve_review(item_id=item_id, decision=decision, new_filename=new_filename,
                                  wiki=wiki, credentials_block=credentials_block,
                                  ledger_path=ledger_path)

@@ -6,8 +6,15 @@ says what to fix (never a traceback). With ``--json`` stdout carries one JSON ob
 each item reaches its outcome, and nothing else (Prefect logs to stderr).
 
 Start-up: Prefect and the flows are imported only by the commands that run a flow, and only after
-the arguments were checked and the wiki accepted the login, so ``--help``, ``check``, ``status``
-and every usage error stay at plain-Python cost.
+the arguments were checked and the wiki accepted the login, so ``--help``, ``check``, ``status``,
+``server`` and every usage error stay at plain-Python cost. The login checked first is the one the
+run uses (:func:`mwingest.connect.open_wiki`'s hand-over). Runs report to the mwingest local
+Prefect server (``mwingest server``), started on first use, unless ``PREFECT_API_URL`` names
+another or ``MWINGEST_PREFECT=ephemeral`` asks for Prefect's ephemeral mode.
+
+The console: on a terminal a live display (bytes and files, rate, time left, each file in flight)
+and the outcome table; elsewhere one plain line per file and a summary. Prefect's INFO lines go to
+the run's history only (``-v`` shows them); its warnings and errors are shown once each.
 """
 
 from __future__ import annotations
@@ -17,16 +24,13 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from .cli_output import JSON_KEYS, JsonLines, exit_code, json_line, print_table, progress_for
-
-if TYPE_CHECKING:
-    from .items import Outcome
+from .cli_output import JSON_KEYS, JsonLines, exit_code, json_line, print_table
 
 __all__ = ["JSON_KEYS", "app", "exit_code", "json_line", "main", "parse_size"]
 
@@ -34,6 +38,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Put files into a MediaWiki wiki, once, intact, with their description.")
 
 DECISIONS = ("skip", "publish", "rename")
+#: ``-v``: Prefect's INFO lines on the console too (set by the app's callback).
+_VERBOSE = {"on": False}
+
+
+@app.callback()
+def _options(verbose: Annotated[bool, typer.Option(
+        "-v", "--verbose", help="Show Prefect's own lines (task runs, flow states) too")] = False
+             ) -> None:
+    """Put files into a MediaWiki wiki, once, intact, with their description."""
+    _VERBOSE["on"] = verbose
 
 WikiOpt = Annotated[str | None, typer.Option("--wiki", envvar="MWINGEST_API_URL",
                                              help="The wiki's api.php URL")]
@@ -63,6 +77,9 @@ FetchOpt = Annotated[str, typer.Option(
     "--fetch", help="Who downloads URLs: wiki (copy upload) or local (mwingest fetches, "
     "then uploads the file)")]
 
+ReviewWaitOpt = Annotated[int | None, typer.Option(
+    "--review-wait", min=0, help="Seconds to wait for a person to answer a review form in the "
+    "Prefect UI (default: 0 with the mwingest local server, 3600 with a PREFECT_API_URL)")]
 RetryOpt = Annotated[float, typer.Option(
     "--retry-budget", min=0, help="Seconds a transient fault (a wiki restart, lost answers, "
     "maxlag) is ridden out per request before the file fails")]
@@ -92,36 +109,64 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _use_prefect() -> str:
+    """Pick the Prefect API before Prefect is imported; the local server is started (and the
+    command says so in one line) when there is none. Its kind: configured, local or ephemeral."""
+    from .localserver import LocalServerError
+    from .prefectenv import choose
+
+    try:
+        return choose(lambda line: typer.echo(line, err=True)).kind
+    except (LocalServerError, ValueError) as exc:
+        raise fail(str(exc)) from None
+
+
 def _run(sources: list[str], *, wiki: str | None, username: str | None, credentials: str | None,
          as_json: bool, glob: str = "*", text_template: str | None = None,
-         **params: Any) -> None:
-    """Run the batch flow over ``sources``; report as JSON lines or a progress bar and a table."""
+         review_wait: int | None = None, **params: Any) -> None:
+    """Run the batch flow over ``sources``; report as JSON lines, a live display or plain lines."""
     if username:
         os.environ["MWINGEST_USERNAME"] = username
     from .api import IngestSetupError, ingest, preflight
 
+    kind = _use_prefect()
+    if kind != "ephemeral":
+        _import_flows_meanwhile()
     try:
         if not credentials:
-            preflight(wiki)  # a wrong URL or password: exit 2 before Prefect starts
+            preflight(wiki)  # a wrong URL or password: exit 2 before the run starts
     except IngestSetupError as exc:
         raise fail(str(exc)) from None
-    lines = JsonLines() if as_json else None
-    progress = progress_for(sources, glob, text_template) if (
-        not as_json and sys.stderr.isatty()) else None
-    listener: Callable[[Outcome], None] | None = lines or progress
+    if kind == "local" and review_wait is None:
+        review_wait = 0  # nobody may be watching the local server's UI: needs-review at once
+    display = _display(sources, glob, text_template, as_json)
     try:
-        with progress or contextlib.nullcontext():  # the bar stands in for Prefect's INFO lines
+        with display if hasattr(display, "__enter__") else contextlib.nullcontext():
             outcomes = ingest(sources, wiki=wiki, credentials_block=credentials, glob=glob,
-                              text_template=text_template, on_outcome=listener,
-                              quiet=as_json or progress is not None, check_connection=False,
-                              **params)
+                              text_template=text_template, on_outcome=display,
+                              on_progress=getattr(display, "progress", None),
+                              review_timeout_s=review_wait, quiet=True,
+                              verbose=_VERBOSE["on"], check_connection=False, **params)
     except IngestSetupError as exc:
         raise fail(str(exc)) from None
-    if lines is not None:
-        lines.finish(outcomes)
-    else:
+    display.finish(outcomes)
+    if not as_json and sys.stderr.isatty():
         print_table(outcomes)
     raise typer.Exit(exit_code(outcomes))
+
+
+def _display(sources: list[str], glob: str, text_template: str | None,
+             as_json: bool) -> Any:
+    """JSON lines, the live display (a terminal) or plain lines (anything else)."""
+    if as_json:
+        return JsonLines()
+    if sys.stderr.isatty():
+        from .cli_progress import LiveProgress, batch_size
+
+        return LiveProgress(*batch_size(sources, glob, text_template))
+    from .cli_progress import PlainLines
+
+    return PlainLines()
 
 
 def _safety(root: Path | None, allow_host: list[str] | None) -> dict[str, Any]:
@@ -174,6 +219,7 @@ def upload(
     ledger: LedgerOpt = None, as_json: JsonOpt = False,
     root: RootOpt = None, allow_host: AllowHostOpt = None, fetch: FetchOpt = "wiki",
     retry_budget: RetryOpt = 150.0, stash_hours: StashHoursOpt = None,
+    review_wait: ReviewWaitOpt = None,
 ) -> None:
     """Upload files or URLs."""
     if filename and len(sources) != 1:
@@ -181,7 +227,8 @@ def upload(
     params = _common(text, text_file, tags, chunk_size, on_warning, root, allow_host, fetch)
     params.update(retry_budget_s=retry_budget, stash_hours=stash_hours)
     _run(sources, wiki=wiki, username=username, credentials=credentials, as_json=as_json,
-         filename=filename, comment=comment, concurrency=concurrency, ledger_path=ledger, **params)
+         filename=filename, comment=comment, concurrency=concurrency, ledger_path=ledger,
+         review_wait=review_wait, **params)
 
 
 @app.command("import")
@@ -202,6 +249,7 @@ def import_(
     ledger: LedgerOpt = None, as_json: JsonOpt = False,
     root: RootOpt = None, allow_host: AllowHostOpt = None, fetch: FetchOpt = "wiki",
     retry_budget: RetryOpt = 150.0, stash_hours: StashHoursOpt = None,
+    review_wait: ReviewWaitOpt = None,
 ) -> None:
     """Import a folder (recursive) or a manifest; a bad manifest row is that item's rejection."""
     if not Path(source).exists():
@@ -217,7 +265,8 @@ def import_(
             raise fail(str(exc)) from None
     _run([source], wiki=wiki, username=username, credentials=credentials, as_json=as_json,
          glob=glob, text_template=str(text_template) if text_template else None,
-         comment=comment, concurrency=concurrency, ledger_path=ledger, **params)
+         comment=comment, concurrency=concurrency, ledger_path=ledger, review_wait=review_wait,
+         **params)
 
 
 @app.command()
@@ -293,16 +342,21 @@ def review(
         os.environ["MWINGEST_USERNAME"] = username
     from .api import IngestSetupError, resolve
 
+    _use_prefect()
     try:
         outcome = resolve(item, decision, new_filename=filename, wiki=wiki,
                           credentials_block=credentials, ledger_path=str(ledger_path),
-                          quiet=as_json)
+                          quiet=True, verbose=_VERBOSE["on"])
     except IngestSetupError as exc:
         raise fail(str(exc)) from None
     if as_json:
         JsonLines()(outcome)
-    else:
+    elif sys.stderr.isatty():
         print_table([outcome])
+    else:
+        from .cli_progress import plain_line
+
+        typer.echo(plain_line(outcome))
     raise typer.Exit(exit_code([outcome]))
 
 
@@ -321,6 +375,60 @@ def _waiting_item(item_id: int, ledger: str | None) -> Path:
     if entry.state is not State.NEEDS_REVIEW:
         raise fail(f"item {item_id} is {entry.state.value}, not needs-review: nothing to decide")
     return path
+
+
+server_app = typer.Typer(no_args_is_help=True, help="The local Prefect server every command "
+                         "reports to: its UI shows the history of every run.")
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("start")
+def server_start(
+    idle: Annotated[float | None, typer.Option(
+        "--idle", min=0, help="Stop after this many seconds unused (0: never; default 3600, "
+        "env MWINGEST_SERVER_IDLE_S)")] = None,
+    port: Annotated[int | None, typer.Option(
+        help="Port (default: the first free from 4200; env MWINGEST_SERVER_PORT)")] = None,
+) -> None:
+    """Start the local Prefect server in the background (or say where it already runs)."""
+    from . import localserver
+
+    try:
+        info, started = localserver.start(idle_s=idle, port=port)
+    except localserver.LocalServerError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"{'started' if started else 'already running'}: Prefect UI at {info.ui_url} "
+               f"(API {info.api_url}, pid {info.pid}); "
+               + ("never stops by itself" if info.idle_s <= 0
+                  else f"stops after {info.idle_s:g} s idle") + "; `mwingest server stop` stops it")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the local Prefect server and every process it started."""
+    from . import localserver
+
+    info = localserver.stop()
+    typer.echo(f"stopped the Prefect server at {info.ui_url}" if info
+               else "no local Prefect server was running")
+
+
+@server_app.command("status")
+def server_status(as_json: JsonOpt = False) -> None:
+    """Whether the local Prefect server runs, where, and since when (exit 1 when it does not)."""
+    from dataclasses import asdict
+
+    from . import localserver
+
+    info = localserver.status()
+    if as_json:
+        typer.echo(json.dumps({"running": info is not None, **(asdict(info) if info else {})}))
+    elif info is None:
+        typer.echo(f"no local Prefect server is running (home {localserver.Paths().root})")
+    else:
+        typer.echo(f"running: Prefect UI at {info.ui_url} (API {info.api_url}, pid {info.pid}, "
+                   f"since {info.started_at}, home {info.prefect_home})")
+    raise typer.Exit(0 if info else 1)
 
 
 @app.command()
@@ -358,9 +466,45 @@ def _configure_logging(level: str | None) -> None:
     logging.getLogger("mwingest").setLevel(level.upper())
 
 
+#: The exit status for :func:`_exit_after_prefect`, once a command that ran a flow has ended.
+_FAST_EXIT: dict[str, int | None] = {"code": None}
+
+
+def _exit_after_prefect() -> None:
+    """End the process once Prefect's own exit handlers have run, skipping the interpreter's
+    teardown of Prefect's module graph and event-loop threads (~0.3-0.5 s of every flow command,
+    measured). Registered before Prefect is imported, so it runs after Prefect's handlers have
+    sent the run's last logs and events; files and the ledger are closed by then."""
+    code = _FAST_EXIT["code"]
+    if code is None:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def _import_flows_meanwhile() -> None:
+    """Import Prefect and the flows in a thread while the main thread checks the login: the
+    import is a second of CPU, the login mostly waiting for the wiki."""
+    import importlib
+    import threading
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # the main thread's own import reports any problem
+            importlib.import_module("flows.ingest")
+
+    threading.Thread(target=load, name="mwingest-import", daemon=True).start()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: usage errors become one line on stderr with exit 2."""
     _configure_logging(os.environ.get("MWINGEST_LOG_LEVEL"))
+    console_script = argv is None
+    if console_script:
+        import atexit
+
+        atexit.register(_exit_after_prefect)
     command = typer.main.get_command(app)
     try:
         code = command.main(args=list(argv) if argv is not None else None, prog_name="mwingest",
@@ -375,7 +519,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         message, code = problem
         if message.strip():  # rich help was already printed by typer itself
             typer.echo(message, err=True)
-    sys.exit(code if isinstance(code, int) else 0)
+    code = code if isinstance(code, int) else 0
+    if console_script and "prefect" in sys.modules:
+        _FAST_EXIT["code"] = code
+    sys.exit(code)
 
 
 if __name__ == "__main__":

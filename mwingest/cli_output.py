@@ -1,15 +1,14 @@
-"""How the ``mwingest`` command shows outcomes: JSON lines, a table, a progress bar.
+"""How the ``mwingest`` command shows outcomes: JSON lines and the outcome table.
 
 Why apart from the commands: this is the contract scripts depend on (``--json``: one object per
 item, exactly :data:`JSON_KEYS`, written once each even though outcomes arrive from worker
-threads) and the exit-status rule; rich is imported only when a table or a bar is drawn.
+threads) and the exit-status rule; rich is imported only when a table is drawn. What shows while
+a run goes on is :mod:`mwingest.cli_progress`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
 import threading
 from collections import Counter
@@ -76,51 +75,3 @@ def print_table(outcomes: Sequence[Outcome]) -> None:
                       f"[{colours.get(o.outcome, 'white')}]{o.outcome}[/]", escape(o.reason or ""),
                       escape(o.message or ""))
     Console().print(table)
-
-
-class ItemProgress:
-    """A rich progress bar on a terminal's stderr: items finished and their bytes, overall."""
-
-    def __init__(self, total_items: int, total_bytes: int) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self._lock = threading.Lock()
-        self._bytes = 0
-        self._total_bytes = total_bytes
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                  MofNCompleteColumn(), TextColumn("{task.fields[volume]}"),
-                                  console=Console(stderr=True), transient=True)
-        self._task = self._progress.add_task("ingesting", total=total_items,
-                                             volume=self._volume())
-
-    def _volume(self) -> str:
-        from rich.filesize import decimal
-
-        return f"{decimal(self._bytes)} / {decimal(self._total_bytes)}"
-
-    def __enter__(self) -> ItemProgress:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def __call__(self, outcome: Outcome) -> None:
-        with self._lock:
-            self._bytes += outcome.size or 0
-            self._progress.update(self._task, advance=1, volume=self._volume(),
-                                  description=f"{outcome.outcome}: {outcome.filename or outcome.source}"[:50])
-
-
-def progress_for(sources: list[str], glob: str, text_template: str | None) -> ItemProgress:
-    """A progress bar sized by the items and local bytes ``sources`` stand for."""
-    from .manifest import collect
-
-    items = collect(sources, glob=glob, text_template=text_template)
-    total = 0
-    for item in items:
-        if not item.error and not item.is_url:
-            with contextlib.suppress(OSError):
-                total += os.stat(item.source).st_size
-    return ItemProgress(len(items), total)

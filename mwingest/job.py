@@ -41,6 +41,9 @@ from .recovery import find_landed
 
 __all__ = ["Job", "JobContext"]
 log = logging.getLogger("mwingest.job")
+#: Marks a log record that states a file's outcome: a console that prints outcomes itself (the
+#: CLI) leaves these out, so each outcome is shown once.
+OUTCOME_LOG = {"mwingest_outcome": True}
 _RENAMEABLE = ("illegal-filename", "filename-toolong", "filetype-missing", "filename-tooshort")
 
 
@@ -94,6 +97,18 @@ class Job:
     @property
     def path(self) -> str:
         return self.local_copy or self.item.source
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        """(bytes the wiki holds, size): the offset while chunks go in, all once sent."""
+        row = self.row
+        if row is None or row.sha1 == URL_SHA1:
+            return 0, 0
+        if self.state is State.STASHING:
+            return (self.chunk.offset if self.chunk is not None else row.offset or 0), row.size
+        if self.done or self.state in (State.STASHED, State.PUBLISHING, State.PUBLISHED):
+            return row.size, row.size
+        return 0, row.size
 
     def label(self) -> str:
         if self.chunk is not None and not self.chunk.done:
@@ -442,12 +457,14 @@ class Job:
         if to in OUTCOMES:
             self._leased = False  # the ledger ended the lease with the move
             level = logging.INFO if to in (State.UPLOADED, State.SKIPPED) else logging.WARNING
-            log.log(level, "%s: %s (%s) %s", self.item.label, to, reason, message or "")
+            log.log(level, "%s: %s (%s) %s", self.item.label, to, reason, message or "",
+                    extra=OUTCOME_LOG)
 
     def _verdict(self, outcome: str, reason: str, message: str) -> None:
         self.verdict = (outcome, reason, message)
         level = logging.INFO if outcome == SKIPPED else logging.WARNING
-        log.log(level, "%s: %s (%s) %s", self.item.label, outcome, reason, message)
+        log.log(level, "%s: %s (%s) %s", self.item.label, outcome, reason, message,
+                extra=OUTCOME_LOG)
 
     def _renew(self) -> None:
         """Keep the lease while working (every third of its lifetime)."""

@@ -51,6 +51,7 @@ from mwingest.ledger_model import (  # noqa: F401 - re-exported: the ledger's pu
     UnknownItemError,
 )
 from mwingest.ledger_schema import MIGRATIONS
+from mwingest.paths import mwingest_home
 
 _STASH_COLS = ("filekey", "offset", "chunk_size", "stash_created_at")
 _FIELDS = frozenset({*_STASH_COLS, "final_name", "target", "warnings", "decision", "params",
@@ -74,11 +75,11 @@ def set_redactor(redactor: Callable[[str], str] | None) -> None:
 
 
 def default_path() -> Path:
-    """``$MWINGEST_LEDGER``, else ``$XDG_DATA_HOME/mwingest/ledger.sqlite3`` (XDG's default dir)."""
+    """``$MWINGEST_LEDGER``, else ``ledger.sqlite3`` in the mwingest home (``$MWINGEST_HOME``,
+    else ``$XDG_DATA_HOME/mwingest``)."""
     if os.environ.get("MWINGEST_LEDGER"):
         return Path(os.environ["MWINGEST_LEDGER"]).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data_home) / "mwingest" / "ledger.sqlite3"
+    return mwingest_home() / "ledger.sqlite3"
 
 
 def normalise_wiki(wiki: str) -> str:

@@ -11,6 +11,7 @@ resume, and the job holds a live session that must not be hashed or persisted.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prefect import task
@@ -50,8 +51,9 @@ def send_chunk(job: Job) -> None:
         raise
 
 
-def drive(job: Job, *, label: str) -> None:
-    """Run ``job`` to its end: chunks as tasks, every other step retried in place."""
+def drive(job: Job, *, label: str, on_step: Callable[[Job], None] | None = None) -> None:
+    """Run ``job`` to its end: chunks as tasks, every other step retried in place; ``on_step``
+    is told after each step (a progress display)."""
     policy = job.ctx.options.retry
     chunk = send_chunk.with_options(**retrying(policy))
     while not job.done:
@@ -59,3 +61,5 @@ def drive(job: Job, *, label: str) -> None:
             chunk.with_options(task_run_name=f"{job.label()} · {label}")(job)
         else:
             policy.call(job.step, what=f"{label} ({job.label()})")
+        if on_step is not None:
+            on_step(job)

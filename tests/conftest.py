@@ -25,6 +25,9 @@ pytest_plugins = ["tests.prefect_server"]
 # Prefect hygiene before anything can import it: no telemetry from test runs.
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# No test starts the developer's own local Prefect server (mwingest server) by accident: tests that
+# want one give their own MWINGEST_HOME and MWINGEST_PREFECT=local.
+os.environ["MWINGEST_PREFECT"] = "ephemeral"
 
 from mwingest.devwiki import DevWiki, start_wiki  # noqa: E402  (after the env hygiene above)
 

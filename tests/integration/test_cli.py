@@ -25,6 +25,7 @@ import pytest
 
 from mwingest import upload
 from mwingest.cli import JSON_KEYS
+from mwingest.devwiki import free_port
 from mwingest.items import Outcome
 from mwingest.ledger import Ledger, State
 from tests.integration.wikihelpers import (
@@ -98,17 +99,22 @@ def latest_upload_log_id(session: Any) -> int:
 
 
 @pytest.fixture(scope="module")
-def cli_env(wiki: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The environment of every CLI process: the wiki's bot password, one Prefect home (migrated
-    once for the module), one ledger, no Prefect server URL, no telemetry, no proxies."""
+def cli_env(wiki: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The environment of every CLI process: the wiki's bot password, one mwingest home (so one
+    local Prefect server, started by the first command and reused by the others, stopped at the
+    end), one ledger, no Prefect server URL, no telemetry, no proxies."""
     home = tmp_path_factory.mktemp("cli-home")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PREFECT_", "MWINGEST_")) and k.lower() not in _PROXY_VARS}
     env.update(MWINGEST_API_URL=wiki.api_url, MWINGEST_USERNAME=wiki.username,
                MWINGEST_PASSWORD=wiki.password, MWINGEST_LEDGER=str(home / "ledger.sqlite3"),
-               PREFECT_HOME=str(home / "prefect"), XDG_DATA_HOME=str(home / "xdg"),
+               MWINGEST_HOME=str(home / "mwingest"), PREFECT_HOME=str(home / "prefect"),
+               XDG_DATA_HOME=str(home / "xdg"), MWINGEST_SERVER_PORT=str(free_port()),
                DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    return env
+    try:
+        yield env
+    finally:
+        mwingest(env, "server", "stop")
 
 
 @pytest.fixture(scope="module")

@@ -204,7 +204,7 @@ def deployed(saved_block, base_env, prefect_server, tmp_path) -> Iterator[Path]:
     _cli([str(BIN / "prefect"), "work-pool", "create", "mwingest", "--type", "process",
           "--overwrite"], base_env)
     try:
-        # No MWINGEST_HOME here: each worker gives its own checkout (prefect.yaml's comment).
+        # No MWINGEST_CHECKOUT here: each worker gives its own checkout (prefect.yaml's comment).
         _cli([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"],
              {**base_env, "MWINGEST_DROP_FOLDER": str(drop)})
         yield drop
@@ -233,14 +233,14 @@ def test_prefect_yaml_deploy_and_process_worker_import_a_manifest(
         nightly = client.read_deployment_by_name("import-folder/nightly-drop-folder")
     assert dep.work_pool_name == "mwingest"
     assert dep.pull_steps == [{"prefect.deployments.steps.set_working_directory":
-                               {"directory": "{{ $MWINGEST_HOME }}"}}]  # filled on the worker
+                               {"directory": "{{ $MWINGEST_CHECKOUT }}"}}]  # filled on the worker
     assert dep.parameters["credentials"] == slug_ref
     assert nightly.parameters["folder"] == str(deployed)
     assert [s.schedule.cron for s in nightly.schedules] == ["0 3 * * *"]
 
     ledger = tmp_path / "worker-ledger.sqlite3"
     worker = Background([str(BIN / "prefect"), "worker", "start", "--pool", "mwingest"],
-                        {**base_env, "PREFECT_WORKER_QUERY_SECONDS": "1", "MWINGEST_HOME": str(REPO),
+                        {**base_env, "PREFECT_WORKER_QUERY_SECONDS": "1", "MWINGEST_CHECKOUT": str(REPO),
                          "MWINGEST_LEDGER": str(ledger)}, tmp_path / "worker.log", cwd=tmp_path)
     try:
         run = _run(prefect_server, "import-manifest/manifest-import", worker, manifest=str(manifest))

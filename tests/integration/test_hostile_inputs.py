@@ -316,6 +316,7 @@ def cli_env(wiki: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, st
     env.update(MWINGEST_API_URL=wiki.api_url, MWINGEST_USERNAME=wiki.username,
                MWINGEST_PASSWORD=wiki.password, MWINGEST_LEDGER=str(home / "ledger.sqlite3"),
                PREFECT_HOME=str(home / "prefect"), XDG_DATA_HOME=str(home / "xdg"),
+               MWINGEST_PREFECT="ephemeral",  # nothing left running after a function's test
                DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
     return env
 
