@@ -27,15 +27,18 @@ log = logging.getLogger("mwingest.heartbeat")
 @contextmanager
 def heartbeats(interval_s: float | None = None) -> Iterator[None]:
     """Send the current flow run's heartbeat now and every ``interval_s`` until the block ends."""
-    flow_run = get_run_context().flow_run  # type: ignore[union-attr]
+    context = get_run_context()
+    flow_run = context.flow_run  # type: ignore[union-attr]
     if flow_run is None:
         yield
         return
     interval = interval_s or heartbeat_seconds()
     resource = {"prefect.resource.id": f"prefect.flow-run.{flow_run.id}",
                 "prefect.resource.name": flow_run.name or ""}
+    # The flow's name: the server's automation watches mwingest's flows by it.
     related = [{"prefect.resource.id": f"prefect.flow.{flow_run.flow_id}",
-                "prefect.resource.role": "flow"}]
+                "prefect.resource.role": "flow",
+                "prefect.resource.name": context.flow.name}]  # type: ignore[union-attr]
     if flow_run.deployment_id:
         related.append({"prefect.resource.id": f"prefect.deployment.{flow_run.deployment_id}",
                         "prefect.resource.role": "deployment"})

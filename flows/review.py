@@ -18,6 +18,9 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
+from flows.heartbeat import heartbeats
+from flows.plainparams import plain_parameters
+
 
 class ReviewDecision(RunInput):
     """The form a reviewer fills in the Prefect UI (Resume dialog)."""
@@ -64,7 +67,11 @@ def ask_reviewer(target: str, description: str, timeout_s: int = 3600,
                           target, timeout_s)
     # No initial data besides the description: ``with_initial_data(action=...)`` rebuilds the
     # field from its type alone, and the form then loses the field's title and help text.
-    decision = pause_flow_run(
-        wait_for_input=ReviewDecision.with_initial_data(description=description),
-        timeout=timeout_s, poll_interval=poll_interval_s)
+    with heartbeats():  # its process killed while it waits: the server marks it Crashed too
+        decision = pause_flow_run(
+            wait_for_input=ReviewDecision.with_initial_data(description=description),
+            timeout=timeout_s, poll_interval=poll_interval_s)
     return decision.model_dump(include={"action", "new_filename", "note"})
+
+
+plain_parameters(ask_reviewer)

@@ -44,6 +44,15 @@ PREFERRED_PORTS = range(4200, 4300)
 DEFAULT_HEARTBEAT_S = 30.0
 MISSED_HEARTBEATS = 3
 AUTOMATION_NAME = "mwingest: flow runs without heartbeats crashed"
+#: The flows whose runs send mwingest's heartbeats; the automation watches these alone, so the
+#: other flows of a shared server (Prefect's own heartbeats come every 180 s) are left alone.
+HEARTBEAT_FLOWS = ("ingest-batch", "import-folder", "import-manifest", "import-urls",
+                   "resolve-review", "ask-reviewer")
+#: Events that show a run is alive or over. A pause is not one of them: a run killed while it
+#: waits for a person must be found too.
+_ALIVE_OR_OVER = ("prefect.flow-run.heartbeat", "prefect.flow-run.Completed",
+                  "prefect.flow-run.Failed", "prefect.flow-run.Cancelled",
+                  "prefect.flow-run.Cancelling", "prefect.flow-run.Crashed")
 #: First start migrates a fresh SQLite database (~7 s here; 20 s seen on a busy 2-core machine).
 STARTUP_TIMEOUT_S = 120.0
 STOP_GRACE_S = 10.0
@@ -278,8 +287,9 @@ def crash_automation(heartbeat_s: float | None = None) -> dict[str, Any]:
 
     Why: a run whose process was killed otherwise shows ``Running`` for ever. The flows send a
     heartbeat every ``heartbeat_s`` (``flows.heartbeat``); after ``MISSED_HEARTBEATS`` of them
-    are missing, the server changes the run's state. Any flow-run event (a heartbeat, a state
-    change) satisfies the expectation, so finished runs are left alone.
+    are missing, the server changes the run's state. The next heartbeat or a final state
+    satisfies the expectation, so finished runs are left alone; a pause does not, so a run killed
+    while it waits for a reviewer is found too. Only mwingest's flows are watched.
     """
     within = max(10.0, MISSED_HEARTBEATS * (heartbeat_s or heartbeat_seconds()))
     return {
@@ -289,7 +299,9 @@ def crash_automation(heartbeat_s: float | None = None) -> dict[str, Any]:
         "enabled": True,
         "trigger": {"type": "event", "posture": "Proactive",
                     "match": {"prefect.resource.id": "prefect.flow-run.*"},
-                    "after": ["prefect.flow-run.heartbeat"], "expect": ["prefect.flow-run.*"],
+                    "match_related": {"prefect.resource.role": "flow",
+                                      "prefect.resource.name": list(HEARTBEAT_FLOWS)},
+                    "after": ["prefect.flow-run.heartbeat"], "expect": list(_ALIVE_OR_OVER),
                     "for_each": ["prefect.resource.id"], "threshold": 1, "within": within},
         "actions": [{"type": "change-flow-run-state", "state": "CRASHED",
                      "message": f"No heartbeat for {within:.0f} s: the process running this flow "
@@ -307,8 +319,10 @@ def install_crash_automation(api_url: str, heartbeat_s: float | None = None) -> 
     existing = found.json()
     if existing:
         current = existing[0]
-        if (current.get("trigger", {}).get("within") != body["trigger"]["within"]
-                or not current.get("enabled")):
+        trigger = current.get("trigger", {})
+        if (trigger.get("within") != body["trigger"]["within"] or not current.get("enabled")
+                or sorted(trigger.get("expect") or []) != sorted(_ALIVE_OR_OVER)
+                or trigger.get("match_related") != body["trigger"]["match_related"]):
             http.put(f"{api_url}/automations/{current['id']}", json=body, timeout=10
                      ).raise_for_status()
         return str(current["id"])

@@ -1,0 +1,185 @@
+"""The local Prefect server every command reuses (``mwingest server``), against the real wiki.
+
+Each test has its own mwingest home (so its own server, port and Prefect database) and stops
+what it started. What is asserted is what the server's API and the wiki hold — the runs in the
+server's history, their states, the files' SHA-1 on the wiki — and which processes are alive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from mwingest import localserver, upload
+from mwingest.devwiki import free_port
+from tests.integration.test_cli import mwingest, sha1_of
+from tests.integration.wikihelpers import png_bytes, session_for
+
+pytestmark = pytest.mark.wiki
+_PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "mwingest-home"
+
+
+@pytest.fixture
+def env(wiki: Any, home: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A user's shell: the wiki's bot password, no Prefect configured, a home of the test's own.
+    Whatever server a test starts there is stopped afterwards."""
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("PREFECT_", "MWINGEST_")) and k.lower() not in _PROXY_VARS}
+    base.update(MWINGEST_API_URL=wiki.api_url, MWINGEST_USERNAME=wiki.username,
+                MWINGEST_PASSWORD=wiki.password, MWINGEST_HOME=str(home),
+                MWINGEST_SERVER_PORT=str(free_port()), PREFECT_HOME=str(tmp_path / "prefect"),
+                DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    try:
+        yield base
+    finally:
+        mwingest(base, "server", "stop")
+
+
+def _state(home: Path) -> dict[str, Any] | None:
+    path = home / "prefect-server" / "server.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _group(pgid: int) -> list[int]:
+    """Live processes of process group ``pgid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _runs(api_url: str) -> list[dict[str, Any]]:
+    answer = requests.post(f"{api_url}/flow_runs/filter", json={"sort": "START_TIME_ASC"},
+                           timeout=10)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def _write_pngs(folder: Path, *names: str) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for n, name in enumerate(names):
+        paths[name] = folder / name
+        paths[name].write_bytes(png_bytes(seed=hash((name, n)) & 0xFFFF, size=(12, 12)))
+    return paths
+
+
+def test_first_command_starts_the_server_later_ones_reuse_it_and_stop_leaves_nothing(
+        wiki, env, home, tmp_path, unique):
+    u = unique()
+    files = _write_pngs(tmp_path / "in", f"First {u}.png", f"Second {u}.png")
+    first, second = files.values()
+    mwingest(env, "server", "status").expect(1)
+
+    ran = mwingest(env, "upload", str(first)).expect(0)
+    started = [line for line in ran.stderr.splitlines() if "started a local Prefect server" in line]
+    assert len(started) == 1, ran.stderr
+    state = _state(home)
+    assert state is not None and started[0].count(state["ui_url"]) == 1
+    again = mwingest(env, "upload", str(second)).expect(0)
+    assert "started a local Prefect server" not in again.stderr
+    assert _state(home)["pid"] == state["pid"]  # the same server, not a second one
+
+    # Both runs are in that server's history, finished, and the files are on the wiki intact.
+    runs = _runs(state["api_url"])
+    assert [r["state_type"] for r in runs] == ["COMPLETED", "COMPLETED"], [
+        (r["name"], r["state_name"]) for r in runs]
+    session = session_for(wiki)
+    for path in files.values():
+        info = upload.file_info(session, path.name)
+        assert info is not None and info["sha1"] == sha1_of(path)
+    # The crash automation is installed once, however often the server was found.
+    automations = requests.post(f"{state['api_url']}/automations/filter", timeout=10, json={
+        "automations": {"name": {"any_": [localserver.AUTOMATION_NAME]}}}).json()
+    assert len(automations) == 1
+
+    members = _group(state["pid"])
+    assert len(members) >= 2, members  # the supervisor and the Prefect server at least
+    stopped = mwingest(env, "server", "stop").expect(0)
+    assert "stopped" in stopped.stdout
+    assert _group(state["pid"]) == [] and _state(home) is None
+    assert not localserver.healthy(state["api_url"], timeout=1)
+    mwingest(env, "server", "status").expect(1)
+
+
+def test_server_stops_itself_after_its_idle_time(env, home):
+    mwingest(env, "server", "start", "--idle", "3").expect(0)
+    state = _state(home)
+    assert state is not None and localserver.healthy(state["api_url"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _group(state["pid"]):
+        time.sleep(0.5)
+    assert _group(state["pid"]) == [], "the idle server is still running after 60 s"
+    assert _state(home) is None
+    mwingest(env, "server", "status").expect(1)
+
+
+def test_ephemeral_opt_out_starts_no_server(wiki, env, home, tmp_path, unique):
+    [path] = _write_pngs(tmp_path / "in", f"Ephemeral {unique()}.png").values()
+    ran = mwingest({**env, "MWINGEST_PREFECT": "ephemeral"}, "upload", str(path)).expect(0)
+    assert "started a local Prefect server" not in ran.stderr
+    assert _state(home) is None
+    info = upload.file_info(session_for(wiki), path.name)
+    assert info is not None and info["sha1"] == sha1_of(path)
+
+
+def test_a_killed_run_is_shown_crashed_within_a_few_heartbeats(wiki, env, home, tmp_path, unique):
+    """The run waits in a review form (a file whose name is taken); its process is killed
+    with SIGKILL; the server's automation must mark it Crashed from the missing heartbeats."""
+    heartbeat_s = 3
+    env = {**env, "MWINGEST_HEARTBEAT_S": str(heartbeat_s)}
+    u = unique()
+    taken, ours = _write_pngs(tmp_path / "in", f"Taken {u}.png", f"Ours {u}.png").values()
+    mwingest(env, "upload", str(taken)).expect(0)
+    api_url = _state(home)["api_url"]
+    before = {r["id"] for r in _runs(api_url)}
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "mwingest.cli", "upload", str(ours), "--filename", taken.name,
+         "--review-wait", "600"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        paused = []
+        while time.monotonic() < deadline and not paused:
+            time.sleep(0.5)
+            paused = [r for r in _runs(api_url) if r["id"] not in before
+                      and r["state_type"] == "PAUSED"]
+        assert paused, "the run never paused for the review"
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+    killed_at = time.monotonic()
+    ours_runs: list[dict[str, Any]] = []
+    while time.monotonic() - killed_at < 90:
+        ours_runs = [r for r in _runs(api_url) if r["id"] not in before]
+        if ours_runs and all(r["state_type"] == "CRASHED" for r in ours_runs):
+            break
+        time.sleep(1)
+    took = time.monotonic() - killed_at
+    print(f"crashed {took:.1f} s after the kill (heartbeat every {heartbeat_s} s)")
+    assert ours_runs and all(r["state_type"] == "CRASHED" for r in ours_runs), [
+        (r["name"], r["state_name"]) for r in ours_runs]
+    # The file never landed under the taken name: the wiki still has the first file's bytes.
+    info = upload.file_info(session_for(wiki), taken.name)
+    assert info is not None and info["sha1"] == sha1_of(taken)
