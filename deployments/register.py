@@ -1,4 +1,4 @@
-"""Register the credentials block type and, optionally, save a block from the environment.
+"""Register the credentials block type and the crash automation; optionally save a block.
 
     python -m deployments.register                     # the block type, for the UI's block form
     python -m deployments.register --save mwingest-wiki  # a block from MWINGEST_API_URL/_USERNAME/_PASSWORD
@@ -29,11 +29,24 @@ def save_from_env(name: str, *, overwrite: bool = True) -> MediaWikiCredentials:
     return block
 
 
+def install_automation() -> str | None:
+    """The server's automation that marks mwingest's runs Crashed when their heartbeats stop
+    (a worker killed mid-run); its id, or None without a configured server (idempotent)."""
+    from prefect.settings import PREFECT_API_URL
+
+    from mwingest.localserver import install_crash_automation
+
+    api_url = PREFECT_API_URL.value()
+    return install_crash_automation(str(api_url)) if api_url else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--save", metavar="NAME", help="save a block from the MWINGEST_* environment")
     args = parser.parse_args(argv)
     register_block_type()
+    if install_automation():
+        print("the crash automation (runs without heartbeats are marked Crashed) is installed")
     if args.save:
         save_from_env(args.save)
         print(f"saved credentials block {args.save!r}")

@@ -57,6 +57,9 @@ def main() -> int:
               "use another Prefect server", file=sys.stderr)
         return EXIT_CONFLICT
     limit = int(os.environ.get("MWINGEST_SERVE_LIMIT", "4"))
+    from deployments.register import install_automation
+
+    install_automation()  # a served run whose process dies shows Crashed, not Running for ever
     serve(*(build(spec) for spec in DEPLOYMENTS), limit=limit)
     return 0
 

@@ -125,9 +125,15 @@ class WikiSession:
                 self._clientlogin()
             else:
                 raise LoginError(f"unknown login mode {mode!r}")
-            info = self.get({"action": "query", "meta": "userinfo"})["query"]["userinfo"]
+            # Who the wiki sees, and the CSRF token every write needs, in one request.
+            answer = self.get({"action": "query", "meta": "userinfo|tokens", "type": "csrf"})
+            info = answer["query"]["userinfo"]
             if info.get("anon"):
                 raise LoginError("the wiki still sees an anonymous session after login")
+            token = answer["query"].get("tokens", {}).get("csrftoken")
+            if token and token != "+\\":
+                register_secret(token)
+                self._csrf = token
             self.user = info.get("name")
             self.logged_in = True
             self.login_count += 1

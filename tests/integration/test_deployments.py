@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
+import requests
 
 from mwingest import upload
 from mwingest.ledger import Ledger, State
@@ -189,6 +190,14 @@ def test_register_saves_the_credentials_block(saved_block, prefect_server, wiki)
     assert block.api_url == wiki.api_url and block.username == wiki.username
     assert block.password is not None and block.password.get_secret_value() == wiki.password
     assert wiki.password not in repr(block)
+    # The setup also installed the automation that marks runs without heartbeats Crashed.
+    from mwingest.localserver import AUTOMATION_NAME, HEARTBEAT_FLOWS
+
+    found = requests.post(f"{prefect_server.api_url}/automations/filter", timeout=10, json={
+        "automations": {"name": {"any_": [AUTOMATION_NAME]}}}).json()
+    assert len(found) == 1 and found[0]["enabled"]
+    assert found[0]["actions"][0]["state"] == "CRASHED"
+    assert set(found[0]["trigger"]["match_related"]["prefect.resource.name"]) == set(HEARTBEAT_FLOWS)
 
 
 @pytest.fixture

@@ -81,13 +81,17 @@ class FakeWiki:
         self.logins = 0
 
     def __call__(self, params: dict[str, str], request: requests.PreparedRequest) -> Reply:
-        if params.get("meta") == "tokens" and params.get("type") == "login":
+        meta = set((params.get("meta") or "").split("|"))
+        if meta == {"tokens"} and params.get("type") == "login":
             return 200, {}, {"query": {"tokens": {"logintoken": "lt0123+\\"}}}
-        if params.get("meta") == "tokens":
-            self.csrf_fetches += 1
-            return 200, {}, {"query": {"tokens": {"csrftoken": f"csrf{self.csrf_fetches:04d}+\\"}}}
-        if params.get("meta") == "userinfo":
-            return 200, {}, {"query": {"userinfo": {"id": 3, "name": "Uploader"}}}
+        if meta & {"tokens", "userinfo"}:  # one or both, as MediaWiki answers a multi-value meta
+            query: dict[str, Any] = {}
+            if "tokens" in meta:
+                self.csrf_fetches += 1
+                query["tokens"] = {"csrftoken": f"csrf{self.csrf_fetches:04d}+\\"}
+            if "userinfo" in meta:
+                query["userinfo"] = {"id": 3, "name": "Uploader"}
+            return 200, {}, {"query": query}
         if params.get("action") == "login":
             self.logins += 1
             return 200, {}, {"login": {"result": "Success", "lgusername": "Uploader"}}
