@@ -19,7 +19,6 @@ the run's history only (``-v`` shows them); its warnings and errors are shown on
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -30,7 +29,9 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli_output import JSON_KEYS, JsonLines, exit_code, json_line, print_table
+from .cli_output import JSON_KEYS, JsonLines, exit_code, fail, json_line, print_table
+from .cli_run import VERBOSE, exit_after_prefect, exit_fast_with, run_flow, use_prefect
+from .cli_server import server_app
 
 __all__ = ["JSON_KEYS", "app", "exit_code", "json_line", "main", "parse_size"]
 
@@ -38,8 +39,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Put files into a MediaWiki wiki, once, intact, with their description.")
 
 DECISIONS = ("skip", "publish", "rename")
-#: ``-v``: Prefect's INFO lines on the console too (set by the app's callback).
-_VERBOSE = {"on": False}
 
 
 @app.callback()
@@ -47,7 +46,7 @@ def _options(verbose: Annotated[bool, typer.Option(
         "-v", "--verbose", help="Show Prefect's own lines (task runs, flow states) too")] = False
              ) -> None:
     """Put files into a MediaWiki wiki, once, intact, with their description."""
-    _VERBOSE["on"] = verbose
+    VERBOSE["on"] = verbose
 
 WikiOpt = Annotated[str | None, typer.Option("--wiki", envvar="MWINGEST_API_URL",
                                              help="The wiki's api.php URL")]
@@ -101,72 +100,6 @@ def parse_size(text: str) -> int:
     if value < 1:
         raise typer.BadParameter(f"{text!r} is not a positive size", param_hint="--chunk-size")
     return int(value)
-
-
-def fail(message: str) -> typer.Exit:
-    """A usage or connection problem: one line on stderr, exit 2 (``raise fail(...)``)."""
-    typer.echo(f"mwingest: {' '.join(message.split())}", err=True)
-    return typer.Exit(2)
-
-
-def _use_prefect() -> str:
-    """Pick the Prefect API before Prefect is imported; the local server is started (and the
-    command says so in one line) when there is none. Its kind: configured, local or ephemeral."""
-    from .localserver import LocalServerError
-    from .prefectenv import choose
-
-    try:
-        return choose(lambda line: typer.echo(line, err=True)).kind
-    except (LocalServerError, ValueError) as exc:
-        raise fail(str(exc)) from None
-
-
-def _run(sources: list[str], *, wiki: str | None, username: str | None, credentials: str | None,
-         as_json: bool, glob: str = "*", text_template: str | None = None,
-         review_wait: int | None = None, **params: Any) -> None:
-    """Run the batch flow over ``sources``; report as JSON lines, a live display or plain lines."""
-    if username:
-        os.environ["MWINGEST_USERNAME"] = username
-    from .api import IngestSetupError, ingest, preflight
-
-    kind = _use_prefect()
-    if kind != "ephemeral":
-        _import_flows_meanwhile()
-    try:
-        if not credentials:
-            preflight(wiki)  # a wrong URL or password: exit 2 before the run starts
-    except IngestSetupError as exc:
-        raise fail(str(exc)) from None
-    if kind == "local" and review_wait is None:
-        review_wait = 0  # nobody may be watching the local server's UI: needs-review at once
-    display = _display(sources, glob, text_template, as_json)
-    try:
-        with display if hasattr(display, "__enter__") else contextlib.nullcontext():
-            outcomes = ingest(sources, wiki=wiki, credentials_block=credentials, glob=glob,
-                              text_template=text_template, on_outcome=display,
-                              on_progress=getattr(display, "progress", None),
-                              review_timeout_s=review_wait, quiet=True,
-                              verbose=_VERBOSE["on"], check_connection=False, **params)
-    except IngestSetupError as exc:
-        raise fail(str(exc)) from None
-    display.finish(outcomes)
-    if not as_json and sys.stderr.isatty():
-        print_table(outcomes)
-    raise typer.Exit(exit_code(outcomes))
-
-
-def _display(sources: list[str], glob: str, text_template: str | None,
-             as_json: bool) -> Any:
-    """JSON lines, the live display (a terminal) or plain lines (anything else)."""
-    if as_json:
-        return JsonLines()
-    if sys.stderr.isatty():
-        from .cli_progress import LiveProgress, batch_size
-
-        return LiveProgress(*batch_size(sources, glob, text_template))
-    from .cli_progress import PlainLines
-
-    return PlainLines()
 
 
 def _safety(root: Path | None, allow_host: list[str] | None) -> dict[str, Any]:
@@ -226,7 +159,7 @@ def upload(
         raise fail("--filename needs exactly one source")
     params = _common(text, text_file, tags, chunk_size, on_warning, root, allow_host, fetch)
     params.update(retry_budget_s=retry_budget, stash_hours=stash_hours)
-    _run(sources, wiki=wiki, username=username, credentials=credentials, as_json=as_json,
+    run_flow(sources, wiki=wiki, username=username, credentials=credentials, as_json=as_json,
          filename=filename, comment=comment, concurrency=concurrency, ledger_path=ledger,
          review_wait=review_wait, **params)
 
@@ -263,7 +196,7 @@ def import_(
             load_template(text_template)
         except ValueError as exc:
             raise fail(str(exc)) from None
-    _run([source], wiki=wiki, username=username, credentials=credentials, as_json=as_json,
+    run_flow([source], wiki=wiki, username=username, credentials=credentials, as_json=as_json,
          glob=glob, text_template=str(text_template) if text_template else None,
          comment=comment, concurrency=concurrency, ledger_path=ledger, review_wait=review_wait,
          **params)
@@ -342,11 +275,11 @@ def review(
         os.environ["MWINGEST_USERNAME"] = username
     from .api import IngestSetupError, resolve
 
-    _use_prefect()
+    use_prefect()
     try:
         outcome = resolve(item, decision, new_filename=filename, wiki=wiki,
                           credentials_block=credentials, ledger_path=str(ledger_path),
-                          quiet=True, verbose=_VERBOSE["on"])
+                          quiet=True, verbose=VERBOSE["on"])
     except IngestSetupError as exc:
         raise fail(str(exc)) from None
     if as_json:
@@ -377,58 +310,7 @@ def _waiting_item(item_id: int, ledger: str | None) -> Path:
     return path
 
 
-server_app = typer.Typer(no_args_is_help=True, help="The local Prefect server every command "
-                         "reports to: its UI shows the history of every run.")
 app.add_typer(server_app, name="server")
-
-
-@server_app.command("start")
-def server_start(
-    idle: Annotated[float | None, typer.Option(
-        "--idle", min=0, help="Stop after this many seconds unused (0: never; default 3600, "
-        "env MWINGEST_SERVER_IDLE_S)")] = None,
-    port: Annotated[int | None, typer.Option(
-        help="Port (default: the first free from 4200; env MWINGEST_SERVER_PORT)")] = None,
-) -> None:
-    """Start the local Prefect server in the background (or say where it already runs)."""
-    from . import localserver
-
-    try:
-        info, started = localserver.start(idle_s=idle, port=port)
-    except localserver.LocalServerError as exc:
-        raise fail(str(exc)) from None
-    typer.echo(f"{'started' if started else 'already running'}: Prefect UI at {info.ui_url} "
-               f"(API {info.api_url}, pid {info.pid}); "
-               + ("never stops by itself" if info.idle_s <= 0
-                  else f"stops after {info.idle_s:g} s idle") + "; `mwingest server stop` stops it")
-
-
-@server_app.command("stop")
-def server_stop() -> None:
-    """Stop the local Prefect server and every process it started."""
-    from . import localserver
-
-    info = localserver.stop()
-    typer.echo(f"stopped the Prefect server at {info.ui_url}" if info
-               else "no local Prefect server was running")
-
-
-@server_app.command("status")
-def server_status(as_json: JsonOpt = False) -> None:
-    """Whether the local Prefect server runs, where, and since when (exit 1 when it does not)."""
-    from dataclasses import asdict
-
-    from . import localserver
-
-    info = localserver.status()
-    if as_json:
-        typer.echo(json.dumps({"running": info is not None, **(asdict(info) if info else {})}))
-    elif info is None:
-        typer.echo(f"no local Prefect server is running (home {localserver.Paths().root})")
-    else:
-        typer.echo(f"running: Prefect UI at {info.ui_url} (API {info.api_url}, pid {info.pid}, "
-                   f"since {info.started_at}, home {info.prefect_home})")
-    raise typer.Exit(0 if info else 1)
 
 
 @app.command()
@@ -466,37 +348,6 @@ def _configure_logging(level: str | None) -> None:
     logging.getLogger("mwingest").setLevel(level.upper())
 
 
-#: The exit status for :func:`_exit_after_prefect`, once a command that ran a flow has ended.
-_FAST_EXIT: dict[str, int | None] = {"code": None}
-
-
-def _exit_after_prefect() -> None:
-    """End the process once Prefect's own exit handlers have run, skipping the interpreter's
-    teardown of Prefect's module graph and event-loop threads (~0.3-0.5 s of every flow command,
-    measured). Registered before Prefect is imported, so it runs after Prefect's handlers have
-    sent the run's last logs and events; files and the ledger are closed by then."""
-    code = _FAST_EXIT["code"]
-    if code is None:
-        return
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(code)
-
-
-def _import_flows_meanwhile() -> None:
-    """Import Prefect and the flows in a thread while the main thread checks the login: the
-    import is a second of CPU, the login mostly waiting for the wiki."""
-    import importlib
-    import threading
-
-    def load() -> None:
-        with contextlib.suppress(Exception):  # the main thread's own import reports any problem
-            importlib.import_module("flows.ingest")
-
-    threading.Thread(target=load, name="mwingest-import", daemon=True).start()
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: usage errors become one line on stderr with exit 2."""
     _configure_logging(os.environ.get("MWINGEST_LOG_LEVEL"))
@@ -504,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if console_script:
         import atexit
 
-        atexit.register(_exit_after_prefect)
+        atexit.register(exit_after_prefect)
     command = typer.main.get_command(app)
     try:
         code = command.main(args=list(argv) if argv is not None else None, prog_name="mwingest",
@@ -521,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             typer.echo(message, err=True)
     code = code if isinstance(code, int) else 0
     if console_script and "prefect" in sys.modules:
-        _FAST_EXIT["code"] = code
+        exit_fast_with(code)
     sys.exit(code)
 
 

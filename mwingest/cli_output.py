@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import typer
+
 if TYPE_CHECKING:
     from .items import Outcome
 
@@ -75,3 +77,9 @@ def print_table(outcomes: Sequence[Outcome]) -> None:
                       f"[{colours.get(o.outcome, 'white')}]{o.outcome}[/]", escape(o.reason or ""),
                       escape(o.message or ""))
     Console().print(table)
+
+
+def fail(message: str) -> typer.Exit:
+    """A usage or connection problem: one line on stderr, exit 2 (``raise fail(...)``)."""
+    typer.echo(f"mwingest: {' '.join(message.split())}", err=True)
+    return typer.Exit(2)

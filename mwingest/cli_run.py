@@ -1,0 +1,117 @@
+"""How a command that runs a flow runs it: which Prefect, the login first, the display.
+
+Why apart from the commands: this is the hot path of every ad hoc upload, measured in
+``bench/bench_cli.py``. The Prefect API is chosen before Prefect is imported; Prefect and the
+flows are imported in a thread while the main thread checks the login (the login the run then
+takes over); the process ends right after Prefect's own exit handlers have sent the run's last
+logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Any
+
+import typer
+
+from .cli_output import JsonLines, exit_code, fail, print_table
+
+#: ``-v``: Prefect's INFO lines on the console too (set by the app's callback).
+VERBOSE = {"on": False}
+#: The exit status :func:`exit_after_prefect` ends the process with; None: a normal exit.
+_EXIT_CODE: dict[str, int | None] = {"code": None}
+
+
+def use_prefect() -> str:
+    """Pick the Prefect API before Prefect is imported; the local server is started (and the
+    command says so in one line) when there is none. Its kind: configured, local or ephemeral."""
+    from .localserver import LocalServerError
+    from .prefectenv import choose
+
+    try:
+        return choose(lambda line: typer.echo(line, err=True)).kind
+    except (LocalServerError, ValueError) as exc:
+        raise fail(str(exc)) from None
+
+
+def run_flow(sources: list[str], *, wiki: str | None, username: str | None, credentials: str | None,
+         as_json: bool, glob: str = "*", text_template: str | None = None,
+         review_wait: int | None = None, **params: Any) -> None:
+    """Run the batch flow over ``sources``; report as JSON lines, a live display or plain lines."""
+    if username:
+        os.environ["MWINGEST_USERNAME"] = username
+    from .api import IngestSetupError, ingest, preflight
+
+    kind = use_prefect()
+    if kind != "ephemeral":
+        import_flows_meanwhile()
+    try:
+        if not credentials:
+            preflight(wiki)  # a wrong URL or password: exit 2 before the run starts
+    except IngestSetupError as exc:
+        raise fail(str(exc)) from None
+    if kind == "local" and review_wait is None:
+        review_wait = 0  # nobody may be watching the local server's UI: needs-review at once
+    display = _display(sources, glob, text_template, as_json)
+    try:
+        with display if hasattr(display, "__enter__") else contextlib.nullcontext():
+            outcomes = ingest(sources, wiki=wiki, credentials_block=credentials, glob=glob,
+                              text_template=text_template, on_outcome=display,
+                              on_progress=getattr(display, "progress", None),
+                              review_timeout_s=review_wait, quiet=True,
+                              verbose=VERBOSE["on"], check_connection=False, **params)
+    except IngestSetupError as exc:
+        raise fail(str(exc)) from None
+    display.finish(outcomes)
+    if not as_json and sys.stderr.isatty():
+        print_table(outcomes)
+    raise typer.Exit(exit_code(outcomes))
+
+
+def _display(sources: list[str], glob: str, text_template: str | None,
+             as_json: bool) -> Any:
+    """JSON lines, the live display (a terminal) or plain lines (anything else)."""
+    if as_json:
+        return JsonLines()
+    if sys.stderr.isatty():
+        from .cli_progress import LiveProgress, batch_size
+
+        return LiveProgress(*batch_size(sources, glob, text_template))
+    from .cli_progress import PlainLines
+
+    return PlainLines()
+
+
+def exit_after_prefect() -> None:
+    """End the process once Prefect's own exit handlers have run, skipping the interpreter's
+    teardown of Prefect's module graph and event-loop threads (~0.3-0.5 s of every flow command,
+    measured). Registered before Prefect is imported, so it runs after Prefect's handlers have
+    sent the run's last logs and events; files and the ledger are closed by then."""
+    code = _EXIT_CODE["code"]
+    if code is None:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def import_flows_meanwhile() -> None:
+    """Import Prefect and the flows in a thread while the main thread checks the login: the
+    import is a second of CPU, the login mostly waiting for the wiki."""
+    import importlib
+    import threading
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # the main thread's own import reports any problem
+            importlib.import_module("flows.ingest")
+
+    threading.Thread(target=load, name="mwingest-import", daemon=True).start()
+
+
+
+def exit_fast_with(code: int) -> None:
+    """Let :func:`exit_after_prefect` end the process with ``code`` (a flow command has ended)."""
+    _EXIT_CODE["code"] = code
