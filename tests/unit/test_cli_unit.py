@@ -362,7 +362,7 @@ def test_help_status_and_check_never_import_prefect(tmp_path, make_png):
         from mwingest.cli import main
         for argv in (["--help"], ["check", {str(tmp_path / "good.png")!r}, "--json"],
                      ["status", "--ledger", {str(tmp_path / "none.sqlite3")!r}],
-                     ["upload", "x.png", "--bogus"]):
+                     ["server", "status"], ["upload", "x.png", "--bogus"]):
             try:
                 main(argv)
             except SystemExit:
@@ -371,6 +371,7 @@ def test_help_status_and_check_never_import_prefect(tmp_path, make_png):
         print("LOADED", loaded, file=sys.stderr)
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MWINGEST_")}
+    env["MWINGEST_HOME"] = str(tmp_path / "home")  # no server there: status answers at once
 
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=120, check=True)
