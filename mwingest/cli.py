@@ -273,13 +273,15 @@ def review(
     ledger_path = _waiting_item(item, ledger)
     if username:
         os.environ["MWINGEST_USERNAME"] = username
-    from .api import IngestSetupError, resolve
+    from .api import IngestSetupError, preflight, resolve
 
-    use_prefect()
     try:
+        if not credentials:
+            preflight(wiki)  # a wrong login: exit 2 before a Prefect server is started
+        use_prefect()  # before Prefect is imported
         outcome = resolve(item, decision, new_filename=filename, wiki=wiki,
                           credentials_block=credentials, ledger_path=str(ledger_path),
-                          quiet=True, verbose=VERBOSE["on"])
+                          quiet=True, verbose=VERBOSE["on"], check_connection=False)
     except IngestSetupError as exc:
         raise fail(str(exc)) from None
     if as_json:

@@ -17,6 +17,7 @@ from typing import Any
 import typer
 
 from .cli_output import JsonLines, exit_code, fail, print_table
+from .prefectenv import PrefectChoice
 
 #: ``-v``: Prefect's INFO lines on the console too (set by the app's callback).
 VERBOSE = {"on": False}
@@ -24,14 +25,15 @@ VERBOSE = {"on": False}
 _EXIT_CODE: dict[str, int | None] = {"code": None}
 
 
-def use_prefect() -> str:
-    """Pick the Prefect API before Prefect is imported; the local server is started (and the
-    command says so in one line) when there is none. Its kind: configured, local or ephemeral."""
+def use_prefect(*, start: bool = True) -> PrefectChoice:
+    """Pick the Prefect API before Prefect is imported. With ``start``, the local server is
+    started (and the command says so in one line) when there is none; without, that case is a
+    local choice without an ``api_url`` yet."""
     from .localserver import LocalServerError
     from .prefectenv import choose
 
     try:
-        return choose(lambda line: typer.echo(line, err=True)).kind
+        return choose(lambda line: typer.echo(line, err=True), start=start)
     except (LocalServerError, ValueError) as exc:
         raise fail(str(exc)) from None
 
@@ -44,15 +46,17 @@ def run_flow(sources: list[str], *, wiki: str | None, username: str | None, cred
         os.environ["MWINGEST_USERNAME"] = username
     from .api import IngestSetupError, ingest, preflight
 
-    kind = use_prefect()
-    if kind != "ephemeral":
+    choice = use_prefect(start=False)
+    if choice.api_url or choice.kind == "ephemeral":  # Prefect's settings are known: load it now
         import_flows_meanwhile()
     try:
         if not credentials:
             preflight(wiki)  # a wrong URL or password: exit 2 before the run starts
     except IngestSetupError as exc:
         raise fail(str(exc)) from None
-    if kind == "local" and review_wait is None:
+    if choice.kind == "local" and choice.api_url is None:
+        choice = use_prefect()  # no server yet, and the login works: start one now
+    if choice.kind == "local" and review_wait is None:
         review_wait = 0  # nobody may be watching the local server's UI: needs-review at once
     display = _display(sources, glob, text_template, as_json)
     try:

@@ -82,6 +82,7 @@ def run_demo(*, keep: bool = False) -> int:
     from .api import ingest
     from .devwiki import start_wiki
     from .ledger import default_path
+    from .localserver import read_state
 
     console = Console()
     console.print("[bold]mwingest demo[/]: starting a throwaway wiki…")
@@ -106,11 +107,14 @@ def run_demo(*, keep: bool = False) -> int:
             for o in outcomes:
                 table.add_row(Path(o.source).name, o.outcome, o.reason or "", o.url or "")
             console.print(table)
-            console.print(
-                "History: this run is recorded in Prefect (ephemeral mode writes it to "
-                f"{PREFECT_HOME.value()}/prefect.db — `prefect server start` shows it, with the "
-                "outcome table and summary artifacts); every step is in the ledger: "
-                f"`mwingest status --ledger {ledger}`.")
+            server = read_state()
+            where = (f"the local Prefect server's UI at {server.ui_url} (with the outcome table "
+                     "and summary artifacts; `mwingest server stop` stops it)"
+                     if server is not None and os.environ.get("PREFECT_API_URL") == server.api_url
+                     else f"Prefect ({PREFECT_HOME.value()}/prefect.db; `prefect server start` "
+                          "shows it, with the outcome table and summary artifacts)")
+            console.print(f"History: this run is in {where}; every step is in the ledger: "
+                          f"`mwingest status --ledger {ledger}`.")
             # The demo is expected to refuse one file and skip the duplicate; anything else is a bug.
             by_name = {Path(o.source).name: o.outcome for o in outcomes}
             expected = {files["bad"].name: "rejected", files["duplicate"].name: "skipped"}

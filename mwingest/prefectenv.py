@@ -57,12 +57,13 @@ def mode() -> str:
 
 
 def choose(announce: Callable[[str], None] | None = None, *,
-           configured: str | None = None) -> PrefectChoice:
+           configured: str | None = None, start: bool = True) -> PrefectChoice:
     """Decide (and start, if need be) the Prefect API for this process's runs.
 
     ``configured``: an API URL the caller already knows Prefect uses (a test harness's, set
     through Prefect's settings rather than the environment). When the local server is chosen,
-    ``PREFECT_API_URL`` is set in this process's environment.
+    ``PREFECT_API_URL`` is set in this process's environment. ``start=False``: a local server
+    that does not run yet is not started; the answer is then ``local`` without an ``api_url``.
     """
     url = configured or os.environ.get("PREFECT_API_URL") or _profile_api_url()
     if url:
@@ -71,6 +72,8 @@ def choose(announce: Callable[[str], None] | None = None, *,
         return PrefectChoice("ephemeral", None)
     info = localserver.status()
     started = False
+    if info is None and not start:
+        return PrefectChoice("local", None)
     if info is None:
         info, started = localserver.start()
         if announce is not None:

@@ -327,6 +327,7 @@ def test_review_hands_the_decision_to_resolve(ledger_file, capsys, monkeypatch):
         return Outcome("/data/Review.png", "New name.png", "uploaded", "decided-rename")
 
     monkeypatch.setattr(api, "resolve", fake_resolve)
+    monkeypatch.setattr(api, "preflight", lambda wiki=None: None)
 
     code, out, _ = run(["review", str(ids["review"]), "--decision", "rename", "--filename",
                         "New name.png", "--ledger", str(path), "--wiki", WIKI, "--json"], capsys)
