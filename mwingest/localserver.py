@@ -384,6 +384,9 @@ def supervise(port: int, idle_s: float, root: Path) -> int:
           f"{'never' if idle_s <= 0 else f'after {idle_s:.0f} s'}", flush=True)
     while server.poll() is None:
         time.sleep(check_every)
+        if not paths.state.exists():  # its home was deleted: nobody can find or stop it any more
+            print("mwingest: the server's state file is gone, stopping", flush=True)
+            finish()
         if idle_s <= 0 or time.time() - _last_used(paths, started) < idle_s:
             continue
         try:

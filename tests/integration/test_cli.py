@@ -456,7 +456,10 @@ def test_python_api_ingest_returns_outcomes(wiki, prefect_harness, monkeypatch, 
 def test_demo_command_finishes_as_expected(cli_env):
     env = {k: v for k, v in cli_env.items() if not k.startswith("MWINGEST_")}
     env["MWINGEST_LEDGER"] = str(Path(cli_env["MWINGEST_LEDGER"]).with_name("demo-dir") / "l.sqlite3")
+    for kept in ("MWINGEST_HOME", "MWINGEST_SERVER_PORT"):  # the module's server, stopped at its end
+        env[kept] = cli_env[kept]
 
     ran = mwingest(env, "demo").expect(0)
 
     assert "demo finished as expected" in ran.stdout
+    assert "local Prefect server's UI at http://127.0.0.1:" in ran.stdout
