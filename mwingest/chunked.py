@@ -113,6 +113,8 @@ def send_next_chunk(session: WikiSession, state: ChunkState, *, min_chunk_size: 
     except PermanentApiError as exc:
         if exc.code == "badupload" and state.chunk_size > min_chunk_size:
             return _shrink(state, min_chunk_size, exc.info)
+        if _chunks_unreadable(exc) and state.offset + length >= state.filesize:
+            return _assembly_broken(session, state, exc, length)
         raise
     sent = state.bytes_sent + length
     if result.kind == ResultKind.CONTINUE:
@@ -142,6 +144,32 @@ def _finished(state: ChunkState, filekey: str | None, imageinfo: Mapping[str, An
         return _restart(state)
     return replace(state, offset=state.filesize, final_filekey=filekey, polling=False,
                    imageinfo=dict(imageinfo), warnings=dict(warnings), resyncs=0)
+
+
+def _chunks_unreadable(exc: PermanentApiError) -> bool:
+    """The wiki cannot read the chunks it stored (``stashfailed`` with MediaWiki's
+    ``backend-fail-read``, "Could not read file"): an assembly killed half-way (PHP's time limit
+    on a big synchronous final chunk) consumed or moved them. Resending the last chunk cannot
+    help; only a new session can."""
+    info = exc.info.lower()
+    return exc.code == "stashfailed" and ("could not read file" in info
+                                          or "backend-fail-read" in info)
+
+
+def _assembly_broken(session: WikiSession, state: ChunkState, exc: PermanentApiError,
+                     length: int) -> ChunkState:
+    """The final chunk found the session's chunks unreadable: take the assembled file if the
+    stash has it after all, else start a new session from 0 (bounded, like every restart)."""
+    found = find_finished_stash(session, state.sha1, state.filesize)
+    if found is not None:
+        key, info = found
+        return _finished(state, key, info, {})
+    if state.restarts >= MAX_RESTARTS:
+        raise exc
+    log.warning("the wiki cannot read the chunks of %s any more (%s); sending it again from 0 "
+                "(for files this big, async assembly avoids the web request's time limit)",
+                state.filename, exc.info)
+    return _restart(replace(state, bytes_sent=state.bytes_sent + length))
 
 
 def _restart(state: ChunkState) -> ChunkState:

@@ -255,6 +255,23 @@ def test_session_gone_restarts_from_zero_a_bounded_number_of_times(state: ChunkS
     assert caught.value.code == "uploadstash-file-not-found"
 
 
+UNREADABLE = {"error": {"code": "stashfailed", "info": 'Could not read file '
+                         '"mwstore://local-backend/local-temp/a/a2/1d4ppb5bmxqo.gbw6tc.3.png.0".'}}
+
+
+def test_unreadable_chunks_at_assembly_start_a_new_session(state: ChunkState) -> None:
+    """A killed synchronous assembly leaves a session whose chunks the wiki cannot read: every
+    resend of the last chunk would fail the same way, so a new session starts from 0."""
+    last = at(state, SIZE - CHUNK)
+    restarted = send_next_chunk(ScriptedWiki(UNREADABLE, stash_rows()), last)  # type: ignore[arg-type]
+    assert (restarted.offset, restarted.filekey, restarted.restarts) == (0, None, 1)
+    with pytest.raises(PermanentApiError):  # not at the last chunk: not this case
+        send_next_chunk(ScriptedWiki(UNREADABLE), at(state, 0))  # type: ignore[arg-type]
+    worn = replace(last, restarts=MAX_RESTARTS)
+    with pytest.raises(PermanentApiError):
+        send_next_chunk(ScriptedWiki(UNREADABLE, stash_rows()), worn)  # type: ignore[arg-type]
+
+
 # --- assembly: acceptance is not integrity --------------------------------------------------
 
 def test_wrong_sha1_after_assembly_restarts_then_fails(state: ChunkState) -> None:
