@@ -90,7 +90,11 @@ class _ConsoleFilter(logging.Filter):
         self._seen: set[tuple[int, str]] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.drop_outcomes and getattr(record, "mwingest_outcome", False):
+        if self.drop_outcomes and (
+                getattr(record, "mwingest_outcome", False)
+                # A task run's end state: the file's outcome line says how it ended, and why.
+                or (record.name == "prefect.task_runs"
+                    and str(record.msg).startswith("Finished in state"))):
             return False
         if record.levelno >= logging.WARNING:
             key = (record.levelno, record.getMessage())
