@@ -177,15 +177,20 @@ def _access_problem(source: str, shown: str) -> Finding | None:
 
 def _content_issues(source: str, sample: mimesniff.Sample, file_mime: str, mime: str | None, ext: str,
                     max_pixels: int | None) -> list[content.Issue]:
-    """The wiki's content checks in its order, then ours. Checks that only make sense on content of
-    the right type (SVG rules, Pillow decoding) run only when the type check passed."""
+    """The wiki's content checks in its order, then ours. The wiki's partial pass
+    (``verifyPartialFile``) already runs the SVG filter and refuses a well-formed SVG with a script
+    *before* comparing type and extension; "not well-formed" only counts in its full pass, after
+    that comparison. Our own integrity checks run only when the type check passed."""
     issues = content.check_partial(sample, file_mime, ext)
-    mismatch = content.check_extension(mime, ext)
-    issues += mismatch
+    is_svg = ext in ("svg", "svgz") or mime == "image/svg+xml"
+    svg = check_svg(source, compressed=ext == "svgz") if is_svg and not issues else []
+    scripted = [i for i in svg if i.code == "svg-script"]
+    issues += scripted + content.check_extension(mime, ext)
     if issues:
         return issues
-    if ext in ("svg", "svgz") or mime == "image/svg+xml":
-        issues += check_svg(source, compressed=ext == "svgz")
+    issues += svg
+    if issues:
+        return issues
     issues += content.check_raster(source, ext, max_pixels=max_pixels)
     return issues
 

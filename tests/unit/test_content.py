@@ -217,7 +217,7 @@ def test_raster_pixel_limit_is_configurable(tmp_path: Path) -> None:
 # --- SVG rules -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("body", "wiki_check"), [
-    ('<set attributeName="onclick" to="alert(1)"/>', "uploaded-animate-svg"),
+    ('<set attributeName="onclick" to="alert(1)"/>', "uploaded-setting-event-handler-svg"),
     ('<animate attributeName="xlink:href" values="javascript:alert(1)"/>', "uploaded-animate-svg"),
     ('<style>@import url(http://example.org/x.css);</style>', "uploaded-hostile-svg"),
     ('<rect style="fill: url(http://example.org/p.svg#x)"/>', "uploaded-remote-url-svg"),
