@@ -204,7 +204,11 @@ def _xml_root(path: str, head: bytes) -> str | None:
     """The type of a well-formed XML file by its root element, as ``XmlTypeCheck`` decides it; None
     when the file is not XML. Like the wiki, this reads the whole file, but as a stream (64 KiB
     blocks), and entity declarations end it: those files are typed by libmagic instead."""
-    if not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with its BOM: libxml2 reads it, so does expat
+        start = head[2:64].decode("utf-16-le" if head[0] == 0xFF else "utf-16-be", "ignore")
+        if not start.lstrip(" \t\r\n").startswith("<"):
+            return None
+    elif not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         return None
     parser = expat.ParserCreate(namespace_separator=":")
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)

@@ -47,7 +47,6 @@ MAX_TOKEN_BYTES = 10_000_000 + 1024 * 1024
 #: Text kept per ``<style>`` element for the CSS rules (the wiki keeps all; this bounds memory).
 STYLE_TEXT_LIMIT = MAX_TOKEN_BYTES
 _BLOCK = 256 * 1024
-_SEP = "\x1f"  # expat's namespace separator: a character XML forbids, so it cannot be in a URI
 
 _SVG_NAMESPACES = frozenset({
     "", "adobe:ns:meta/", "http://creativecommons.org/ns#", "http://inkscape.sourceforge.net/dtd/sodipodi-0.dtd",
@@ -86,7 +85,8 @@ _IMAGE_FILTER_URL = re.compile(rf"url{WS}*\({WS}*[\"']?[^#]", re.I | re.S | re.M
 _SAFE_ENTITY = re.compile(
     r"^<!ENTITY\s+\S+\s+(?:\"(?:&[^\"%&;]{1,64};|(?:[^\"%&]|&amp;|&quot;){0,255})\""
     r"|'(?:&[^\"%&;]{1,64};|(?:[^'%&]|&amp;|&apos;){0,255})')\s*>$", re.A | re.S)
-_RAW_ENTITY = re.compile(r"<!ENTITY\s+(%\s+)?(\S+)\s+(?:\"([^\"]*)\"|'([^']*)')\s*>", re.S)
+# expat's input context for an entity declaration starts at its value literal.
+_RAW_ENTITY = re.compile(r"\s*(?:<!ENTITY\s+(?:%\s+)?\S+\s+)?(?:\"([^\"]*)\"|'([^']*)')", re.S)
 _XLINK_ATTLIST = ("svg", "xmlns:xlink", "CDATA", "http://www.w3.org/1999/xlink", 1)
 
 
@@ -159,7 +159,10 @@ class _Scan:
         self._started = False
         self._in_dtd = False
         self._stack: list[tuple[str, str, list[str], list[str]]] = []
-        p = self._parser = expat.ParserCreate(namespace_separator=_SEP)
+        # Namespaces are resolved here, not by expat: an unbound prefix is a fatal error to expat,
+        # while libxml2 (the wiki) reports it, goes on, and its filter sees the prefix as the URI.
+        self._scopes: list[dict[str, str]] = [{"xml": "http://www.w3.org/XML/1998/namespace"}]
+        p = self._parser = expat.ParserCreate()
         p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)  # never fetch a DTD
         p.ordered_attributes = True
         p.buffer_text = True
@@ -227,7 +230,7 @@ class _Scan:
         match = _RAW_ENTITY.match(text)
         if not match:
             return decoded
-        return (match.group(3) if match.group(3) is not None else match.group(4)).replace("\r\n", "\n")
+        return (match.group(1) if match.group(1) is not None else match.group(2)).replace("\r\n", "\n")
 
     @staticmethod
     def _refuse_decl(*args: Any) -> None:
@@ -240,15 +243,23 @@ class _Scan:
 
     def _pi(self, target: str, _data: str) -> None:
         if self._in_dtd:
-            raise _Invalid("has a processing instruction inside its DTD")
+            return  # libxml2 keeps it out of the serialised DTD and out of the reader: the wiki ignores it
         if "xml-stylesheet" in ascii_lower(target):
             self._hit(_script("has an xml-stylesheet processing instruction", "upload-scripted-pi-callback"))
 
     # --- elements ---------------------------------------------------------------------------
     def _start(self, name: str, attrs: list[str]) -> None:
         self.saw_element = True
-        uri, _sep, local = name.rpartition(_SEP)
-        self._stack.append((uri, ascii_lower(local), attrs, []))
+        scope = self._scopes[-1]
+        is_decl = [attrs[i] == "xmlns" or attrs[i].startswith("xmlns:") for i in range(0, len(attrs), 2)]
+        declared = {attrs[2 * i][6:]: attrs[2 * i + 1] for i, decl in enumerate(is_decl) if decl}
+        if declared:
+            scope = {**scope, **declared}
+        self._scopes.append(scope)
+        prefix, _colon, local = name.rpartition(":")
+        uri = scope.get(prefix, prefix)  # unbound: libxml2 leaves "prefix:local", the wiki splits it
+        kept = [x for i, decl in enumerate(is_decl) if not decl for x in (attrs[2 * i], attrs[2 * i + 1])]
+        self._stack.append((uri, ascii_lower(local), kept, []))
 
     def _text(self, data: str) -> None:
         if self._stack and self._stack[-1][1] == "style":
@@ -257,6 +268,7 @@ class _Scan:
                 kept.append(data.strip(" \t\n\r\0\x0b"))  # PHP trim(), as XmlTypeCheck does
 
     def _end(self, _name: str) -> None:
+        self._scopes.pop()
         uri, local, attrs, text = self._stack.pop()
         namespace = ascii_lower(uri)
         if namespace not in _SVG_NAMESPACES and not _BUGGY_INKSCAPE_NS.match(namespace):
@@ -286,7 +298,7 @@ def _check_element(element: str, attrs: list[str], text: str) -> Issue | None:
     if element == "style" and hostile_css(normalize_css(text)):
         return _script("has a <style> that loads remote or executable CSS", "uploaded-hostile-svg")
     for i in range(0, len(attrs), 2):
-        attr = ascii_lower(attrs[i].rpartition(_SEP)[2])
+        attr = ascii_lower(attrs[i].rpartition(":")[2])
         raw = attrs[i + 1]
         value = ascii_lower(raw)
         issue = _check_attribute(element, attr, raw, value)
