@@ -24,7 +24,14 @@ code                         sev.   meaning
 ``svg-invalid``              reject not well-formed, declares entities, or has one token (comment,
                                     attribute value) over 10 MB (``uploadinvalidxml``)
 ``svg-script``               reject scripts, handlers, foreign namespaces, external links …
-``corrupt-image``            reject Pillow cannot decode it (the wiki would accept it: we are stricter)
+``corrupt-image``            reject Pillow cannot decode it, or one frame of an animation (the wiki
+                                    would accept it: we are stricter)
+``truncated-media``          reject audio/video cut short: a page, chunk, element or frame runs past
+                                    the end of the file (the wiki stores it)
+``corrupt-media``            reject audio/video whose bytes contradict their structure: an Ogg page
+                                    checksum, a missing WAV format chunk, an invalid EBML header
+``corrupt-pdf``              reject PDF without its end-of-file marker, or whose cross-references,
+                                    trailer or pages cannot be read even with repair
 ``decompression-bomb``       reject declared pixels over the limit (any GIF frame's too), or an .svgz
                                     that inflates too far
 ``filetype-prohibited``      reject a prohibited extension anywhere in the name (``x.php.png``)
@@ -51,7 +58,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from mwingest import content, mimesniff, names
+from mwingest import content, mediacheck, mimesniff, names, pdfcheck
 from mwingest.hashing import FileDigest
 from mwingest.siteinfo import ApiGetter, WikiRules
 from mwingest.svgcheck import check_svg
@@ -71,6 +78,9 @@ _ADVICE = {
     "svg-script": "Remove scripts, event handlers and external references (save as plain/optimised SVG).",
     "corrupt-image": "It is damaged or truncated (the wiki would store it broken); copy or export it again.",
     "decompression-bomb": "Its declared size is too large to decode safely; scale it down.",
+    "truncated-media": "The wiki would store it, but it would stop playing early; copy or export it again.",
+    "corrupt-media": "The wiki would store it, but players would fail on it; copy or export it again.",
+    "corrupt-pdf": "The wiki would store it, but readers would fail on it; copy or export it again.",
     "filename-too-long": "Shorten the name to at most 240 bytes (UTF-8).",
     "bad-filename": "Choose another file name.",
     "filetype-prohibited": "The wiki never accepts such names; rename it (convert it if it is not media).",
@@ -192,6 +202,9 @@ def _content_issues(source: str, sample: mimesniff.Sample, file_mime: str, mime:
     if issues:
         return issues
     issues += content.check_raster(source, ext, max_pixels=max_pixels)
+    issues += mediacheck.check_media(source, mime)
+    if mime == "application/pdf":
+        issues += pdfcheck.check_pdf(source)
     return issues
 
 

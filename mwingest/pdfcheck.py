@@ -1,0 +1,84 @@
+"""PDF structure: the end-of-file marker, the cross-reference table, the trailer and the page tree.
+
+Why: the wiki (without PdfHandler) stores a PDF cut in half or with a broken trailer as a good
+one; a reader then shows nothing or an error. We check what makes a PDF openable, not its content
+streams: ``%%EOF`` after the last ``startxref`` (else it was cut short), then pypdf in strict mode
+reads the cross-reference table, the trailer and every page object. Where strict reading fails
+but pypdf's repair still finds the pages, the file passes: readers repair it the same way. An
+encrypted file passes once its trailer and cross-references read: the pages need its password.
+
+pypdf is handed the open file (it would otherwise read the whole file into memory), and its log
+goes to our debug log, not to stderr. Code: ``corrupt-pdf``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from mwingest.content import Issue
+
+log = logging.getLogger(__name__)
+#: How far from the end ``%%EOF`` may sit (the spec says the last line; writers append junk).
+EOF_WINDOW = 64 * 1024
+#: Pages whose objects are read; a larger document has the rest of its tree unchecked.
+MAX_PAGES = 10_000
+
+
+class _ToDebug(logging.Handler):
+    """pypdf's warnings (xref repairs and the like) into our debug log, never onto stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log.debug("pypdf: %s", record.getMessage())
+
+
+def _quiet_pypdf() -> None:
+    pypdf_log = logging.getLogger("pypdf")
+    if not any(isinstance(h, _ToDebug) for h in pypdf_log.handlers):
+        pypdf_log.addHandler(_ToDebug())
+        pypdf_log.propagate = False
+
+
+def check_pdf(path: str) -> list[Issue]:
+    """The first structural damage of a PDF, or nothing."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - EOF_WINDOW))
+        tail = fh.read()
+    startxref = tail.rfind(b"startxref")
+    if b"%%EOF" not in (tail[startxref:] if startxref >= 0 else tail):
+        return [Issue("corrupt-pdf", "is cut short: the end-of-file marker (%%EOF) is missing",
+                      {"format": "PDF", "truncated": True})]
+    try:
+        import pypdf
+    except ImportError:  # pragma: no cover - a declared dependency
+        return []
+    _quiet_pypdf()
+    strict_error = _read(pypdf, path, strict=True)
+    if strict_error is None:
+        return []
+    log.debug("%s: strict PDF reading failed (%s); trying pypdf's repair", path, strict_error)
+    repaired_error = _read(pypdf, path, strict=False)
+    if repaired_error is None:
+        return []
+    return [Issue("corrupt-pdf", f"is damaged: its structure cannot be read ({repaired_error})",
+                  {"format": "PDF", "error": repaired_error})]
+
+
+def _read(pypdf: Any, path: str, *, strict: bool) -> str | None:
+    """None when pypdf reads the trailer, cross-references and page objects, else the error."""
+    try:
+        with open(path, "rb") as fh:
+            reader = pypdf.PdfReader(fh, strict=strict)
+            if reader.is_encrypted:
+                return None
+            for number, page in enumerate(reader.pages):
+                if number >= MAX_PAGES:
+                    break
+                page.get("/Contents")
+        return None
+    except RecursionError:
+        return "its page tree nests too deeply"
+    except Exception as exc:  # pypdf raises PdfReadError, PdfStreamError, ValueError, KeyError …
+        return f"{type(exc).__name__}: {exc}"[:300]
