@@ -17,6 +17,7 @@ import logging
 import os
 from typing import Any
 
+from mwingest import quiet
 from mwingest.content import Issue
 
 log = logging.getLogger(__name__)
@@ -24,20 +25,6 @@ log = logging.getLogger(__name__)
 EOF_WINDOW = 64 * 1024
 #: Pages whose objects are read; a larger document has the rest of its tree unchecked.
 MAX_PAGES = 10_000
-
-
-class _ToDebug(logging.Handler):
-    """pypdf's warnings (xref repairs and the like) into our debug log, never onto stderr."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        log.debug("pypdf: %s", record.getMessage())
-
-
-def _quiet_pypdf() -> None:
-    pypdf_log = logging.getLogger("pypdf")
-    if not any(isinstance(h, _ToDebug) for h in pypdf_log.handlers):
-        pypdf_log.addHandler(_ToDebug())
-        pypdf_log.propagate = False
 
 
 def check_pdf(path: str) -> list[Issue]:
@@ -54,7 +41,7 @@ def check_pdf(path: str) -> list[Issue]:
         import pypdf
     except ImportError:  # pragma: no cover - a declared dependency
         return []
-    _quiet_pypdf()
+    quiet.install()
     strict_error = _read(pypdf, path, strict=True)
     if strict_error is None:
         return []

@@ -32,6 +32,8 @@ code                         sev.   meaning
                                     checksum, a missing WAV format chunk, an invalid EBML header
 ``corrupt-pdf``              reject PDF without its end-of-file marker, or whose cross-references,
                                     trailer or pages cannot be read even with repair
+``unverified-image``         warn   a TIFF neither Pillow nor tifffile can decode (a codec missing
+                                    here): it goes up, unchecked
 ``decompression-bomb``       reject declared pixels over the limit (any GIF frame's too), or an .svgz
                                     that inflates too far
 ``filetype-prohibited``      reject a prohibited extension anywhere in the name (``x.php.png``)
@@ -78,6 +80,7 @@ _ADVICE = {
     "svg-script": "Remove scripts, event handlers and external references (save as plain/optimised SVG).",
     "corrupt-image": "It is damaged or truncated (the wiki would store it broken); copy or export it again.",
     "decompression-bomb": "Its declared size is too large to decode safely; scale it down.",
+    "unverified-image": "It may still be fine: open it in an image viewer before relying on it.",
     "truncated-media": "The wiki would store it, but it would stop playing early; copy or export it again.",
     "corrupt-media": "The wiki would store it, but players would fail on it; copy or export it again.",
     "corrupt-pdf": "The wiki would store it, but readers would fail on it; copy or export it again.",
@@ -247,7 +250,8 @@ def _from_issue(issue: content.Issue, shown: str) -> Finding:
         real = _FRIENDLY_EXT.get(mime) or mimesniff.extension_for_mime(mime)
         advice = (f"Rename it to .{real} or convert it." if real else
                   "Convert it to the format its extension promises.")
-    return _finding(issue.code, shown, issue.what, advice=advice, **issue.detail)
+    severity: Severity = "warn" if issue.severity == "warn" else "reject"
+    return _finding(issue.code, shown, issue.what, advice=advice, severity=severity, **issue.detail)
 
 
 # --- the duplicate pre-check (spec §12) and batches -------------------------------------------------
