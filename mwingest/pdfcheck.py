@@ -3,9 +3,10 @@
 Why: the wiki (without PdfHandler) stores a PDF cut in half or with a broken trailer as a good
 one; a reader then shows nothing or an error. We check what makes a PDF openable, not its content
 streams: ``%%EOF`` after the last ``startxref`` (else it was cut short), then pypdf in strict mode
-reads the cross-reference table, the trailer and every page object. Where strict reading fails
-but pypdf's repair still finds the pages, the file passes: readers repair it the same way. An
-encrypted file passes once its trailer and cross-references read: the pages need its password.
+reads the cross-reference table, the trailer (it must name the catalog) and every page object.
+A strict failure is proof of damage even where pypdf's repair still finds the pages (some readers
+repair, others show a blank page): the message says which. An encrypted file passes once its
+trailer and cross-references read: the pages need its password.
 
 pypdf is handed the open file (it would otherwise read the whole file into memory), and its log
 goes to our debug log, not to stderr. Code: ``corrupt-pdf``.
@@ -45,12 +46,13 @@ def check_pdf(path: str) -> list[Issue]:
     strict_error = _read(pypdf, path, strict=True)
     if strict_error is None:
         return []
-    log.debug("%s: strict PDF reading failed (%s); trying pypdf's repair", path, strict_error)
     repaired_error = _read(pypdf, path, strict=False)
     if repaired_error is None:
-        return []
+        return [Issue("corrupt-pdf", f"is damaged: its cross-reference table or trailer is broken "
+                      f"({strict_error}); some readers repair this, others show nothing",
+                      {"format": "PDF", "error": strict_error, "repairable": True})]
     return [Issue("corrupt-pdf", f"is damaged: its structure cannot be read ({repaired_error})",
-                  {"format": "PDF", "error": repaired_error})]
+                  {"format": "PDF", "error": repaired_error, "repairable": False})]
 
 
 def _read(pypdf: Any, path: str, *, strict: bool) -> str | None:
@@ -58,8 +60,12 @@ def _read(pypdf: Any, path: str, *, strict: bool) -> str | None:
     try:
         with open(path, "rb") as fh:
             reader = pypdf.PdfReader(fh, strict=strict)
+            if strict and "/Root" not in reader.trailer:
+                return "its trailer names no document catalog (/Root)"
             if reader.is_encrypted:
                 return None
+            if len(reader.pages) == 0:
+                return "it has no pages"
             for number, page in enumerate(reader.pages):
                 if number >= MAX_PAGES:
                     break
