@@ -194,10 +194,23 @@ def _sniff(s: Sample) -> str:
         comment_length = int.from_bytes(s.tail[eocd + 20:eocd + 22], "little")
         if eocd + 22 + comment_length == len(s.tail):
             return "application/zip"
+    if _is_stl(s):
+        return "application/sla"
     for sig, mime in _IMAGE_HEADS:
         if head.startswith(sig):
             return mime
     return _libmagic(s.path)
+
+
+def _is_stl(s: Sample) -> bool:
+    """``MimeAnalyzer``'s STL test: ASCII ``solid … endsolid``, or a binary STL whose triangle
+    count (after its 80-byte header) gives exactly its size."""
+    if s.size >= 15 and s.head[:6].lower() == b"solid " and re.search(
+            rb"(?:\r\n|\n|\r|\x0b|\x0c|\x85)endsolid [^\n]*\n?\Z", s.tail, re.I):
+        return True
+    if s.size > 84 and len(s.head) >= 84:
+        return s.size == 84 + int.from_bytes(s.head[80:84], "little") * 50
+    return False
 
 
 def _xml_root(path: str, head: bytes) -> str | None:

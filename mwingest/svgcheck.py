@@ -47,6 +47,10 @@ MAX_TOKEN_BYTES = 10_000_000 + 1024 * 1024
 #: Text kept per ``<style>`` element for the CSS rules (the wiki keeps all; this bounds memory).
 STYLE_TEXT_LIMIT = MAX_TOKEN_BYTES
 _BLOCK = 256 * 1024
+#: Name characters expat refuses and libxml2 takes that we step over, per file.
+MAX_NAME_PATCHES = 64
+#: Bytes all those re-scans of one file may read together (time stays bounded for a big map).
+RESCAN_BUDGET = 256 * 1024 * 1024
 
 _SVG_NAMESPACES = frozenset({
     "", "adobe:ns:meta/", "http://creativecommons.org/ns#", "http://inkscape.sourceforge.net/dtd/sodipodi-0.dtd",
@@ -105,21 +109,49 @@ class _Bomb(Exception):
 
 
 def check_svg(path: str, *, compressed: bool = False, max_bytes: int = SVGZ_MAX_BYTES) -> list[Issue]:
-    """Scan an SVG (``compressed`` for ``.svgz``) and return the wiki's verdict on it, if it refuses."""
+    """Scan an SVG (``compressed`` for ``.svgz``) and return the wiki's verdict on it, if it refuses.
+
+    expat knows the names of XML 1.0 4th edition; libxml2 (the wiki) those of the 5th, which allow
+    more non-ASCII characters. When expat stops at such a character, it is replaced by ``x``
+    (the same byte count) and the scan starts again, up to :data:`MAX_NAME_PATCHES` times and
+    :data:`RESCAN_BUDGET` bytes: the wiki reads on past it, so our verdict must too."""
+    patches: dict[int, int] = {}
+    scanned = 0
+    for _attempt in range(MAX_NAME_PATCHES + 1):
+        result = _scan_once(path, compressed, max_bytes, patches)
+        if isinstance(result, list):
+            return result
+        patches[result[0]] = result[1]
+        scanned += result[0]
+        if scanned > RESCAN_BUDGET:
+            break
+    return [Issue("svg-invalid", "is not well-formed XML (too many characters expat cannot take in names)",
+                  {"wiki_check": "uploadinvalidxml"})]
+
+
+def _scan_once(path: str, compressed: bool, max_bytes: int,
+               patches: dict[int, int]) -> list[Issue] | tuple[int, int]:
     scan = _Scan()
+    fed, block = 0, b""
     try:
-        fed = 0
-        for block in _blocks(path, compressed, max_bytes):
+        for raw in _blocks(path, compressed, max_bytes):
+            block = _patched(raw, fed, patches) if patches else raw
             scan.feed(block, final=False)
             fed += len(block)
             if fed - scan.token_start() > MAX_TOKEN_BYTES:
                 return [Issue("svg-invalid", f"has one XML token (comment, attribute or instruction) "
                               f"over {MAX_TOKEN_BYTES:,} bytes",
                               {"wiki_check": "uploadinvalidxml", "limit": MAX_TOKEN_BYTES})]
+        block = b""
         scan.feed(b"", final=True)
     except (_Invalid, _Bomb) as stop:
         return [stop.issue]
     except expat.ExpatError as exc:
+        index = scan.error_index()
+        lead = block[index - fed] if 0 <= index - fed < len(block) else 0
+        if (exc.code == expat.errors.codes[expat.errors.XML_ERROR_INVALID_TOKEN] and lead >= 0xC0
+                and scan.utf8 and index not in patches):
+            return index, 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
         where = f"{expat.ErrorString(exc.code)}, line {exc.lineno}"
         return [Issue("svg-invalid", f"is not well-formed XML ({where})",
                       {"wiki_check": "uploadinvalidxml", "error": expat.ErrorString(exc.code)})]
@@ -129,6 +161,14 @@ def check_svg(path: str, *, compressed: bool = False, max_bytes: int = SVGZ_MAX_
         return [Issue("svg-invalid", "holds no XML element", {"wiki_check": "uploadinvalidxml"})]
     hit = scan.namespace_hit or scan.last_hit
     return [hit] if hit else []
+
+
+def _patched(block: bytes, start: int, patches: dict[int, int]) -> bytes:
+    out = bytearray(block)
+    for offset, length in patches.items():
+        for pos in range(max(offset, start), min(offset + length, start + len(block))):
+            out[pos - start] = 0x78  # "x"
+    return bytes(out)
 
 
 def _blocks(path: str, compressed: bool, max_bytes: int) -> Iterator[bytes]:
@@ -185,6 +225,13 @@ class _Scan:
             if block[:2] in (b"\xff\xfe", b"\xfe\xff"):
                 self._encoding = "utf-16"
         self._parser.Parse(block, final)
+
+    @property
+    def utf8(self) -> bool:
+        return self._encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+
+    def error_index(self) -> int:
+        return self._parser.ErrorByteIndex
 
     def token_start(self) -> int:
         """Byte offset where expat stopped: the start of the token it still buffers, if any."""
