@@ -154,7 +154,11 @@ def check_extension(mime: str | None, ext: str) -> list[Issue]:
             return [_mismatch(ext, "unknown", expected)]
         return []
     if expected is None:
-        return []  # an extension MW has no type for (and neither do we): nothing to compare
+        # MW's isMatchingExtension: a type with known extensions mismatches an unknown one (a
+        # JPEG named .mpo); a type without any (and an extension without any) passes.
+        if any(mime in types or alias(mime) in types for types in EXT_MIMES.values()):
+            return [_mismatch(ext, mime, ())]
+        return []
     if mime in expected or alias(mime) in expected:
         return []
     return [_mismatch(ext, mime, expected)]

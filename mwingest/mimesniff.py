@@ -78,6 +78,9 @@ _EXT_TABLE = {
     "mp4": "video/mp4",
     "stl": "application/sla",
     "jp2 j2k jpg2": "image/jp2 image/jpeg2000",
+    "xpm": "image/x-xpixmap",
+    "ico": "image/x-icon image/vnd.microsoft.icon",
+    "psd": "image/x-photoshop",
     "txt": "text/plain",
     "csv": "text/csv",
     "zip": "application/zip application/x-zip",
@@ -259,7 +262,13 @@ def _libmagic(path: str) -> str:
     except (magic.MagicException, OSError):
         return "unknown/unknown"
     found = re.sub(r"[;, ].*$", "", found or "").strip().lower()
+    found = _PHP_MAGIC_NAMES.get(found, found)
     return "unknown/unknown" if not found or "unknown" in found else found
+
+
+#: Where the system's libmagic names a type differently from the database PHP's fileinfo bundles
+#: (which is what the wiki asks), the PHP name: seen on Debian 12 with PHP 8.2.
+_PHP_MAGIC_NAMES = {"image/x-xpixmap": "image/x-xpmi"}
 
 
 def logical_mime(file_mime: str, ext: str) -> str | None:

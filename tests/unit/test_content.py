@@ -167,7 +167,10 @@ def test_check_extension() -> None:
     assert issue.detail == {"wiki_check": "filetype-mime-mismatch", "extension": "png", "mime": "image/jpeg",
                             "expected": ["image/png", "image/x-png"]}
     assert content.check_extension("unknown/unknown", "png")[0].code == "mime-mismatch"
-    assert content.check_extension("text/plain", "xyz") == []  # an extension nobody can verify
+    # MW's isMatchingExtension: a type with known extensions mismatches an extension it lacks …
+    assert content.check_extension("text/plain", "xyz")[0].code == "mime-mismatch"
+    # … and a type nobody knows an extension for passes under an extension nobody knows
+    assert content.check_extension("application/x-nothing-known", "xyz") == []
 
 
 # --- raster integrity ------------------------------------------------------------------------------
