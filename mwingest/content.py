@@ -184,6 +184,11 @@ def _bomb_warnings_are_errors() -> None:
 _bomb_warnings_are_errors()
 quiet.install()
 
+#: The decompression-bomb limit when none is given: Pillow's own default (89.5 megapixels). The
+#: wiki has no pixel limit for uploads (``$wgMaxImageArea`` only stops it scaling them).
+DEFAULT_MAX_PIXELS = 89_478_485
+#: Pixels decoded in memory at most, per image or frame (≈ 358 MB as RGBA), whatever the limit.
+FULL_DECODE_PIXELS = 89_478_485
 #: Decoded pixels, summed over the frames of an animation (or the pages of a TIFF), that we decode
 #: at most; past it the remaining frames are not checked (time and memory stay bounded).
 FRAME_PIXEL_BUDGET = 400_000_000
@@ -201,11 +206,16 @@ def check_raster(path: str, ext: str, *, max_pixels: int | None = None) -> list[
     (set once at import), so a plugin that checks while opening stops before it allocates.
     ``verify()`` checks chunk CRCs; a full ``load()`` follows because ``verify()`` misses
     truncated JPEG and GIF data. JPEGs decode at 1/8 scale, which still reads every byte.
+
+    ``max_pixels`` is the bomb limit (default :data:`DEFAULT_MAX_PIXELS`). It may be raised past
+    what we decode in memory (:data:`FULL_DECODE_PIXELS`): such an image is refused by neither
+    limit, its header and chunk checksums are checked, and it passes with an ``unverified-image``
+    warning, so memory stays bounded whatever the setting.
     """
     fmt = PIL_FORMATS.get(ext.lower())
     if fmt is None:
         return []
-    limit = max_pixels if max_pixels is not None else (Image.MAX_IMAGE_PIXELS or 1 << 62)
+    limit = max_pixels if max_pixels is not None else DEFAULT_MAX_PIXELS
     _bomb_warnings_are_errors()
     try:
         if fmt == "GIF":
@@ -214,6 +224,12 @@ def check_raster(path: str, ext: str, *, max_pixels: int | None = None) -> list[
             if cut:
                 raise _GifCut(cut)
         width, height = _pil_pass(path, fmt, limit, verify=True)
+        decoded = width * height // (64 if fmt == "JPEG" else 1)  # JPEGs decode at 1/8 scale
+        if decoded > FULL_DECODE_PIXELS:
+            return [Issue("unverified-image", f"has {width}x{height} = {width * height:,} pixels, more than "
+                          f"mwingest decodes in memory; its structure was checked, its pixel data not",
+                          {"format": fmt, "pixels": width * height, "decode_limit": FULL_DECODE_PIXELS},
+                          severity="warn")]
         _pil_pass(path, fmt, limit, verify=False)
     except _Bomb as bomb:
         return [Issue("decompression-bomb", str(bomb), {"pixels": bomb.pixels, "limit": limit})]
@@ -352,7 +368,7 @@ def _load_frames(im: Image.Image, limit: int) -> None:
             im.seek(index)
             _check_pixels(im.size[0], im.size[1], limit)
             spent += im.size[0] * im.size[1]
-            if spent > FRAME_PIXEL_BUDGET:
+            if spent > FRAME_PIXEL_BUDGET or im.size[0] * im.size[1] > FULL_DECODE_PIXELS:
                 return
             im.load()
         except (_Bomb, Image.DecompressionBombError, Image.DecompressionBombWarning):

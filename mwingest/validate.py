@@ -134,8 +134,9 @@ def validate_file(path: str | os.PathLike[str], rules: WikiRules, *, filename: s
                   max_pixels: int | None = None) -> Verdict:
     """Check one file against *rules*; never raises for bad input (it becomes a finding).
 
-    ``filename`` is the wanted name on the wiki (default: the basename). ``max_pixels`` overrides
-    Pillow's ``MAX_IMAGE_PIXELS`` as the decompression-bomb limit.
+    ``filename`` is the wanted name on the wiki (default: the basename). ``max_pixels`` is the
+    decompression-bomb limit for images (default :data:`mwingest.content.DEFAULT_MAX_PIXELS`,
+    89.5 megapixels); see :func:`mwingest.content.check_raster` for how memory stays bounded.
     """
     source = os.fspath(path)
     shown = filename or os.path.basename(source.rstrip("/")) or source
@@ -272,7 +273,7 @@ def find_duplicates(api: ApiGetter, sha1: str) -> list[str]:
 
 def validate_many(paths_or_items: Iterable[str | os.PathLike[str] | tuple[str | os.PathLike[str], str]],
                   rules: WikiRules, *, api: ApiGetter | None = None,
-                  filenames: Mapping[str, str] | None = None) -> list[Verdict]:
+                  filenames: Mapping[str, str] | None = None, max_pixels: int | None = None) -> list[Verdict]:
     """Validate a batch (paths, or ``(path, wanted name)`` pairs), in order.
 
     With *api*, every acceptable file is looked up by SHA-1 on the wiki; a hit adds the warning
@@ -284,7 +285,7 @@ def validate_many(paths_or_items: Iterable[str | os.PathLike[str] | tuple[str | 
     for entry in paths_or_items:
         path, wanted = (entry if isinstance(entry, tuple) else (entry, None))
         wanted = wanted or (filenames or {}).get(os.fspath(path))
-        verdict = validate_file(path, rules, filename=wanted)
+        verdict = validate_file(path, rules, filename=wanted, max_pixels=max_pixels)
         if verdict.ok and verdict.sha1:
             earlier = first_by_sha1.setdefault(verdict.sha1, verdict.source)
             verdict = _with_duplicates(verdict, wanted or os.path.basename(verdict.source), earlier, api)
@@ -307,7 +308,7 @@ def _with_duplicates(verdict: Verdict, shown: str, earlier: str, api: ApiGetter 
 
 
 def validate_folder(folder: str | os.PathLike[str], rules: WikiRules, *, api: ApiGetter | None = None,
-                    recursive: bool = True) -> list[Verdict]:
+                    recursive: bool = True, max_pixels: int | None = None) -> list[Verdict]:
     """Validate every file under *folder* (sorted; symlinked directories are not followed).
 
     Hidden files are included: a stray ``.DS_Store`` is reported, not silently dropped. A missing
@@ -315,9 +316,9 @@ def validate_folder(folder: str | os.PathLike[str], rules: WikiRules, *, api: Ap
     """
     root = Path(folder)
     if not root.is_dir():
-        return [validate_file(root, rules)]
+        return [validate_file(root, rules, max_pixels=max_pixels)]
     if recursive:
         paths = [Path(d, f) for d, _dirs, files in os.walk(root) for f in files]
     else:
         paths = [p for p in root.iterdir() if not p.is_dir()]
-    return validate_many(sorted(paths), rules, api=api)
+    return validate_many(sorted(paths), rules, api=api, max_pixels=max_pixels)
