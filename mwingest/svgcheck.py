@@ -44,6 +44,10 @@ SVGZ_MAX_BYTES = 64 * 1024 * 1024
 #: ``XmlTypeCheck``) refuses a comment or attribute value over 10,000,000 bytes (checked on 1.39:
 #: 9.9 MB passes, 10.1 MB is ``uploadinvalidxml``); the slack covers the tag around the value.
 MAX_TOKEN_BYTES = 10_000_000 + 1024 * 1024
+#: Deepest element nesting libxml2 parses without ``XML_PARSE_HUGE`` (its ``xmlParserMaxDepth``
+#: of 256, counted from 0): the wiki calls a deeper SVG not well-formed (checked on 1.39: 257 levels
+#: pass, 258 are ``uploadinvalidxml``). It also bounds our element stack.
+MAX_DEPTH = 257
 #: Text kept per ``<style>`` element for the CSS rules (the wiki keeps all; this bounds memory).
 STYLE_TEXT_LIMIT = MAX_TOKEN_BYTES
 _BLOCK = 256 * 1024
@@ -297,6 +301,8 @@ class _Scan:
     # --- elements ---------------------------------------------------------------------------
     def _start(self, name: str, attrs: list[str]) -> None:
         self.saw_element = True
+        if len(self._stack) >= MAX_DEPTH:
+            raise _Invalid(f"nests elements more than {MAX_DEPTH} deep")
         scope = self._scopes[-1]
         is_decl = [attrs[i] == "xmlns" or attrs[i].startswith("xmlns:") for i in range(0, len(attrs), 2)]
         declared = {attrs[2 * i][6:]: attrs[2 * i + 1] for i, decl in enumerate(is_decl) if decl}

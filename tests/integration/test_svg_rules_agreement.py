@@ -168,6 +168,8 @@ CASES: dict[str, str | bytes] = {
     "unclosed": doc('<g><rect width="1"/>'),
     "junk-after-root": doc() + "<junk/>",
     "script-and-malformed": doc("<script>alert(1)</script><g>"),
+    "nested-257-deep": doc("<g>" * 256 + "</g>" * 256),  # <svg> is the first level
+    "nested-258-deep": doc("<g>" * 257 + "</g>" * 257),
 }
 
 
@@ -222,3 +224,5 @@ def test_svg_rules_agree_with_the_wiki(labelled: dict[str, tuple[dict[str, Any],
     assert not wrong, "disagreements with the wiki:\n" + "\n".join(f"  {k}: {v}" for k, v in wrong.items())
     # The cases must exercise both sides of the filter, or agreement would say nothing.
     assert len(accepted) >= 20 and len(refused) >= 40, (accepted, refused)
+    # libxml2's depth limit, exercised at its edge
+    assert "nested-257-deep" in accepted and "nested-258-deep" in refused
