@@ -170,6 +170,9 @@ CASES: dict[str, str | bytes] = {
     "script-and-malformed": doc("<script>alert(1)</script><g>"),
     "nested-257-deep": doc("<g>" * 256 + "</g>" * 256),  # <svg> is the first level
     "nested-258-deep": doc("<g>" * 257 + "</g>" * 257),
+    "element-name-50000": doc(f"<{'g' * 50_000}/>"),
+    "element-name-50001": doc(f"<{'g' * 50_001}/>"),
+    "attribute-name-50001": doc(f'<rect {"a" * 50_001}="1"/>'),
 }
 
 
