@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -67,16 +68,18 @@ def measure(path: Path) -> dict:
 
 
 def _ogg(path: Path, mib: int) -> None:
+    """Ogg pages of 255 full segments each (one packet continuing across pages), CRCs right."""
     sys.path.insert(0, str(REPO))
-    from tests.corpus import _ogg_page  # the corpus's own page writer (with its CRC)
+    from mwingest.mediacheck import ogg_crc
 
-    serial, body = 0x1234, os.urandom(255 * 255)  # one full page body: 255 segments of 255
-    packets = [body[i:i + 255] for i in range(0, len(body), 255)]
+    body = os.urandom(255 * 255)
     with open(path, "wb") as out:
-        out.write(_ogg_page([b"OpusHead" + bytes(11)], serial=serial, seq=0, granule=0, flags=2))
-        seq = 1
+        seq = 0
         while out.tell() < mib << 20:
-            out.write(_ogg_page([b"".join(packets)[:65024]], serial=serial, seq=seq, granule=seq, flags=0))
+            flags = 2 if seq == 0 else 1
+            header = struct.pack("<4sBBqIII", b"OggS", 0, flags, -1, 0x1234, seq, 0) + bytes([255])
+            page = header + b"\xff" * 255 + body
+            out.write(page[:22] + struct.pack("<I", ogg_crc(page)) + page[26:])
             seq += 1
 
 
