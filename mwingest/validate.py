@@ -21,8 +21,9 @@ code                         sev.   meaning
                                     ``filetype-bad-ie-mime`` with a script type, ``uploadscripted``
 ``banned-type``              reject a banned non-script type (executable, WMF, Java, XML)
 ``mime-mismatch``            reject content does not match the extension (``filetype-mime-mismatch``)
-``svg-invalid``              reject not well-formed, declares entities, or has one token (comment,
-                                    attribute value) over 10 MB (``uploadinvalidxml``)
+``svg-invalid``              reject not well-formed to libxml2 (nesting over 257, names over 50,000
+                                    characters, one token over 10 MB) or DTD declarations the wiki
+                                    refuses: long or nested entities, external ones (``uploadinvalidxml``)
 ``svg-script``               reject scripts, handlers, foreign namespaces, external links …
 ``corrupt-image``            reject Pillow cannot decode it, or one frame of an animation (the wiki
                                     would accept it: we are stricter)
@@ -76,7 +77,7 @@ _ADVICE = {
     "empty-file": "The wiki refuses empty files; check the export or copy that produced it.",
     "script-content": "The wiki refuses files a browser could run as HTML; re-export it without the markup.",
     "banned-type": "The wiki refuses this type outright; convert it to a media format the wiki accepts.",
-    "svg-invalid": "Repair the XML (saving as plain SVG usually does) and remove entity declarations.",
+    "svg-invalid": "Repair the XML (saving as plain SVG usually does); keep entity declarations short.",
     "svg-script": "Remove scripts, event handlers and external references (save as plain/optimised SVG).",
     "corrupt-image": "It is damaged or truncated (the wiki would store it broken); copy or export it again.",
     "decompression-bomb": "Its declared size is too large to decode safely; scale it down.",
