@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
+from typing import BinaryIO
 
 from mwingest.mediacheck import corrupt, truncated
 
@@ -131,14 +132,20 @@ _BITRATES = {  # (version is MPEG-1, layer) -> kbit/s by index
 _RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
 
 
+_FREE_FORMAT = -1
+
+
 def _mp3_frame(header: bytes) -> int | None:
-    """The byte length of the MPEG audio frame starting with *header*, or None if it is none."""
+    """The byte length of the MPEG audio frame starting with *header*; None if it is none;
+    :data:`_FREE_FORMAT` for a free-bitrate frame (its length needs decoding)."""
     if len(header) < 4 or header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
         return None
     version, layer_bits = (header[1] >> 3) & 3, (header[1] >> 1) & 3
     bitrate_index, rate_index, padding = header[2] >> 4, (header[2] >> 2) & 3, (header[2] >> 1) & 1
-    if version == 1 or layer_bits == 0 or bitrate_index in (0, 15) or rate_index == 3:
-        return None  # reserved values, or free format (length unknown without decoding)
+    if version == 1 or layer_bits == 0 or bitrate_index == 15 or rate_index == 3:
+        return None  # reserved values
+    if bitrate_index == 0:
+        return _FREE_FORMAT
     layer = 4 - layer_bits
     mpeg1 = version == 3
     kbps = _BITRATES[(mpeg1, 1 if layer == 1 else (layer if mpeg1 else 2))][bitrate_index]
@@ -148,33 +155,46 @@ def _mp3_frame(header: bytes) -> int | None:
     return (144 if mpeg1 or layer == 2 else 72) * kbps * 1000 // rate + padding
 
 
+def _id3_size(head: bytes) -> int | None:
+    """Total bytes of an ID3v2 tag starting with *head* (10+ bytes), or None if it is none."""
+    if len(head) < 10 or not head.startswith(b"ID3") or any(b & 0x80 for b in head[6:10]):
+        return None
+    return 10 + ((head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]) + (10 if head[5] & 0x10 else 0)
+
+
+_TRAILERS = (b"TAG", b"APETAGEX", b"LYRICSBEGIN")
+#: How far past a lost sync we look for the frames to go on (garbage in the middle).
+RESYNC_WINDOW = 64 * 1024
+
+
 def check_mp3(path: str) -> None:
-    """Walk the frames after the ID3v2 tag; the last one must be whole, and a Xing/Info header's
-    byte count must be there. Lost sync mid-file is not proof (players resync), so it ends the walk."""
+    """Walk the frames after the ID3v2 tag. Refused: a last frame cut short, fewer bytes than a
+    Xing/Info header announces, and bytes in the middle that are no frame while whole frames go
+    on after them (players skip them, with a click or a gap). Tags at the end (ID3v1, APE,
+    Lyrics3) end the walk, an ID3v2 tag between frames is stepped over, and a free-bitrate stream
+    is not walked (its frame lengths need decoding)."""
     size = os.path.getsize(path)
     with open(path, "rb") as fh:
-        head = fh.read(10)
-        offset = 0
-        if head.startswith(b"ID3") and len(head) == 10:
-            tag = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
-            offset = 10 + tag + (10 if head[5] & 0x10 else 0)
-            if offset > size:
-                raise truncated("MP3", "its ID3 tag runs past the end of the file")
-        fh.seek(offset)
-        buf, buf_start = fh.read(_BLOCK), offset
-        first = offset
-        announced: int | None = None
-        frames = 0
-        while True:
+        offset = _id3_size(fh.read(10)) or 0
+        if offset > size:
+            raise truncated("MP3", "its ID3 tag runs past the end of the file")
+        first, announced, frames = offset, None, 0
+        buf, buf_start = b"", offset
+        while offset < size:
+            if offset + 16 > buf_start + len(buf):
+                fh.seek(offset)
+                buf, buf_start = fh.read(_BLOCK), offset
             rel = offset - buf_start
-            if rel + 4 > len(buf):
-                more = fh.read(_BLOCK)
-                if not more:
-                    break
-                buf, buf_start = buf[rel:] + more, offset
-                rel = 0
             length = _mp3_frame(buf[rel:rel + 4])
+            if length == _FREE_FORMAT:
+                return
             if length is None:
+                tag = _id3_size(buf[rel:rel + 10])
+                if tag:
+                    offset += tag
+                    continue
+                if frames and not buf[rel:rel + 11].startswith(_TRAILERS):
+                    _garbage_between_frames(fh, offset, size)
                 break
             if frames == 0:
                 announced = _xing_bytes(buf[rel:rel + length])
@@ -187,6 +207,23 @@ def check_mp3(path: str) -> None:
     if announced and first + announced > size + 1024:
         raise truncated("MP3", f"its Xing/Info header announces {announced:,} bytes of audio, "
                          f"{size - first:,} are there")
+
+
+def _garbage_between_frames(fh: BinaryIO, offset: int, size: int) -> None:
+    """Sync was lost at *offset*: if two whole, consecutive frames of the same stream start within
+    :data:`RESYNC_WINDOW` after it, the bytes between are damage in the middle of the audio."""
+    fh.seek(offset + 1)
+    window = fh.read(RESYNC_WINDOW + 8192)
+    pos = -1
+    while (pos := window.find(b"\xff", pos + 1, RESYNC_WINDOW)) >= 0:
+        length = _mp3_frame(window[pos:pos + 4])
+        if not length or length < 0:
+            continue
+        following = window[pos + length:pos + length + 4]
+        if (_mp3_frame(following) or 0) > 0 and following[1] == window[pos + 1] \
+                and following[2] & 0x0C == window[pos + 2] & 0x0C:
+            raise corrupt("MP3", f"{pos + 1:,} bytes at byte {offset:,} are no audio frame, "
+                          f"and the audio goes on after them")
 
 
 def _xing_bytes(frame: bytes) -> int | None:

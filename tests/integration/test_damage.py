@@ -85,6 +85,12 @@ def flip_in_last_ogg_page(data: bytes) -> bytes:
     return data[:pos] + bytes([data[pos] ^ 0x5A]) + data[pos + 1:]
 
 
+def mp3_garbage_in_middle(data: bytes) -> bytes:
+    """300 bytes that are no frame, after the tenth of the (417-byte) frames; the rest follows."""
+    cut_at = data.index(b"\xff\xfb") + 10 * 417
+    return data[:cut_at] + bytes(300) + data[cut_at:]
+
+
 def wav_without_format(data: bytes) -> bytes:
     return data.replace(b"fmt ", b"fmx ", 1)
 
@@ -127,7 +133,7 @@ CASES: list[tuple[str, str, Callable[[random.Random], bytes], _Damages]] = [
     ("ogg", "ogg", lambda rng: ogg_opus(rng, secrets.token_hex(4), frames=60),
      {"cut": (cut(0.6), "truncated-media"), "bad-crc": (flip_in_last_ogg_page, "corrupt-media")}),
     ("mp3", "mp3", lambda rng: mp3(rng, secrets.token_hex(4), frames=30),
-     {"cut": (lambda d: d[:-200], "truncated-media")}),
+     {"cut": (lambda d: d[:-200], "truncated-media"), "garbage": (mp3_garbage_in_middle, "corrupt-media")}),
     ("flac", "flac", _flac, {"cut": (cut(0.6), "truncated-media")}),
     ("webm", "webm", lambda rng: webm(rng, secrets.token_hex(4)),
      {"cut": (cut(0.7), "truncated-media"), "bad-size": (webm_bad_segment_size, "corrupt-media")}),
