@@ -94,7 +94,7 @@ def _wav(path: Path, mib: int) -> None:
 
 def _webm(path: Path, mib: int) -> None:
     """The corpus's one-frame WebM, its Segment made of unknown size, plus one Cluster of *mib*
-    MiB (a sparse file): the check walks element headers, never the frame data."""
+    MiB holding one block (a sparse file): the check walks element headers, never the frame data."""
     sys.path.insert(0, str(REPO))
     import random
 
@@ -104,10 +104,12 @@ def _webm(path: Path, mib: int) -> None:
     segment = small.index(b"\x18\x53\x80\x67")
     children = segment + 4 + (9 - small[segment + 4].bit_length())
     big = mib << 20
+    block = big - 3 - 9  # the cluster holds a Timestamp (3 bytes) and one SimpleBlock
     with open(path, "wb") as out:
         out.write(small[:segment] + b"\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff" + small[children:])
-        out.write(b"\x1f\x43\xb6\x75" + (0x01 << 56 | big).to_bytes(8, "big"))
-        out.truncate(out.tell() + big)
+        out.write(b"\x1f\x43\xb6\x75" + (0x01 << 56 | big).to_bytes(8, "big") + b"\xe7\x81\x00"
+                  + b"\xa3" + (0x01 << 56 | block).to_bytes(8, "big") + b"\x81\x00\x00\x80")
+        out.truncate(out.tell() + block - 4)
 
 
 def _png(path: Path, megapixels: int) -> None:

@@ -226,9 +226,26 @@ def _walk_segment(fh: object, start: int, end: int, size: int) -> None:
                 raise corrupt("WebM", f"the element 0x{eid:X} has an unknown size")
             offset = _walk_unknown_cluster(fh, data_start, end, size)
         else:
+            if eid == _CLUSTER:
+                _walk_cluster(fh, data_start, data_start + data_size, size, clusters)
             offset = data_start + data_size
     if clusters == 0 and end == size and offset >= size:
         raise truncated("WebM", "it has no media data (no Cluster)")
+
+
+def _walk_cluster(fh: object, start: int, end: int, size: int, number: int) -> None:
+    """A cluster's blocks (headers only) must fill it exactly: one that runs past its end, or has
+    no size, is damage inside the media data."""
+    offset = start
+    while offset < end:
+        fh.seek(offset)  # type: ignore[attr-defined]
+        element = _element(fh, size, offset)
+        if element is None:
+            raise truncated("WebM", f"cluster {number} stops inside a block header")
+        _eid, data_start, data_size = element
+        if data_size is None or data_start + data_size > end:
+            raise corrupt("WebM", f"a block at byte {offset:,} runs past the end of cluster {number}")
+        offset = data_start + data_size
 
 
 def _walk_unknown_cluster(fh: object, start: int, end: int, size: int) -> int:

@@ -101,6 +101,15 @@ def webm_bad_segment_size(data: bytes) -> bytes:
     return data[:pos] + b"\x00" + data[pos + 1:]
 
 
+def webm_block_overruns_cluster(data: bytes) -> bytes:
+    """The Cluster announces 10 bytes fewer than its block needs (the file still holds them)."""
+    pos = data.index(b"\x1f\x43\xb6\x75") + 4
+    if data[pos] & 0x80:  # one-byte size
+        return data[:pos] + bytes([data[pos] - 10]) + data[pos + 1:]
+    size = int.from_bytes(data[pos:pos + 8], "big") - 10
+    return data[:pos] + size.to_bytes(8, "big") + data[pos + 8:]
+
+
 def pdf_broken_trailer(data: bytes) -> bytes:
     trailer = data.rindex(b"trailer")
     return data[:trailer] + data[trailer:].replace(b"/Root", b"/Rxxx", 1)
@@ -136,7 +145,8 @@ CASES: list[tuple[str, str, Callable[[random.Random], bytes], _Damages]] = [
      {"cut": (lambda d: d[:-200], "truncated-media"), "garbage": (mp3_garbage_in_middle, "corrupt-media")}),
     ("flac", "flac", _flac, {"cut": (cut(0.6), "truncated-media")}),
     ("webm", "webm", lambda rng: webm(rng, secrets.token_hex(4)),
-     {"cut": (cut(0.7), "truncated-media"), "bad-size": (webm_bad_segment_size, "corrupt-media")}),
+     {"cut": (cut(0.7), "truncated-media"), "bad-size": (webm_bad_segment_size, "corrupt-media"),
+      "block-overrun": (webm_block_overruns_cluster, "corrupt-media")}),
     ("pdf", "pdf", _pdf, {"cut": (cut(0.6), "corrupt-pdf"), "trailer": (pdf_broken_trailer, "corrupt-pdf"),
                           "xref": (pdf_broken_xref, "corrupt-pdf")}),
     ("gif", "gif", lambda rng: _animation(rng, "GIF"), {"cut": (cut(0.7), "corrupt-image")}),
