@@ -24,8 +24,10 @@ class SecondOpinion:
     error: str = ""
 
 
-#: Decoded bytes above which a page is not decoded here (its header was checked already).
-MAX_PAGE_BYTES = 1 << 30
+#: Decoded bytes above which a page is not decoded here (≈ the raster check's in-memory cap).
+MAX_PAGE_BYTES = 384 << 20
+#: Decoded bytes, summed over pages, after which the remaining pages are left unchecked.
+TOTAL_BYTES_BUDGET = 2 << 30
 
 
 def second_opinion(path: str, *, max_pages: int = 1000) -> SecondOpinion:
@@ -38,12 +40,15 @@ def second_opinion(path: str, *, max_pages: int = 1000) -> SecondOpinion:
             pages = tif.pages
             if not len(pages):
                 return SecondOpinion("damaged", "it holds no image")
+            spent = 0
             for number, page in enumerate(pages):
-                if number >= max_pages:
+                nbytes = getattr(page, "nbytes", 0)
+                if number >= max_pages or spent + nbytes > TOTAL_BYTES_BUDGET:
                     break
-                if getattr(page, "nbytes", 0) > MAX_PAGE_BYTES:
+                if nbytes > MAX_PAGE_BYTES:
                     return SecondOpinion("unknown", f"page {number + 1} is too large to decode here")
                 page.asarray()
+                spent += nbytes
     except (ImportError, NotImplementedError) as exc:  # no codec for its compression
         return SecondOpinion("unknown", f"{type(exc).__name__}: {exc}"[:300])
     except ValueError as exc:
