@@ -43,10 +43,10 @@ def second_opinion(path: str, *, max_pages: int = 1000) -> SecondOpinion:
             spent = 0
             for number, page in enumerate(pages):
                 nbytes = getattr(page, "nbytes", 0)
-                if number >= max_pages or spent + nbytes > TOTAL_BYTES_BUDGET:
-                    break
                 if nbytes > MAX_PAGE_BYTES:
                     return SecondOpinion("unknown", f"page {number + 1} is too large to decode here")
+                if number >= max_pages or spent + nbytes > TOTAL_BYTES_BUDGET:
+                    break
                 page.asarray()
                 spent += nbytes
     except (ImportError, NotImplementedError) as exc:  # no codec for its compression
