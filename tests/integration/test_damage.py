@@ -198,6 +198,8 @@ def test_originals_pass_and_damage_is_refused_with_its_reason(
         results: list[tuple[str, str | None, bool | None, Any]]) -> None:
     wrong = {case: why for case, expected, _accepted, verdict in results
              if (why := _wrong(expected, verdict)) is not None}
+    damaged = sum(1 for _c, expected, _a, _v in results if expected)
+    print(f"{len(results) - damaged} originals, {damaged} damaged copies; {len(wrong)} wrong verdicts")
     assert not wrong, "\n".join(f"{k}: {v}" for k, v in wrong.items())
 
 

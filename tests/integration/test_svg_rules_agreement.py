@@ -224,6 +224,8 @@ def test_svg_rules_agree_with_the_wiki(labelled: dict[str, tuple[dict[str, Any],
              if (why := _disagreement(answer, verdict)) is not None}
     accepted = [key for key, (answer, _v) in labelled.items() if "error" not in answer]
     refused = [key for key, (answer, _v) in labelled.items() if "error" in answer]
+    print(f"{len(labelled)} SVG cases: the wiki accepts {len(accepted)}, refuses {len(refused)}; "
+          f"{len(wrong)} disagreements")
     assert not wrong, "disagreements with the wiki:\n" + "\n".join(f"  {k}: {v}" for k, v in wrong.items())
     # The cases must exercise both sides of the filter, or agreement would say nothing.
     assert len(accepted) >= 20 and len(refused) >= 40, (accepted, refused)
