@@ -19,6 +19,7 @@ Every read is bounded: the sample's head and tail, a capped slice of a text file
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import re
@@ -30,6 +31,7 @@ from typing import Any
 
 from PIL import Image
 
+from mwingest import quiet, tiffcheck
 from mwingest.mimesniff import (
     EXCLUDED_MIMES,
     EXT_MIMES,
@@ -51,6 +53,7 @@ class Issue:
     code: str
     what: str
     detail: Mapping[str, Any] = field(default_factory=dict)
+    severity: str = "reject"  # or "warn": the file may go up, but the person should know
 
 
 # --- partial checks (verifyPartialFile) -------------------------------------------------------------
@@ -151,7 +154,11 @@ def check_extension(mime: str | None, ext: str) -> list[Issue]:
             return [_mismatch(ext, "unknown", expected)]
         return []
     if expected is None:
-        return []  # an extension MW has no type for (and neither do we): nothing to compare
+        # MW's isMatchingExtension: a type with known extensions mismatches an unknown one (a
+        # JPEG named .mpo); a type without any (and an extension without any) passes.
+        if any(mime in types or alias(mime) in types for types in EXT_MIMES.values()):
+            return [_mismatch(ext, mime, ())]
+        return []
     if mime in expected or alias(mime) in expected:
         return []
     return [_mismatch(ext, mime, expected)]
@@ -175,6 +182,17 @@ def _bomb_warnings_are_errors() -> None:
 
 
 _bomb_warnings_are_errors()
+quiet.install()
+
+#: The decompression-bomb limit when none is given: Pillow's own default (89.5 megapixels). The
+#: wiki has no pixel limit for uploads (``$wgMaxImageArea`` only stops it scaling them).
+DEFAULT_MAX_PIXELS = 89_478_485
+#: Pixels decoded in memory at most, per image or frame (≈ 358 MB as RGBA), whatever the limit.
+FULL_DECODE_PIXELS = 89_478_485
+#: Decoded pixels, summed over the frames of an animation (or the pages of a TIFF), that we decode
+#: at most; past it the remaining frames are not checked (time and memory stay bounded).
+FRAME_PIXEL_BUDGET = 400_000_000
+MAX_FRAMES = 10_000
 
 PIL_FORMATS = {"png": "PNG", "apng": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "jpe": "JPEG", "gif": "GIF",
                "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF", "bmp": "BMP"}
@@ -188,27 +206,79 @@ def check_raster(path: str, ext: str, *, max_pixels: int | None = None) -> list[
     (set once at import), so a plugin that checks while opening stops before it allocates.
     ``verify()`` checks chunk CRCs; a full ``load()`` follows because ``verify()`` misses
     truncated JPEG and GIF data. JPEGs decode at 1/8 scale, which still reads every byte.
+
+    ``max_pixels`` is the bomb limit (default :data:`DEFAULT_MAX_PIXELS`). It may be raised past
+    what we decode in memory (:data:`FULL_DECODE_PIXELS`): such an image is refused by neither
+    limit, its header and chunk checksums are checked, and it passes with an ``unverified-image``
+    warning, so memory stays bounded whatever the setting.
     """
     fmt = PIL_FORMATS.get(ext.lower())
     if fmt is None:
         return []
-    limit = max_pixels if max_pixels is not None else (Image.MAX_IMAGE_PIXELS or 1 << 62)
+    limit = max_pixels if max_pixels is not None else DEFAULT_MAX_PIXELS
     _bomb_warnings_are_errors()
     try:
         if fmt == "GIF":
-            _check_pixels(*_gif_canvas(path), limit)
+            gif_width, gif_height, cut = _gif_canvas(path)
+            _check_pixels(gif_width, gif_height, limit)
+            if cut:
+                raise _GifCut(cut)
         width, height = _pil_pass(path, fmt, limit, verify=True)
+        decoded = width * height // (64 if fmt == "JPEG" else 1)  # JPEGs decode at 1/8 scale
+        if decoded > FULL_DECODE_PIXELS:
+            return [Issue("unverified-image", f"has {width}x{height} = {width * height:,} pixels, more than "
+                          f"mwingest decodes in memory; its structure was checked, its pixel data not",
+                          {"format": fmt, "pixels": width * height, "decode_limit": FULL_DECODE_PIXELS},
+                          severity="warn")]
         _pil_pass(path, fmt, limit, verify=False)
     except _Bomb as bomb:
         return [Issue("decompression-bomb", str(bomb), {"pixels": bomb.pixels, "limit": limit})]
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        if limit > (Image.MAX_IMAGE_PIXELS or 1 << 62):  # Pillow's own cap, under ours: not a bomb to us
+            return [Issue("unverified-image", f"is larger than Pillow decodes ({exc}); its header "
+                          "was checked", {"format": fmt, "limit": limit}, severity="warn")]
         return [Issue("decompression-bomb", str(exc), {"limit": limit})]
+    except _GifCut as exc:
+        return [Issue("corrupt-image", f"is cut short: {exc}", {"format": fmt, "truncated": True})]
     except Exception as exc:  # Pillow raises a zoo of types (OSError, SyntaxError, struct.error …)
-        return [Issue("corrupt-image", f"cannot be decoded as {fmt} ({exc})",
-                      {"format": fmt, "error": f"{type(exc).__name__}: {exc}"})]
+        return _decode_failure(path, fmt, exc)
     if width <= 0 or height <= 0:
         return [Issue("corrupt-image", f"declares a size of {width}x{height}", {"format": fmt})]
     return []
+
+
+def _decode_failure(path: str, fmt: str, exc: Exception) -> list[Issue]:
+    """Pillow failed: a text-chunk bomb is a bomb; a TIFF gets a second decoder before it is
+    called corrupt; a failure in a later frame says which."""
+    error = f"{type(exc).__name__}: {exc}"
+    if "decompressed data too large" in str(exc).lower():  # zTXt/iTXt/iCCP over Pillow's caps
+        return [Issue("decompression-bomb", f"has a metadata chunk that inflates too far ({exc})",
+                      {"format": fmt, "error": error})]
+    if fmt == "TIFF":
+        second = tiffcheck.second_opinion(path)
+        if second.verdict == "ok":
+            return []
+        if second.verdict == "unknown":
+            return [Issue("unverified-image", f"could not be checked: Pillow cannot decode it ({exc}) and "
+                          f"the second decoder cannot tell ({second.error})",
+                          {"format": fmt, "error": error, "second": second.error}, severity="warn")]
+        error += f"; tifffile: {second.error}"
+    where = f"frame {exc.frame} of {exc.frames} " if isinstance(exc, _FrameError) else ""
+    cause = exc.__cause__ if isinstance(exc, _FrameError) and exc.__cause__ else exc
+    return [Issue("corrupt-image", f"cannot be decoded as {fmt}: {where}is damaged ({cause})",
+                  {"format": fmt, "error": error})]
+
+
+class _FrameError(Exception):
+    """A frame after the first failed to decode."""
+
+    def __init__(self, frame: int, frames: int) -> None:
+        super().__init__(f"frame {frame} of {frames}")
+        self.frame, self.frames = frame, frames
+
+
+class _GifCut(Exception):
+    """A GIF whose block structure ends mid-block."""
 
 
 class _Bomb(Exception):
@@ -222,7 +292,7 @@ def _check_pixels(width: int, height: int, limit: int) -> None:
         raise _Bomb(width, height, limit)
 
 
-def _gif_canvas(path: str) -> tuple[int, int]:
+def _gif_canvas(path: str) -> tuple[int, int, str | None]:
     """The largest canvas any frame of a GIF asks for, read from its block structure alone.
 
     Pillow grows the canvas when a frame reaches past the logical screen, but only once it seeks to
@@ -233,15 +303,16 @@ def _gif_canvas(path: str) -> tuple[int, int]:
     with open(path, "rb") as fh:
         head = fh.read(13)
         if len(head) < 13 or not head.startswith(b"GIF"):
-            return 0, 0
+            return 0, 0, None
         width, height = struct.unpack("<HH", head[6:10])
         if head[10] & 0x80:  # global colour table
             fh.seek(3 << ((head[10] & 7) + 1), os.SEEK_CUR)
+        size = os.fstat(fh.fileno()).st_size
         while (kind := fh.read(1)) not in (b"", b";"):
             if kind == b",":  # image descriptor: x, y, width, height, flags
                 desc = fh.read(9)
                 if len(desc) < 9:
-                    break
+                    return width, height, "an image descriptor stops at the end of the file"
                 x, y, w, h, flags = struct.unpack("<HHHHB", desc)
                 width, height = max(width, x + w), max(height, y + h)
                 if flags & 0x80:  # local colour table
@@ -251,9 +322,11 @@ def _gif_canvas(path: str) -> tuple[int, int]:
                 fh.read(1)
             else:
                 break
-            while (size := fh.read(1)) and size[0]:
-                fh.seek(size[0], os.SEEK_CUR)
-    return width, height
+            while (block := fh.read(1)) and block[0]:
+                fh.seek(block[0], os.SEEK_CUR)
+            if not block or fh.tell() > size:
+                return width, height, f"the data of a block runs past the end of the file ({size:,} bytes)"
+    return width, height, None
 
 
 def _pil_pass(path: str, fmt: str, limit: int, *, verify: bool) -> tuple[int, int]:
@@ -280,5 +353,28 @@ def _pil_pass(path: str, fmt: str, limit: int, *, verify: bool) -> tuple[int, in
         else:
             if fmt == "JPEG":
                 im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))
-            im.load()
+            decode = quiet.captured_stderr(f"{fmt} decoder") if fmt == "TIFF" else contextlib.nullcontext()
+            with decode:
+                im.load()
+                if fmt != "JPEG":
+                    _load_frames(im, limit)
     return width, height
+
+
+def _load_frames(im: Image.Image, limit: int) -> None:
+    """Decode every later frame (GIF, APNG, WebP animation, TIFF pages), each within the pixel
+    limit, all within :data:`FRAME_PIXEL_BUDGET`; a failure names its frame."""
+    frames = min(getattr(im, "n_frames", 1), MAX_FRAMES)
+    spent = im.size[0] * im.size[1]
+    for index in range(1, frames):
+        try:
+            im.seek(index)
+            _check_pixels(im.size[0], im.size[1], limit)
+            spent += im.size[0] * im.size[1]
+            if spent > FRAME_PIXEL_BUDGET or im.size[0] * im.size[1] > FULL_DECODE_PIXELS:
+                return
+            im.load()
+        except (_Bomb, Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise
+        except Exception as exc:
+            raise _FrameError(index + 1, frames) from exc

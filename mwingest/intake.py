@@ -56,12 +56,12 @@ def check(item: IngestItem, rules: WikiRules, options: IngestOptions,
                        message=item.error_message or item.error, record=False)
     wanted = default_name(item)
     if not item.is_url:
-        return _check_local(item.source, wanted, rules)
+        return _check_local(item.source, wanted, rules, max_pixels=options.max_pixels)
     fetched = walk_url(item.source, options, rules, allow)
     if not fetched.ok:
         return fetched
     if fetched.local_copy:
-        checked = _check_local(fetched.local_copy, wanted, rules)
+        checked = _check_local(fetched.local_copy, wanted, rules, max_pixels=options.max_pixels)
         if not checked.ok:
             Path(fetched.local_copy).unlink(missing_ok=True)
             return checked
@@ -89,18 +89,31 @@ def walk_url(url: str, options: IngestOptions, rules: WikiRules,
         return Checked(outcome=outcome, reason=exc.code, message=str(exc), record=False)
 
 
-def _check_local(path: str, wanted: str, rules: WikiRules) -> Checked:
+def _check_local(path: str, wanted: str, rules: WikiRules, *, max_pixels: int | None = None) -> Checked:
     from .validate import validate_file  # Pillow/magic: imported lazily
 
-    verdict = validate_file(path, rules, filename=wanted)
+    verdict = validate_file(path, rules, filename=wanted, max_pixels=max_pixels)
     if not verdict.ok:
         reason = verdict.reason or "invalid"
         message = next((f.message for f in verdict.findings if f.code == reason), reason)
         return Checked(target=wanted, sha1=verdict.sha1, size=verdict.size or 0,
                        outcome=REJECTED, reason=reason, message=message,
                        record=verdict.sha1 is not None)
-    return Checked(target=names.sanitise(wanted, rules), sha1=verdict.sha1,
-                   size=verdict.size or 0)
+    # A name without extension gets the one of its content, as the wiki itself would add it
+    # (validation predicted that name); sanitise() alone cannot know it and would raise.
+    hint = verdict.filename.rsplit(".", 1)[-1] if verdict.filename and "." in verdict.filename else None
+    try:
+        try:
+            target = names.sanitise(wanted, rules)
+        except ValueError:
+            if hint is None:
+                raise
+            target = names.sanitise(wanted, rules, ext_hint=hint)
+    except ValueError as exc:
+        message = f"{wanted}: no name the wiki accepts can be made ({exc})"
+        return Checked(target=wanted, sha1=verdict.sha1, size=verdict.size or 0, outcome=REJECTED,
+                       reason="bad-filename", message=message)
+    return Checked(target=target, sha1=verdict.sha1, size=verdict.size or 0)
 
 
 def _check_url_name(wanted: str, source: str, rules: WikiRules, final_url: str | None) -> Checked:

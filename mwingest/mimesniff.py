@@ -78,6 +78,9 @@ _EXT_TABLE = {
     "mp4": "video/mp4",
     "stl": "application/sla",
     "jp2 j2k jpg2": "image/jp2 image/jpeg2000",
+    "xpm": "image/x-xpixmap",
+    "ico": "image/x-icon image/vnd.microsoft.icon",
+    "psd": "image/x-photoshop",
     "txt": "text/plain",
     "csv": "text/csv",
     "zip": "application/zip application/x-zip",
@@ -194,17 +197,34 @@ def _sniff(s: Sample) -> str:
         comment_length = int.from_bytes(s.tail[eocd + 20:eocd + 22], "little")
         if eocd + 22 + comment_length == len(s.tail):
             return "application/zip"
+    if _is_stl(s):
+        return "application/sla"
     for sig, mime in _IMAGE_HEADS:
         if head.startswith(sig):
             return mime
     return _libmagic(s.path)
 
 
+def _is_stl(s: Sample) -> bool:
+    """``MimeAnalyzer``'s STL test: ASCII ``solid … endsolid``, or a binary STL whose triangle
+    count (after its 80-byte header) gives exactly its size."""
+    if s.size >= 15 and s.head[:6].lower() == b"solid " and re.search(
+            rb"(?:\r\n|\n|\r|\x0b|\x0c|\x85)endsolid [^\n]*\n?\Z", s.tail, re.I):
+        return True
+    if s.size > 84 and len(s.head) >= 84:
+        return s.size == 84 + int.from_bytes(s.head[80:84], "little") * 50
+    return False
+
+
 def _xml_root(path: str, head: bytes) -> str | None:
     """The type of a well-formed XML file by its root element, as ``XmlTypeCheck`` decides it; None
     when the file is not XML. Like the wiki, this reads the whole file, but as a stream (64 KiB
     blocks), and entity declarations end it: those files are typed by libmagic instead."""
-    if not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with its BOM: libxml2 reads it, so does expat
+        start = head[2:64].decode("utf-16-le" if head[0] == 0xFF else "utf-16-be", "ignore")
+        if not start.lstrip(" \t\r\n").startswith("<"):
+            return None
+    elif not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         return None
     parser = expat.ParserCreate(namespace_separator=":")
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
@@ -242,7 +262,13 @@ def _libmagic(path: str) -> str:
     except (magic.MagicException, OSError):
         return "unknown/unknown"
     found = re.sub(r"[;, ].*$", "", found or "").strip().lower()
+    found = _PHP_MAGIC_NAMES.get(found, found)
     return "unknown/unknown" if not found or "unknown" in found else found
+
+
+#: Where the system's libmagic names a type differently from the database PHP's fileinfo bundles
+#: (which is what the wiki asks), the PHP name: seen on Debian 12 with PHP 8.2.
+_PHP_MAGIC_NAMES = {"image/x-xpixmap": "image/x-xpmi"}
 
 
 def logical_mime(file_mime: str, ext: str) -> str | None:

@@ -53,6 +53,10 @@ class IngestOptions:
     stash_hours: float | None = None
     #: How transient faults are ridden out, for every request a file needs.
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: Decompression-bomb limit for images, in pixels (width × height, any frame); None: the
+    #: default, :data:`mwingest.content.DEFAULT_MAX_PIXELS` (89.5 MP). Raising it lets larger
+    #: images through; past what is decoded in memory they pass with an ``unverified-image`` warning.
+    max_pixels: int | None = None
 
     def stash_max_age(self, api_url: str) -> timedelta:
         return timedelta(hours=self.stash_hours if self.stash_hours is not None

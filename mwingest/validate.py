@@ -21,10 +21,20 @@ code                         sev.   meaning
                                     ``filetype-bad-ie-mime`` with a script type, ``uploadscripted``
 ``banned-type``              reject a banned non-script type (executable, WMF, Java, XML)
 ``mime-mismatch``            reject content does not match the extension (``filetype-mime-mismatch``)
-``svg-invalid``              reject not well-formed, declares entities, or has one token (comment,
-                                    attribute value) over 10 MB (``uploadinvalidxml``)
+``svg-invalid``              reject not well-formed to libxml2 (nesting over 257, names over 50,000
+                                    characters, one token over 10 MB) or DTD declarations the wiki
+                                    refuses: long or nested entities, external ones (``uploadinvalidxml``)
 ``svg-script``               reject scripts, handlers, foreign namespaces, external links …
-``corrupt-image``            reject Pillow cannot decode it (the wiki would accept it: we are stricter)
+``corrupt-image``            reject Pillow cannot decode it, or one frame of an animation (the wiki
+                                    would accept it: we are stricter)
+``truncated-media``          reject audio/video cut short: a page, chunk, element or frame runs past
+                                    the end of the file (the wiki stores it)
+``corrupt-media``            reject audio/video whose bytes contradict their structure: an Ogg page
+                                    checksum, a missing WAV format chunk, an invalid EBML header
+``corrupt-pdf``              reject PDF without its end-of-file marker, or whose cross-references,
+                                    trailer or pages cannot be read even with repair
+``unverified-image``         warn   a TIFF neither Pillow nor tifffile can decode (a codec missing
+                                    here): it goes up, unchecked
 ``decompression-bomb``       reject declared pixels over the limit (any GIF frame's too), or an .svgz
                                     that inflates too far
 ``filetype-prohibited``      reject a prohibited extension anywhere in the name (``x.php.png``)
@@ -51,7 +61,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from mwingest import content, mimesniff, names
+from mwingest import content, mediacheck, mimesniff, names, pdfcheck
 from mwingest.hashing import FileDigest
 from mwingest.siteinfo import ApiGetter, WikiRules
 from mwingest.svgcheck import check_svg
@@ -67,10 +77,14 @@ _ADVICE = {
     "empty-file": "The wiki refuses empty files; check the export or copy that produced it.",
     "script-content": "The wiki refuses files a browser could run as HTML; re-export it without the markup.",
     "banned-type": "The wiki refuses this type outright; convert it to a media format the wiki accepts.",
-    "svg-invalid": "Repair the XML (saving as plain SVG usually does) and remove entity declarations.",
+    "svg-invalid": "Repair the XML (saving as plain SVG usually does); keep entity declarations short.",
     "svg-script": "Remove scripts, event handlers and external references (save as plain/optimised SVG).",
     "corrupt-image": "It is damaged or truncated (the wiki would store it broken); copy or export it again.",
     "decompression-bomb": "Its declared size is too large to decode safely; scale it down.",
+    "unverified-image": "It may still be fine: open it in an image viewer before relying on it.",
+    "truncated-media": "The wiki would store it, but it would stop playing early; copy or export it again.",
+    "corrupt-media": "The wiki would store it, but players would fail on it; copy or export it again.",
+    "corrupt-pdf": "The wiki would store it, but readers would fail on it; copy or export it again.",
     "filename-too-long": "Shorten the name to at most 240 bytes (UTF-8).",
     "bad-filename": "Choose another file name.",
     "filetype-prohibited": "The wiki never accepts such names; rename it (convert it if it is not media).",
@@ -121,8 +135,9 @@ def validate_file(path: str | os.PathLike[str], rules: WikiRules, *, filename: s
                   max_pixels: int | None = None) -> Verdict:
     """Check one file against *rules*; never raises for bad input (it becomes a finding).
 
-    ``filename`` is the wanted name on the wiki (default: the basename). ``max_pixels`` overrides
-    Pillow's ``MAX_IMAGE_PIXELS`` as the decompression-bomb limit.
+    ``filename`` is the wanted name on the wiki (default: the basename). ``max_pixels`` is the
+    decompression-bomb limit for images (default :data:`mwingest.content.DEFAULT_MAX_PIXELS`,
+    89.5 megapixels); see :func:`mwingest.content.check_raster` for how memory stays bounded.
     """
     source = os.fspath(path)
     shown = filename or os.path.basename(source.rstrip("/")) or source
@@ -177,16 +192,24 @@ def _access_problem(source: str, shown: str) -> Finding | None:
 
 def _content_issues(source: str, sample: mimesniff.Sample, file_mime: str, mime: str | None, ext: str,
                     max_pixels: int | None) -> list[content.Issue]:
-    """The wiki's content checks in its order, then ours. Checks that only make sense on content of
-    the right type (SVG rules, Pillow decoding) run only when the type check passed."""
+    """The wiki's content checks in its order, then ours. The wiki's partial pass
+    (``verifyPartialFile``) already runs the SVG filter and refuses a well-formed SVG with a script
+    *before* comparing type and extension; "not well-formed" only counts in its full pass, after
+    that comparison. Our own integrity checks run only when the type check passed."""
     issues = content.check_partial(sample, file_mime, ext)
-    mismatch = content.check_extension(mime, ext)
-    issues += mismatch
+    is_svg = ext in ("svg", "svgz") or mime == "image/svg+xml"
+    svg = check_svg(source, compressed=ext == "svgz") if is_svg and not issues else []
+    scripted = [i for i in svg if i.code == "svg-script"]
+    issues += scripted + content.check_extension(mime, ext)
     if issues:
         return issues
-    if ext in ("svg", "svgz") or mime == "image/svg+xml":
-        issues += check_svg(source, compressed=ext == "svgz")
+    issues += svg
+    if issues:
+        return issues
     issues += content.check_raster(source, ext, max_pixels=max_pixels)
+    issues += mediacheck.check_media(source, mime)
+    if mime == "application/pdf":
+        issues += pdfcheck.check_pdf(source)
     return issues
 
 
@@ -229,7 +252,8 @@ def _from_issue(issue: content.Issue, shown: str) -> Finding:
         real = _FRIENDLY_EXT.get(mime) or mimesniff.extension_for_mime(mime)
         advice = (f"Rename it to .{real} or convert it." if real else
                   "Convert it to the format its extension promises.")
-    return _finding(issue.code, shown, issue.what, advice=advice, **issue.detail)
+    severity: Severity = "warn" if issue.severity == "warn" else "reject"
+    return _finding(issue.code, shown, issue.what, advice=advice, severity=severity, **issue.detail)
 
 
 # --- the duplicate pre-check (spec §12) and batches -------------------------------------------------
@@ -250,7 +274,7 @@ def find_duplicates(api: ApiGetter, sha1: str) -> list[str]:
 
 def validate_many(paths_or_items: Iterable[str | os.PathLike[str] | tuple[str | os.PathLike[str], str]],
                   rules: WikiRules, *, api: ApiGetter | None = None,
-                  filenames: Mapping[str, str] | None = None) -> list[Verdict]:
+                  filenames: Mapping[str, str] | None = None, max_pixels: int | None = None) -> list[Verdict]:
     """Validate a batch (paths, or ``(path, wanted name)`` pairs), in order.
 
     With *api*, every acceptable file is looked up by SHA-1 on the wiki; a hit adds the warning
@@ -262,7 +286,7 @@ def validate_many(paths_or_items: Iterable[str | os.PathLike[str] | tuple[str | 
     for entry in paths_or_items:
         path, wanted = (entry if isinstance(entry, tuple) else (entry, None))
         wanted = wanted or (filenames or {}).get(os.fspath(path))
-        verdict = validate_file(path, rules, filename=wanted)
+        verdict = validate_file(path, rules, filename=wanted, max_pixels=max_pixels)
         if verdict.ok and verdict.sha1:
             earlier = first_by_sha1.setdefault(verdict.sha1, verdict.source)
             verdict = _with_duplicates(verdict, wanted or os.path.basename(verdict.source), earlier, api)
@@ -285,7 +309,7 @@ def _with_duplicates(verdict: Verdict, shown: str, earlier: str, api: ApiGetter 
 
 
 def validate_folder(folder: str | os.PathLike[str], rules: WikiRules, *, api: ApiGetter | None = None,
-                    recursive: bool = True) -> list[Verdict]:
+                    recursive: bool = True, max_pixels: int | None = None) -> list[Verdict]:
     """Validate every file under *folder* (sorted; symlinked directories are not followed).
 
     Hidden files are included: a stray ``.DS_Store`` is reported, not silently dropped. A missing
@@ -293,9 +317,9 @@ def validate_folder(folder: str | os.PathLike[str], rules: WikiRules, *, api: Ap
     """
     root = Path(folder)
     if not root.is_dir():
-        return [validate_file(root, rules)]
+        return [validate_file(root, rules, max_pixels=max_pixels)]
     if recursive:
         paths = [Path(d, f) for d, _dirs, files in os.walk(root) for f in files]
     else:
         paths = [p for p in root.iterdir() if not p.is_dir()]
-    return validate_many(sorted(paths), rules, api=api)
+    return validate_many(sorted(paths), rules, api=api, max_pixels=max_pixels)

@@ -42,7 +42,6 @@ WE_ARE_STRICTER = {
     "png-zeros": "a PNG signature and nothing else; the wiki stores it 0x0",
     "png-bomb": "100000x100000 declared: over Pillow's MAX_IMAGE_PIXELS",
     "gif-bomb": "65535x65535 declared: over Pillow's MAX_IMAGE_PIXELS",
-    "svg-entity": "we refuse every XML entity declaration (defusedxml); the wiki allows short ones",
 }
 _SVG_SCRIPT_KEYS = ("uploaded-", "upload-scripted-", "uploadscriptednamespace")
 

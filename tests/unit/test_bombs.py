@@ -335,12 +335,15 @@ def test_raster_bombs_are_refused_from_the_header(tmp_path: Path, name: str, dat
 
 def test_pillows_bomb_warning_is_an_error(tmp_path: Path) -> None:
     """With our own pixel limit out of the way, only Pillow's check (a warning, below twice its
-    limit) stands between the GIF reader and a 100 MB disposal buffer: it must raise."""
+    limit) stands between the GIF reader and a 100 MB disposal buffer: it must raise, so nothing
+    is allocated. The caller raised the limit on purpose, so the image is not called a bomb: it
+    passes unchecked, with the ``unverified-image`` warning (issue 14)."""
     path = _write(tmp_path, "dispose.gif", gif_frames((1, 1), [(10_000, 10_000, 2)]))
     result = _measure(path, _warm(tmp_path, "gif"), max_pixels=1 << 62)
-    assert result["reason"] == "decompression-bomb"
+    assert result["reason"] == "unverified-image"
     assert "could be decompression bomb" in result["messages"][0]  # Pillow's words, raised
     _assert_bounded(result)
+    assert _measure(path, _warm(tmp_path, "gif"))["reason"] == "decompression-bomb"  # default limit
 
 
 def test_images_are_opened_only_with_the_plugin_their_extension_names(tmp_path: Path) -> None:
@@ -360,4 +363,6 @@ def test_the_bomb_warning_stays_an_error_after_the_filters_are_reset(tmp_path: P
     with warnings.catch_warnings():
         warnings.resetwarnings()
         issues = content.check_raster(str(path), "gif", max_pixels=1 << 62)
-    assert [i.code for i in issues] == ["decompression-bomb"]
+    # raised, not printed: the image goes unchecked with a warning (the limit was raised on purpose)
+    assert [(i.code, i.severity) for i in issues] == [("unverified-image", "warn")]
+    assert "could be decompression bomb" in issues[0].what

@@ -18,7 +18,9 @@ from PIL import Image
 
 from mwingest import content, mimesniff
 from mwingest.hashing import FileDigest, sha1_bytes, sha1_file
+from mwingest.siteinfo import WikiRules
 from mwingest.svgcheck import check_svg
+from mwingest.validate import validate_file
 from tests.corpus import SVG_NS, ogg_opus, png, svg, webm
 
 RNG = random.Random(1234)
@@ -167,7 +169,10 @@ def test_check_extension() -> None:
     assert issue.detail == {"wiki_check": "filetype-mime-mismatch", "extension": "png", "mime": "image/jpeg",
                             "expected": ["image/png", "image/x-png"]}
     assert content.check_extension("unknown/unknown", "png")[0].code == "mime-mismatch"
-    assert content.check_extension("text/plain", "xyz") == []  # an extension nobody can verify
+    # MW's isMatchingExtension: a type with known extensions mismatches an extension it lacks …
+    assert content.check_extension("text/plain", "xyz")[0].code == "mime-mismatch"
+    # … and a type nobody knows an extension for passes under an extension nobody knows
+    assert content.check_extension("application/x-nothing-known", "xyz") == []
 
 
 # --- raster integrity ------------------------------------------------------------------------------
@@ -217,7 +222,7 @@ def test_raster_pixel_limit_is_configurable(tmp_path: Path) -> None:
 # --- SVG rules -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("body", "wiki_check"), [
-    ('<set attributeName="onclick" to="alert(1)"/>', "uploaded-animate-svg"),
+    ('<set attributeName="onclick" to="alert(1)"/>', "uploaded-setting-event-handler-svg"),
     ('<animate attributeName="xlink:href" values="javascript:alert(1)"/>', "uploaded-animate-svg"),
     ('<style>@import url(http://example.org/x.css);</style>', "uploaded-hostile-svg"),
     ('<rect style="fill: url(http://example.org/p.svg#x)"/>', "uploaded-remote-url-svg"),
@@ -273,3 +278,18 @@ def test_svgz_is_inflated_with_a_cap(tmp_path: Path) -> None:
     broken = tmp_path / "broken.svgz"
     broken.write_bytes(b"\x1f\x8b not really gzip")
     assert check_svg(str(broken), compressed=True)[0].code == "svg-invalid"
+
+
+def test_pixel_limit_is_a_setting_and_memory_stays_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """An image over the default limit passes once the limit is raised; past what we decode in
+    memory it is not decoded (header and checksums only) and passes with a warning."""
+    path = _file(tmp_path, "a.png", png(random.Random(3), "t", size=(40, 40)))
+    monkeypatch.setattr(content, "DEFAULT_MAX_PIXELS", 1000)
+    assert content.check_raster(path, "png")[0].code == "decompression-bomb"
+    assert content.check_raster(path, "png", max_pixels=1600) == []
+    monkeypatch.setattr(content, "FULL_DECODE_PIXELS", 1000)
+    issue, = content.check_raster(path, "png", max_pixels=1600)
+    assert (issue.code, issue.severity) == ("unverified-image", "warn")
+    verdict = validate_file(path, WikiRules(), max_pixels=1600)
+    assert verdict.ok and verdict.codes == ("unverified-image",)
