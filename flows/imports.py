@@ -61,6 +61,10 @@ class PublishSettings(BaseModel):
         150.0, ge=0.0, le=3600.0, title="Ride out faults for (seconds)",
         description="How long a wiki restart, lost answers or maxlag are retried per request "
                     "before a file fails (it keeps its stash key and offset for the next run)")
+    max_pixels: int = Field(
+        0, ge=0, le=10_000_000_000, title="Largest image (pixels)",
+        description="Images with more pixels are refused as decompression bombs (0: 89,478,485, "
+                    "Pillow's limit); images too large to decode in memory pass with a warning")
     url_mode: Literal["wiki", "local"] = Field(
         "wiki", title="Who downloads URLs",
         description="wiki: the wiki copies the checked URL (copy uploads must be on); local: the "
@@ -113,7 +117,8 @@ def _run(credentials: MediaWikiCredentials, sources: list[str], settings: Publis
                      manifest_root=settings.manifest_root or None,
                      allow_hosts=list(settings.allow_hosts), url_mode=settings.url_mode,
                      stash_hours=settings.stash_hours or None,
-                     retry_budget_s=settings.retry_budget_s, **extra)  # type: ignore[arg-type]
+                     retry_budget_s=settings.retry_budget_s,
+                     max_pixels=settings.max_pixels or None, **extra)  # type: ignore[arg-type]
 
 
 #: The forms' defaults. Prefect's parameter schema keeps only a plain ``default`` of a signature's

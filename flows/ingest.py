@@ -198,7 +198,8 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
               ledger_path: str | None = None, glob: str = "*", recursive: bool = True,
               manifest_root: str | None = None, allow_hosts: list[str] | None = None,
               url_mode: str = "wiki", stash_hours: float | None = None,
-              retry_budget_s: float = DEFAULT_BUDGET_S, async_assembly: bool = False) -> list[dict]:
+              retry_budget_s: float = DEFAULT_BUDGET_S, async_assembly: bool = False,
+              max_pixels: int | None = None) -> list[dict]:
     """The body every import flow shares (called inside a flow run).
 
     ``manifest_root`` widens where manifest paths may lead; ``allow_hosts`` lets URL items reach
@@ -209,7 +210,8 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
     fault (a wiki restart, lost answers, maxlag) is ridden out, per request;
     ``async_assembly``: the wiki assembles a chunked file in a job (``async=1`` on the final
     chunk; its job runner must run ``AssembleUploadChunks``), for files too big to assemble
-    within one request's time limit.
+    within one request's time limit. ``max_pixels``: images with more pixels are refused as
+    bombs (default Pillow's 89.5 megapixels).
     """
     with heartbeats():  # a run whose process dies is marked Crashed by the server
         return _run_batch(credentials, sources, filename=filename, comment=comment, text=text,
@@ -218,7 +220,8 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
                           review_timeout_s=review_timeout_s, ledger_path=ledger_path, glob=glob,
                           recursive=recursive, manifest_root=manifest_root,
                           allow_hosts=allow_hosts, url_mode=url_mode, stash_hours=stash_hours,
-                          retry_budget_s=retry_budget_s, async_assembly=async_assembly)
+                          retry_budget_s=retry_budget_s, async_assembly=async_assembly,
+                          max_pixels=max_pixels)
 
 
 def _run_batch(credentials: Credentials, sources: list[str], *, filename: str | None,
@@ -227,7 +230,8 @@ def _run_batch(credentials: Credentials, sources: list[str], *, filename: str | 
                concurrency: int, review_timeout_s: int | None, ledger_path: str | None,
                glob: str, recursive: bool, manifest_root: str | None,
                allow_hosts: list[str] | None, url_mode: str, stash_hours: float | None,
-               retry_budget_s: float, async_assembly: bool) -> list[dict]:
+               retry_budget_s: float, async_assembly: bool,
+               max_pixels: int | None) -> list[dict]:
     log = get_run_logger()
     started = time.monotonic()
     run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
@@ -238,7 +242,8 @@ def _run_batch(credentials: Credentials, sources: list[str], *, filename: str | 
                             policy=WarningPolicy.parse(
                                 {k: str(v) for k, v in (on_warning or {}).items()}),
                             allow_hosts=tuple(allow_hosts or ()), url_mode=url_mode,
-                            stash_hours=stash_hours, retry=retry, async_assembly=async_assembly)
+                            stash_hours=stash_hours, retry=retry, async_assembly=async_assembly,
+                            max_pixels=max_pixels)
     ledger_file = ledger_path or str(default_path())
     items = collect(sources, glob=glob, recursive=recursive, text_template=text_template,
                     root=manifest_root)
@@ -295,13 +300,14 @@ def ingest_batch(
     stash_hours: float | None = None,
     retry_budget_s: float = DEFAULT_BUDGET_S,
     async_assembly: bool = False,
+    max_pixels: int | None = None,
 ) -> list[dict]:
     """Put files, folders, manifests or URLs on a wiki; one outcome per file.
 
     ``wiki`` is the API URL (default ``MWINGEST_API_URL``); the secret comes from
     ``credentials_block`` or the environment, never from a parameter. ``manifest_root``,
-    ``allow_hosts``, ``url_mode``, ``stash_hours``, ``retry_budget_s`` and ``async_assembly``: see
-    :func:`run_batch`.
+    ``allow_hosts``, ``url_mode``, ``stash_hours``, ``retry_budget_s``, ``async_assembly`` and
+    ``max_pixels``: see :func:`run_batch`.
     """
     return run_batch(
         resolve_credentials(wiki, credentials_block), sources, filename=filename,
@@ -310,7 +316,7 @@ def ingest_batch(
         concurrency=concurrency, review_timeout_s=review_timeout_s, ledger_path=ledger_path,
         glob=glob, recursive=recursive, manifest_root=manifest_root, allow_hosts=allow_hosts,
         url_mode=url_mode, stash_hours=stash_hours, retry_budget_s=retry_budget_s,
-        async_assembly=async_assembly)
+        async_assembly=async_assembly, max_pixels=max_pixels)
 
 
 plain_parameters(ingest_batch)

@@ -179,13 +179,15 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
            quiet: bool = False, verbose: bool = False,
            check_connection: bool = True, root: str | None = None,
            allow_hosts: Sequence[str] = (), url_mode: str = "wiki",
-           stash_hours: float | None = None, retry_budget_s: float = 150.0) -> list[Outcome]:
+           stash_hours: float | None = None, retry_budget_s: float = 150.0,
+           max_pixels: int | None = None) -> list[Outcome]:
     """Ingest files, folders, manifests or URLs; one :class:`Outcome` per item.
 
     Strict by default: a manifest's paths stay in its folder (``root`` widens that), URLs may
     only reach public addresses (``allow_hosts``, plus env ``MWINGEST_ALLOW_HOSTS``, open
     exceptions), and ``url_mode`` says who downloads them (``wiki`` copy upload, or ``local``).
-    ``stash_hours`` (the wiki's stash lifetime) and ``retry_budget_s``: see ``flows.ingest``.
+    ``stash_hours`` (the wiki's stash lifetime), ``retry_budget_s`` and ``max_pixels`` (images
+    with more pixels are refused as bombs): see ``flows.ingest``.
     ``on_outcome`` is called (from worker threads) with each item's outcome as it happens;
     ``on_progress`` with ``(source, label, bytes on the wiki, size)`` after each step of a file
     (chunk by chunk). ``quiet`` keeps Prefect's console output to warnings, each once, without
@@ -210,7 +212,7 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
                 on_warning=dict(on_warning or {}), concurrency=concurrency,
                 review_timeout_s=review_timeout_s, ledger_path=ledger_path, glob=glob,
                 manifest_root=root, allow_hosts=list(allow_hosts), url_mode=url_mode,
-                stash_hours=stash_hours, retry_budget_s=retry_budget_s)
+                stash_hours=stash_hours, retry_budget_s=retry_budget_s, max_pixels=max_pixels)
     except Exception as exc:
         setup = _setup_error(exc, wiki)
         if setup is not None:
@@ -248,7 +250,7 @@ def resolve(item_id: int, decision: str, *, new_filename: str | None = None,
 
 def check_sources(sources: Sequence[str], *, wiki: str | None = None, glob: str = "*",
                   text_template: str | None = None, root: str | None = None,
-                  allow_hosts: Sequence[str] = ()) -> list[Outcome]:
+                  allow_hosts: Sequence[str] = (), max_pixels: int | None = None) -> list[Outcome]:
     """Validation only, no login and no bytes sent: one ``ok``/``rejected`` outcome per item.
 
     With a wiki, its own rules (siteinfo) and the SHA-1 duplicate pre-check are used; without,
@@ -284,7 +286,7 @@ def check_sources(sources: Sequence[str], *, wiki: str | None = None, glob: str 
             outcomes.append(Outcome(item.source, item.filename, "ok", None,
                                     "URL: allowed; its bytes are checked when fetched"))
             continue
-        verdict = validate_file(item.source, rules, filename=item.filename)
+        verdict = validate_file(item.source, rules, filename=item.filename, max_pixels=max_pixels)
         reason, message = verdict.reason, None
         if not verdict.ok:
             message = next((f.message for f in verdict.findings if f.code == reason), None)

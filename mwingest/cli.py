@@ -76,6 +76,9 @@ FetchOpt = Annotated[str, typer.Option(
     "--fetch", help="Who downloads URLs: wiki (copy upload) or local (mwingest fetches, "
     "then uploads the file)")]
 
+MaxPixelsOpt = Annotated[int | None, typer.Option(
+    "--max-pixels", min=1, help="Refuse images with more pixels as decompression bombs "
+    "(default 89478485, Pillow's limit); larger ones than memory allows pass with a warning")]
 ReviewWaitOpt = Annotated[int | None, typer.Option(
     "--review-wait", min=0, help="Seconds to wait for a person to answer a review form in the "
     "Prefect UI (default: 0 with the mwingest local server, 3600 with a PREFECT_API_URL)")]
@@ -152,13 +155,13 @@ def upload(
     ledger: LedgerOpt = None, as_json: JsonOpt = False,
     root: RootOpt = None, allow_host: AllowHostOpt = None, fetch: FetchOpt = "wiki",
     retry_budget: RetryOpt = 150.0, stash_hours: StashHoursOpt = None,
-    review_wait: ReviewWaitOpt = None,
+    review_wait: ReviewWaitOpt = None, max_pixels: MaxPixelsOpt = None,
 ) -> None:
     """Upload files or URLs."""
     if filename and len(sources) != 1:
         raise fail("--filename needs exactly one source")
     params = _common(text, text_file, tags, chunk_size, on_warning, root, allow_host, fetch)
-    params.update(retry_budget_s=retry_budget, stash_hours=stash_hours)
+    params.update(retry_budget_s=retry_budget, stash_hours=stash_hours, max_pixels=max_pixels)
     run_flow(sources, wiki=wiki, username=username, credentials=credentials, as_json=as_json,
          filename=filename, comment=comment, concurrency=concurrency, ledger_path=ledger,
          review_wait=review_wait, **params)
@@ -182,13 +185,13 @@ def import_(
     ledger: LedgerOpt = None, as_json: JsonOpt = False,
     root: RootOpt = None, allow_host: AllowHostOpt = None, fetch: FetchOpt = "wiki",
     retry_budget: RetryOpt = 150.0, stash_hours: StashHoursOpt = None,
-    review_wait: ReviewWaitOpt = None,
+    review_wait: ReviewWaitOpt = None, max_pixels: MaxPixelsOpt = None,
 ) -> None:
     """Import a folder (recursive) or a manifest; a bad manifest row is that item's rejection."""
     if not Path(source).exists():
         raise fail(f"{source} does not exist (give a folder or a .csv/.jsonl manifest)")
     params = _common(text, text_file, tags, chunk_size, on_warning, root, allow_host, fetch)
-    params.update(retry_budget_s=retry_budget, stash_hours=stash_hours)
+    params.update(retry_budget_s=retry_budget, stash_hours=stash_hours, max_pixels=max_pixels)
     if text_template is not None:
         from .manifest import load_template
 
@@ -207,13 +210,14 @@ def check(
     sources: Annotated[list[str], typer.Argument(help="Files, folders or manifests")],
     wiki: WikiOpt = None, as_json: JsonOpt = False,
     glob: Annotated[str, typer.Option(help="Folder scan pattern (recursive)")] = "*",
-    root: RootOpt = None, allow_host: AllowHostOpt = None,
+    root: RootOpt = None, allow_host: AllowHostOpt = None, max_pixels: MaxPixelsOpt = None,
 ) -> None:
     """Validate only: the wiki's rules, no bytes sent, no login, no Prefect run."""
     from .api import IngestSetupError, check_sources
 
     try:
-        outcomes = check_sources(sources, wiki=wiki, glob=glob, **_safety(root, allow_host))
+        outcomes = check_sources(sources, wiki=wiki, glob=glob, max_pixels=max_pixels,
+                                 **_safety(root, allow_host))
     except IngestSetupError as exc:
         raise fail(str(exc)) from None
     if as_json:

@@ -158,6 +158,19 @@ def test_without_json_a_table_goes_to_stdout(fake_run, capsys):
         json.loads(out.splitlines()[0])
 
 
+def test_max_pixels_reaches_the_run_and_the_check(fake_run, capsys, tmp_path, make_png):
+    fake = fake_run([_outcome("a.png", "uploaded")])
+    code, _, _ = run(["upload", "a.png", "--wiki", WIKI, "--max-pixels", "5000", "--json"], capsys)
+    assert code == 0 and fake.calls[0][1]["max_pixels"] == 5000
+
+    image = tmp_path / "big.png"
+    image.write_bytes(make_png(width=100, height=100))  # 10,000 pixels
+    code, out, _ = run(["check", str(image), "--json", "--max-pixels", "5000"], capsys)
+    assert (code, json_rows(out)[0]["reason"]) == (1, "decompression-bomb")
+    code, out, _ = run(["check", str(image), "--json"], capsys)
+    assert (code, json_rows(out)[0]["outcome"]) == (0, "ok")
+
+
 def test_import_hands_glob_and_template_to_ingest(fake_run, capsys, tmp_path):
     fake = fake_run([_outcome("a.png", "uploaded")])
     template = tmp_path / "t.txt"
