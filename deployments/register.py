@@ -31,13 +31,24 @@ def save_from_env(name: str, *, overwrite: bool = True) -> MediaWikiCredentials:
 
 def install_automation() -> str | None:
     """The server's automation that marks mwingest's runs Crashed when their heartbeats stop
-    (a worker killed mid-run); its id, or None without a configured server (idempotent)."""
+    (a worker killed mid-run); its id, or None without a configured server (idempotent).
+    Through Prefect's client, so a team's server or Prefect Cloud gets its authentication."""
+    from typing import Any
+
+    from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL
 
-    from mwingest.localserver import install_crash_automation
+    from mwingest.crashwatch import install_crash_automation
 
-    api_url = PREFECT_API_URL.value()
-    return install_crash_automation(str(api_url)) if api_url else None
+    if not PREFECT_API_URL.value():
+        return None
+    with get_client(sync_client=True) as client:
+        def send(method: str, path: str, body: Any) -> Any:
+            answer = client.request(method, path, json=body)  # type: ignore[arg-type]
+            answer.raise_for_status()
+            return answer.json() if answer.content else None
+
+        return install_crash_automation(send)
 
 
 def main(argv: list[str] | None = None) -> int:

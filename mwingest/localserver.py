@@ -28,10 +28,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import requests
 
+from .crashwatch import install_crash_automation
 from .paths import mwingest_home
 
 #: The server stops itself after this long without use (``MWINGEST_SERVER_IDLE_S``; 0: never).
@@ -39,20 +39,6 @@ DEFAULT_IDLE_S = 3600.0
 #: Ports tried first (Prefect's usual 4200 and its neighbours); never 8000–8999, the range of
 #: local dev servers and of Prefect's own ephemeral server.
 PREFERRED_PORTS = range(4200, 4300)
-#: Seconds a flow run may go without a heartbeat before the server's automation marks it Crashed,
-#: counted in heartbeat intervals (``MWINGEST_HEARTBEAT_S``, default 30 s).
-DEFAULT_HEARTBEAT_S = 30.0
-MISSED_HEARTBEATS = 3
-AUTOMATION_NAME = "mwingest: flow runs without heartbeats crashed"
-#: The flows whose runs send mwingest's heartbeats; the automation watches these alone, so the
-#: other flows of a shared server (Prefect's own heartbeats come every 180 s) are left alone.
-HEARTBEAT_FLOWS = ("ingest-batch", "import-folder", "import-manifest", "import-urls",
-                   "resolve-review", "ask-reviewer")
-#: Events that show a run is alive or over. A pause is not one of them: a run killed while it
-#: waits for a person must be found too.
-_ALIVE_OR_OVER = ("prefect.flow-run.heartbeat", "prefect.flow-run.Completed",
-                  "prefect.flow-run.Failed", "prefect.flow-run.Cancelled",
-                  "prefect.flow-run.Cancelling", "prefect.flow-run.Crashed")
 #: First start migrates a fresh SQLite database (~7 s here; 20 s seen on a busy 2-core machine).
 STARTUP_TIMEOUT_S = 120.0
 STOP_GRACE_S = 10.0
@@ -60,11 +46,6 @@ STOP_GRACE_S = 10.0
 
 class LocalServerError(RuntimeError):
     """The local Prefect server could not be started (the message carries its log's tail)."""
-
-
-def heartbeat_seconds() -> float:
-    """The flows' heartbeat interval (``MWINGEST_HEARTBEAT_S``); the automation expects it."""
-    return max(1.0, float(os.environ.get("MWINGEST_HEARTBEAT_S") or DEFAULT_HEARTBEAT_S))
 
 
 def idle_seconds() -> float:
@@ -280,56 +261,7 @@ def stop(paths: Paths | None = None) -> ServerInfo | None:
         return info
 
 
-# --- the server's own side: the crash automation and the supervisor -------------------------------
-
-def crash_automation(heartbeat_s: float | None = None) -> dict[str, Any]:
-    """Prefect's zombie automation: a flow run whose heartbeats stop is marked Crashed.
-
-    Why: a run whose process was killed otherwise shows ``Running`` for ever. The flows send a
-    heartbeat every ``heartbeat_s`` (``flows.heartbeat``); after ``MISSED_HEARTBEATS`` of them
-    are missing, the server changes the run's state. The next heartbeat or a final state
-    satisfies the expectation, so finished runs are left alone; a pause does not, so a run killed
-    while it waits for a reviewer is found too. Only mwingest's flows are watched.
-    """
-    within = max(10.0, MISSED_HEARTBEATS * (heartbeat_s or heartbeat_seconds()))
-    return {
-        "name": AUTOMATION_NAME,
-        "description": f"mwingest: mark a flow run Crashed when no heartbeat came for {within:.0f} s "
-                       f"(its process was killed or lost).",
-        "enabled": True,
-        "trigger": {"type": "event", "posture": "Proactive",
-                    "match": {"prefect.resource.id": "prefect.flow-run.*"},
-                    "match_related": {"prefect.resource.role": "flow",
-                                      "prefect.resource.name": list(HEARTBEAT_FLOWS)},
-                    "after": ["prefect.flow-run.heartbeat"], "expect": list(_ALIVE_OR_OVER),
-                    "for_each": ["prefect.resource.id"], "threshold": 1, "within": within},
-        "actions": [{"type": "change-flow-run-state", "state": "CRASHED",
-                     "message": f"No heartbeat for {within:.0f} s: the process running this flow "
-                                f"run was killed or lost."}],
-    }
-
-
-def install_crash_automation(api_url: str, heartbeat_s: float | None = None) -> str:
-    """Create (or bring up to date) the crash automation on the server at ``api_url``; its id."""
-    http = _http()
-    body = crash_automation(heartbeat_s)
-    found = http.post(f"{api_url}/automations/filter", timeout=10,
-                      json={"automations": {"name": {"any_": [AUTOMATION_NAME]}}})
-    found.raise_for_status()
-    existing = found.json()
-    if existing:
-        current = existing[0]
-        trigger = current.get("trigger", {})
-        if (trigger.get("within") != body["trigger"]["within"] or not current.get("enabled")
-                or sorted(trigger.get("expect") or []) != sorted(_ALIVE_OR_OVER)
-                or trigger.get("match_related") != body["trigger"]["match_related"]):
-            http.put(f"{api_url}/automations/{current['id']}", json=body, timeout=10
-                     ).raise_for_status()
-        return str(current["id"])
-    created = http.post(f"{api_url}/automations/", json=body, timeout=10)
-    created.raise_for_status()
-    return str(created.json()["id"])
-
+# --- the supervisor: the server's own side ---------------------------------------------------------
 
 def active_runs(api_url: str) -> int:
     """Flow runs that keep the server busy: running, pending, cancelling, or due soon."""
@@ -361,8 +293,8 @@ def supervise(port: int, idle_s: float, root: Path) -> int:
                               stdin=subprocess.DEVNULL)
 
     def finish(*_: object) -> None:
-        with contextlib.suppress(OSError):
-            if read_state(paths) and json.loads(paths.state.read_text())["pid"] == os.getpid():
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            if json.loads(paths.state.read_text())["pid"] == os.getpid():  # ours, not a successor's
                 paths.state.unlink()
         server.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):

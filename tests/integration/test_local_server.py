@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from mwingest import localserver, upload
+from mwingest import crashwatch, localserver, upload
 from mwingest.devwiki import free_port
 from tests.integration.test_cli import mwingest, sha1_of
 from tests.integration.wikihelpers import png_bytes, session_for
@@ -110,7 +110,7 @@ def test_first_command_starts_the_server_later_ones_reuse_it_and_stop_leaves_not
         assert info is not None and info["sha1"] == sha1_of(path)
     # The crash automation is installed once, however often the server was found.
     automations = requests.post(f"{state['api_url']}/automations/filter", timeout=10, json={
-        "automations": {"name": {"any_": [localserver.AUTOMATION_NAME]}}}).json()
+        "automations": {"name": {"any_": [crashwatch.AUTOMATION_NAME]}}}).json()
     assert len(automations) == 1
 
     members = _group(state["pid"])

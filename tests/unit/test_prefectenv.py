@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mwingest import localserver, prefectenv
+from mwingest import crashwatch, localserver, prefectenv
 
 
 @pytest.fixture(autouse=True)
@@ -90,12 +90,12 @@ def test_a_state_whose_supervisor_died_is_dropped(_home):
 
 
 def test_the_crash_automation_expects_three_heartbeats_and_ignores_pauses():
-    body = localserver.crash_automation(heartbeat_s=30)
+    body = crashwatch.crash_automation(heartbeat_s=30)
     trigger = body["trigger"]
     assert trigger["within"] == 90 and trigger["posture"] == "Proactive"
     assert "prefect.flow-run.Paused" not in trigger["expect"]
     assert "prefect.flow-run.heartbeat" in trigger["expect"]
-    assert trigger["match_related"]["prefect.resource.name"] == list(localserver.HEARTBEAT_FLOWS)
+    assert trigger["match_related"]["prefect.resource.name"] == list(crashwatch.HEARTBEAT_FLOWS)
     assert body["actions"] == [{"type": "change-flow-run-state", "state": "CRASHED",
                                 "message": body["actions"][0]["message"]}]
-    assert localserver.crash_automation(heartbeat_s=1)["trigger"]["within"] == 10  # Prefect's minimum
+    assert crashwatch.crash_automation(heartbeat_s=1)["trigger"]["within"] == 10  # Prefect's minimum

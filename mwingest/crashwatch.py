@@ -1,0 +1,101 @@
+"""The Prefect automation that marks a killed run Crashed, and the heartbeat interval it expects.
+
+Why: a flow run whose process was killed (``kill -9``, a lost machine) stays ``Running`` for ever
+on a self-hosted Prefect server. mwingest's flows send a heartbeat event every
+:func:`heartbeat_seconds` (``flows.heartbeat``); this automation, installed by ``mwingest server``
+and by ``python -m deployments.register``, changes a run's state to Crashed when its heartbeats
+stop. Plain Python: the server's REST API through ``requests``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+#: Seconds a flow run may go without a heartbeat before the server's automation marks it Crashed,
+#: counted in heartbeat intervals (``MWINGEST_HEARTBEAT_S``, default 30 s).
+DEFAULT_HEARTBEAT_S = 30.0
+MISSED_HEARTBEATS = 3
+AUTOMATION_NAME = "mwingest: flow runs without heartbeats crashed"
+#: The flows whose runs send mwingest's heartbeats; the automation watches these alone, so the
+#: other flows of a shared server (Prefect's own heartbeats come every 180 s) are left alone.
+HEARTBEAT_FLOWS = ("ingest-batch", "import-folder", "import-manifest", "import-urls",
+                   "resolve-review", "ask-reviewer")
+#: Events that show a run is alive or over. A pause is not one of them: a run killed while it
+#: waits for a person must be found too.
+_ALIVE_OR_OVER = ("prefect.flow-run.heartbeat", "prefect.flow-run.Completed",
+                  "prefect.flow-run.Failed", "prefect.flow-run.Cancelled",
+                  "prefect.flow-run.Cancelling", "prefect.flow-run.Crashed")
+
+
+def heartbeat_seconds() -> float:
+    """The flows' heartbeat interval (``MWINGEST_HEARTBEAT_S``); the automation expects it."""
+    return max(1.0, float(os.environ.get("MWINGEST_HEARTBEAT_S") or DEFAULT_HEARTBEAT_S))
+
+
+#: ``send(method, path, json_body)`` → the answer's JSON: one call to a Prefect server's API.
+Send = Callable[[str, str, Any], Any]
+
+
+def rest_sender(api_url: str) -> Send:
+    """Plain HTTP to a local Prefect server (loopback: never through a proxy, no credentials).
+    A team's server or Prefect Cloud is reached through Prefect's own client instead
+    (``deployments.register``), which carries its authentication."""
+    http = requests.Session()
+    http.trust_env = False
+
+    def send(method: str, path: str, body: Any) -> Any:
+        answer = http.request(method, f"{api_url}{path}", json=body, timeout=10)
+        answer.raise_for_status()
+        return answer.json() if answer.content else None
+
+    return send
+
+
+def crash_automation(heartbeat_s: float | None = None) -> dict[str, Any]:
+    """Prefect's zombie automation: a flow run whose heartbeats stop is marked Crashed.
+
+    Why: a run whose process was killed otherwise shows ``Running`` for ever. The flows send a
+    heartbeat every ``heartbeat_s`` (``flows.heartbeat``); after ``MISSED_HEARTBEATS`` of them
+    are missing, the server changes the run's state. The next heartbeat or a final state
+    satisfies the expectation, so finished runs are left alone; a pause does not, so a run killed
+    while it waits for a reviewer is found too. Only mwingest's flows are watched.
+    """
+    within = max(10.0, MISSED_HEARTBEATS * (heartbeat_s or heartbeat_seconds()))
+    return {
+        "name": AUTOMATION_NAME,
+        "description": f"mwingest: mark a flow run Crashed when no heartbeat came for {within:.0f} s "
+                       f"(its process was killed or lost).",
+        "enabled": True,
+        "trigger": {"type": "event", "posture": "Proactive",
+                    "match": {"prefect.resource.id": "prefect.flow-run.*"},
+                    "match_related": {"prefect.resource.role": "flow",
+                                      "prefect.resource.name": list(HEARTBEAT_FLOWS)},
+                    "after": ["prefect.flow-run.heartbeat"], "expect": list(_ALIVE_OR_OVER),
+                    "for_each": ["prefect.resource.id"], "threshold": 1, "within": within},
+        "actions": [{"type": "change-flow-run-state", "state": "CRASHED",
+                     "message": f"No heartbeat for {within:.0f} s: the process running this flow "
+                                f"run was killed or lost."}],
+    }
+
+
+def install_crash_automation(server: str | Send, heartbeat_s: float | None = None) -> str:
+    """Create (or bring up to date) the crash automation on a Prefect server; its id.
+
+    ``server``: a local server's API URL, or a :data:`Send` over another client."""
+    send = rest_sender(server) if isinstance(server, str) else server
+    body = crash_automation(heartbeat_s)
+    existing = send("POST", "/automations/filter",
+                    {"automations": {"name": {"any_": [AUTOMATION_NAME]}}})
+    if existing:
+        current = existing[0]
+        trigger = current.get("trigger", {})
+        if (trigger.get("within") != body["trigger"]["within"] or not current.get("enabled")
+                or sorted(trigger.get("expect") or []) != sorted(_ALIVE_OR_OVER)
+                or trigger.get("match_related") != body["trigger"]["match_related"]):
+            send("PUT", f"/automations/{current['id']}", body)
+        return str(current["id"])
+    return str(send("POST", "/automations/", body)["id"])
