@@ -37,26 +37,44 @@ def json_line(outcome: Outcome) -> str:
     return json.dumps({key: data.get(key) for key in JSON_KEYS}, ensure_ascii=False)
 
 
-class JsonLines:
-    """Writes each outcome once, as it happens (outcomes arrive from worker threads)."""
+class OutcomeLines:
+    """Writes one line per outcome on stdout, once, as it happens (outcomes arrive from worker
+    threads); :meth:`finish` writes those no listener call reported, so every item has its line."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._written: Counter[Outcome] = Counter()
 
+    def line(self, outcome: Outcome) -> str:
+        raise NotImplementedError
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+
     def __call__(self, outcome: Outcome) -> None:
         with self._lock:
-            sys.stdout.write(json_line(outcome) + "\n")
+            sys.stdout.write(self.line(outcome) + "\n")
             sys.stdout.flush()
             self._written[outcome] += 1
 
+    def progress(self, source: str, label: str, done: int, total: int) -> None:
+        """Lines have no place for bytes in flight."""
+
     def finish(self, outcomes: Sequence[Outcome]) -> None:
-        """Write the outcomes no listener call reported (so every item has its line)."""
         missing = Counter(outcomes) - self._written
         for outcome in outcomes:
             if missing[outcome] > 0:
                 missing[outcome] -= 1
                 self(outcome)
+
+
+class JsonLines(OutcomeLines):
+    """``--json``: exactly one JSON object per item on stdout."""
+
+    def line(self, outcome: Outcome) -> str:
+        return json_line(outcome)
 
 
 def print_table(outcomes: Sequence[Outcome]) -> None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
+
+from .cli_output import OutcomeLines
 
 if TYPE_CHECKING:
     from .items import Outcome
@@ -54,34 +55,19 @@ def plain_line(outcome: Outcome) -> str:
     return f"{outcome.outcome:<12} {outcome.reason or '-':<20} {name}{where}{message}"
 
 
-class PlainLines:
+class PlainLines(OutcomeLines):
     """Without a terminal: one line per finished file as it ends, then a summary."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self._stream = stream or sys.stdout
-        self._lock = threading.Lock()
+    def __init__(self) -> None:
+        super().__init__()
         self._started = time.monotonic()
-        self._written: Counter[Outcome] = Counter()
 
-    def __call__(self, outcome: Outcome) -> None:
-        with self._lock:
-            self._stream.write(plain_line(outcome) + "\n")
-            self._stream.flush()
-            self._written[outcome] += 1
-
-    def progress(self, source: str, label: str, done: int, total: int) -> None:
-        """Plain output has no place for bytes in flight."""
+    def line(self, outcome: Outcome) -> str:
+        return plain_line(outcome)
 
     def finish(self, outcomes: Sequence[Outcome]) -> None:
-        """The lines no listener call reported (every file has its line), then the summary."""
-        missing = Counter(outcomes) - self._written
-        for outcome in outcomes:
-            if missing[outcome] > 0:
-                missing[outcome] -= 1
-                self(outcome)
-        with self._lock:
-            self._stream.write(summary_line(outcomes, time.monotonic() - self._started) + "\n")
-            self._stream.flush()
+        super().finish(outcomes)
+        self.write(summary_line(outcomes, time.monotonic() - self._started))
 
 
 class LiveProgress:
