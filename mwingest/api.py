@@ -106,7 +106,7 @@ class _ConsoleFilter(logging.Filter):
 
 @contextmanager
 def _prefect_settings(quiet: bool, *, verbose: bool = False,
-                      shows_outcomes: bool = False) -> Iterator[None]:
+                      shows_outcomes: bool = False) -> Iterator[str | None]:
     """Prefect settings for one ad hoc run; a configured server (or test harness) is left alone.
 
     Which server: the one configured (``PREFECT_API_URL``, a harness), else the mwingest local
@@ -116,7 +116,8 @@ def _prefect_settings(quiet: bool, *, verbose: bool = False,
     (``flows.heartbeat``), which do not hold the run's end for a second. ``quiet`` keeps
     Prefect's console lines to warnings (``verbose`` brings the INFO lines back; the run's full
     log still goes to the Prefect API); ``shows_outcomes``: the caller prints each outcome, so
-    the console leaves out the flow's outcome lines. Each warning is printed once.
+    the console leaves out the flow's outcome lines. Each warning is printed once. Yields the
+    API URL the run reports to (None: ephemeral).
     """
     from prefect.settings import (
         PREFECT_API_URL,
@@ -148,7 +149,7 @@ def _prefect_settings(quiet: bool, *, verbose: bool = False,
         handler.addFilter(console_filter)
     try:
         with temporary_settings(updates=updates):
-            yield
+            yield PREFECT_API_URL.value() or None
     finally:
         for handler, level in zip(consoles, levels, strict=True):
             handler.setLevel(level)
@@ -199,12 +200,17 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
         preflight(wiki)
     from flows.ingest import OUTCOME_LISTENERS, PROGRESS_LISTENERS, ingest_batch
 
+    from .prefectenv import is_local_server
+
     if on_outcome is not None:
         OUTCOME_LISTENERS.append(on_outcome)
     if on_progress is not None:
         PROGRESS_LISTENERS.append(on_progress)
     try:
-        with _prefect_settings(quiet, verbose=verbose, shows_outcomes=quiet and not verbose):
+        with _prefect_settings(quiet, verbose=verbose,
+                               shows_outcomes=quiet and not verbose) as api_url:
+            if review_timeout_s is None and api_url and is_local_server(api_url):
+                review_timeout_s = 0  # nobody may watch the local server's UI: needs-review at once
             rows = ingest_batch(
                 sources=list(sources), wiki=wiki, credentials_block=credentials_block,
                 filename=filename, comment=comment, text=text, text_template=text_template,

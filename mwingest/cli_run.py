@@ -56,8 +56,6 @@ def run_flow(sources: list[str], *, wiki: str | None, username: str | None, cred
         raise fail(str(exc)) from None
     if choice.kind == "local" and choice.api_url is None:
         choice = use_prefect()  # no server yet, and the login works: start one now
-    if choice.kind == "local" and review_wait is None:
-        review_wait = 0  # nobody may be watching the local server's UI: needs-review at once
     display = _display(sources, glob, text_template, as_json)
     try:
         with display if hasattr(display, "__enter__") else contextlib.nullcontext():

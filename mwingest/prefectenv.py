@@ -87,3 +87,9 @@ def choose(announce: Callable[[str], None] | None = None, *,
         localserver.touch()
     os.environ["PREFECT_API_URL"] = info.api_url
     return PrefectChoice("local", info.api_url, info.ui_url, started)
+
+
+def is_local_server(api_url: str) -> bool:
+    """Whether ``api_url`` is the mwingest local server's (whose UI nobody may be watching)."""
+    info = localserver.read_state()
+    return info is not None and info.api_url.rstrip("/") == api_url.rstrip("/")

@@ -89,6 +89,7 @@ def test_first_command_starts_the_server_later_ones_reuse_it_and_stop_leaves_not
     u = unique()
     files = _write_pngs(tmp_path / "in", f"First {u}.png", f"Second {u}.png")
     first, second = files.values()
+    [conflict] = _write_pngs(tmp_path / "other", f"Conflict {u}.png").values()
     mwingest(env, "server", "status").expect(1)
 
     ran = mwingest(env, "upload", str(first)).expect(0)
@@ -99,10 +100,14 @@ def test_first_command_starts_the_server_later_ones_reuse_it_and_stop_leaves_not
     again = mwingest(env, "upload", str(second)).expect(0)
     assert "started a local Prefect server" not in again.stderr
     assert _state(home)["pid"] == state["pid"]  # the same server, not a second one
+    # A name taken by other bytes: with the local server nobody may watch the UI's pause form,
+    # so the file waits as needs-review at once (decided later with `mwingest review`).
+    waiting = mwingest(env, "upload", str(conflict), "--filename", first.name, "--json").expect(1)
+    assert [r["outcome"] for r in waiting.rows()] == ["needs-review"]
 
     # Both runs are in that server's history, finished, and the files are on the wiki intact.
     runs = _runs(state["api_url"])
-    assert [r["state_type"] for r in runs] == ["COMPLETED", "COMPLETED"], [
+    assert [r["state_type"] for r in runs] == ["COMPLETED"] * 3, [
         (r["name"], r["state_name"]) for r in runs]
     session = session_for(wiki)
     for path in files.values():
