@@ -47,6 +47,7 @@ from .devwiki_php import (  # noqa: F401 - php_literal is part of this module's 
     _instance_settings,
     php_literal,
 )
+from .procs import group_alive
 
 MW_DIR = Path("/usr/share/mediawiki")
 APT_PACKAGES = ("mediawiki", "php-cli", "php-sqlite3", "php-intl", "php-mbstring", "php-xml", "php-curl")
@@ -258,17 +259,6 @@ class DevWiki:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def group_alive(pgid: int) -> bool:
-    """True while a live (non-zombie) process is in group *pgid*. Reads /proc: Linux only."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            # Fields after the ")" that closes the command name: state ppid pgrp ...
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                return True
-    return False
 
 
 def _kill_group(process: subprocess.Popen[bytes], grace: float = 3.0) -> None:

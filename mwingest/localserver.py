@@ -33,6 +33,7 @@ import requests
 
 from .crashwatch import install_crash_automation
 from .paths import mwingest_home
+from .procs import alive, group_alive
 
 #: The server stops itself after this long without use (``MWINGEST_SERVER_IDLE_S``; 0: never).
 DEFAULT_IDLE_S = 3600.0
@@ -77,24 +78,6 @@ class Paths:
         self.prefect_home = self.root / "prefect-home"
 
 
-def _alive(pid: int) -> bool:
-    """True while ``pid`` is a live, non-zombie process (reads /proc: Linux)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return False
-    return fields[0] not in ("Z", "X")
-
-
-def _group_alive(pgid: int) -> bool:
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                return True
-    return False
-
-
 def _http() -> requests.Session:
     http = requests.Session()
     http.trust_env = False  # loopback only: never through a proxy
@@ -116,7 +99,7 @@ def read_state(paths: Paths | None = None) -> ServerInfo | None:
         info = ServerInfo(**json.loads(paths.state.read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    if not _alive(info.pid):
+    if not alive(info.pid):
         with contextlib.suppress(OSError):
             paths.state.unlink()
         return None
@@ -220,7 +203,7 @@ def _wait_healthy(api_url: str, pid: int, timeout: float,
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             return False
-        if process is None and not _alive(pid):
+        if process is None and not alive(pid):
             return False
         if healthy(api_url, timeout=2.0):
             return True
@@ -243,7 +226,7 @@ def _stop_group(pgid: int, grace: float = STOP_GRACE_S) -> None:
         while time.monotonic() < deadline:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(-pgid, os.WNOHANG)  # reap our own children (start() in this process)
-            if not _group_alive(pgid):
+            if not group_alive(pgid):
                 return
             time.sleep(0.1)
 
