@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import OversizedRequestError, PermanentApiError, ResyncError
+from .errors import ApiError, OversizedRequestError, PermanentApiError, ResyncError
 from .hashing import sha1_file
 from .session import WikiSession
 from .streams import FilePart
@@ -114,7 +114,9 @@ def send_next_chunk(session: WikiSession, state: ChunkState, *, min_chunk_size: 
         if exc.code == "badupload" and state.chunk_size > min_chunk_size:
             return _shrink(state, min_chunk_size, exc.info)
         if _chunks_unreadable(exc) and state.offset + length >= state.filesize:
-            return _assembly_broken(session, state, exc, length)
+            return _session_lost(session, state, exc, length, f"the wiki cannot read its chunks any "
+                                 f"more ({exc.info}; for files this big, async assembly avoids "
+                                 f"the web request's time limit)")
         raise
     sent = state.bytes_sent + length
     if result.kind == ResultKind.CONTINUE:
@@ -156,19 +158,19 @@ def _chunks_unreadable(exc: PermanentApiError) -> bool:
                                           or "backend-fail-read" in info)
 
 
-def _assembly_broken(session: WikiSession, state: ChunkState, exc: PermanentApiError,
-                     length: int) -> ChunkState:
-    """The final chunk found the session's chunks unreadable: take the assembled file if the
-    stash has it after all, else start a new session from 0 (bounded, like every restart)."""
+def _session_lost(session: WikiSession, state: ChunkState, exc: ApiError, length: int,
+                  why: str) -> ChunkState:
+    """The upload session cannot go on: take the assembled file if the stash has it after all
+    (the final chunk landed and its answer was lost), else start a new session from 0 (bounded:
+    after ``MAX_RESTARTS`` the wiki's error is raised)."""
     found = find_finished_stash(session, state.sha1, state.filesize)
     if found is not None:
         key, info = found
+        log.info("found the assembled %s in the stash as %s", state.filename, key)
         return _finished(state, key, info, {})
     if state.restarts >= MAX_RESTARTS:
         raise exc
-    log.warning("the wiki cannot read the chunks of %s any more (%s); sending it again from 0 "
-                "(for files this big, async assembly avoids the web request's time limit)",
-                state.filename, exc.info)
+    log.warning("%s: %s; sending it again from 0", state.filename, why)
     return _restart(replace(state, bytes_sent=state.bytes_sent + length))
 
 
@@ -204,15 +206,7 @@ def _resync(session: WikiSession, state: ChunkState, exc: ResyncError, length: i
         return replace(state, offset=state.filesize, polling=True, resyncs=0,
                        bytes_sent=state.bytes_sent + length)
     # Session gone (published, cleaned up, or the final chunk landed and its answer was lost).
-    found = find_finished_stash(session, state.sha1, state.filesize)
-    if found is not None:
-        key, info = found
-        log.info("found the assembled %s in the stash as %s", state.filename, key)
-        return _finished(state, key, info, {})
-    if state.restarts >= MAX_RESTARTS:
-        raise exc
-    log.warning("upload session of %s is gone (%s); restarting from 0", state.filename, exc.code)
-    return _restart(replace(state, bytes_sent=state.bytes_sent + length))
+    return _session_lost(session, state, exc, length, f"its upload session is gone ({exc.code})")
 
 
 def resume(session: WikiSession, state: ChunkState) -> ChunkState:
