@@ -11,10 +11,12 @@ It stops before the flow returns, so no heartbeat can follow the run's final sta
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
 from prefect.context import get_run_context
 from prefect.events import emit_event
@@ -22,6 +24,8 @@ from prefect.events import emit_event
 from mwingest.crashwatch import heartbeat_seconds
 
 log = logging.getLogger("mwingest.heartbeat")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @contextmanager
@@ -63,3 +67,16 @@ def heartbeats(interval_s: float | None = None) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+def heartbeating(fn: Callable[P, R]) -> Callable[P, R]:
+    """``fn`` (a flow's body, called inside its flow run) with :func:`heartbeats` around it.
+
+    Not for a ``@flow`` function itself: Prefect resolves its parameters' annotations in the
+    module of the function it is given, which would be this one."""
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with heartbeats():  # a run whose process dies is marked Crashed by the server
+            return fn(*args, **kwargs)
+
+    return wrapper

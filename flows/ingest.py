@@ -26,7 +26,7 @@ from prefect.context import get_run_context
 from prefect.futures import PrefectConcurrentFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.heartbeat import heartbeats
+from flows.heartbeat import heartbeating
 from flows.plainparams import plain_parameters
 from flows.review import ask_reviewer, describe_conflict
 from mwingest import upload
@@ -190,6 +190,7 @@ def _can_pause(review_timeout_s: int | None, stash_max_age: timedelta) -> int:
     return min(3600, bound) if os.environ.get("PREFECT_API_URL") else 0
 
 
+@heartbeating
 def run_batch(credentials: Credentials, sources: list[str], *, filename: str | None = None,
               comment: str = "Uploaded with mwingest", text: str | None = None,
               text_template: str | None = None, tags: list[str] | None = None,
@@ -213,25 +214,6 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
     within one request's time limit. ``max_pixels``: images with more pixels are refused as
     bombs (default Pillow's 89.5 megapixels).
     """
-    with heartbeats():  # a run whose process dies is marked Crashed by the server
-        return _run_batch(credentials, sources, filename=filename, comment=comment, text=text,
-                          text_template=text_template, tags=tags, chunk_size_mb=chunk_size_mb,
-                          on_warning=on_warning, concurrency=concurrency,
-                          review_timeout_s=review_timeout_s, ledger_path=ledger_path, glob=glob,
-                          recursive=recursive, manifest_root=manifest_root,
-                          allow_hosts=allow_hosts, url_mode=url_mode, stash_hours=stash_hours,
-                          retry_budget_s=retry_budget_s, async_assembly=async_assembly,
-                          max_pixels=max_pixels)
-
-
-def _run_batch(credentials: Credentials, sources: list[str], *, filename: str | None,
-               comment: str, text: str | None, text_template: str | None,
-               tags: list[str] | None, chunk_size_mb: float, on_warning: dict[str, str] | None,
-               concurrency: int, review_timeout_s: int | None, ledger_path: str | None,
-               glob: str, recursive: bool, manifest_root: str | None,
-               allow_hosts: list[str] | None, url_mode: str, stash_hours: float | None,
-               retry_budget_s: float, async_assembly: bool,
-               max_pixels: int | None) -> list[dict]:
     log = get_run_logger()
     started = time.monotonic()
     run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]

@@ -45,36 +45,30 @@ def resolve_review(item_id: int, decision: Literal["skip", "publish", "rename"],
         comment: The upload summary for the publish.
         credentials: The wiki and how to log in: pick a MediaWiki Credentials block.
     """
+    # Not a decorator: Prefect resolves the signature's annotations in the function's module.
     with heartbeats():  # a run whose process dies is marked Crashed by the server
-        return _resolve(item_id, decision, new_filename, wiki, credentials_block, ledger_path,
-                        comment, credentials)
+        log = get_run_logger()
+        run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
+        retry = RetryPolicy()
+        creds = (credentials.to_credentials() if credentials is not None
+                 else resolve_credentials(wiki, credentials_block))
+        session, rules = retry.call(lambda: open_wiki(creds), what="opening the wiki")
+        with Ledger(ledger_path or default_path()) as ledger:
+            ctx = JobContext(session, rules, ledger, IngestOptions(comment=comment, retry=retry),
+                             run_id=run_id)
+            job = Job.from_ledger(ctx, item_id)
+            if job.verdict is None and job.row is not None and job.row.state.value != "needs-review":
+                raise ValueError(f"ledger item {item_id} is {job.row.state}, not needs-review")
+            log.info("item %d (%s): carrying out %s", item_id, job.item.filename, decision)
+            try:
+                if job.verdict is None:
+                    job.decide(decision, new_name=new_filename or None, by="resolve-review")
+                    drive(job, label=job.item.label)
+            except Exception as exc:  # noqa: BLE001 - the outcome says what went wrong
+                job.fail(exc)
+            finally:
+                job.finish()
+        return job.outcome().as_dict()
 
 
 plain_parameters(resolve_review)
-
-
-def _resolve(item_id: int, decision: str, new_filename: str | None, wiki: str | None,
-             credentials_block: str | None, ledger_path: str | None, comment: str,
-             credentials: MediaWikiCredentials | None) -> dict:
-    log = get_run_logger()
-    run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
-    retry = RetryPolicy()
-    creds = (credentials.to_credentials() if credentials is not None
-             else resolve_credentials(wiki, credentials_block))
-    session, rules = retry.call(lambda: open_wiki(creds), what="opening the wiki")
-    with Ledger(ledger_path or default_path()) as ledger:
-        ctx = JobContext(session, rules, ledger, IngestOptions(comment=comment, retry=retry),
-                         run_id=run_id)
-        job = Job.from_ledger(ctx, item_id)
-        if job.verdict is None and job.row is not None and job.row.state.value != "needs-review":
-            raise ValueError(f"ledger item {item_id} is {job.row.state}, not needs-review")
-        log.info("item %d (%s): carrying out %s", item_id, job.item.filename, decision)
-        try:
-            if job.verdict is None:
-                job.decide(decision, new_name=new_filename or None, by="resolve-review")
-                drive(job, label=job.item.label)
-        except Exception as exc:  # noqa: BLE001 - the outcome says what went wrong
-            job.fail(exc)
-        finally:
-            job.finish()
-    return job.outcome().as_dict()
