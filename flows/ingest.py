@@ -34,7 +34,7 @@ from mwingest.connect import open_wiki
 from mwingest.credentials import Credentials
 from mwingest.errors import reason_code
 from mwingest.items import NEEDS_REVIEW, IngestItem, Outcome
-from mwingest.job import Job, JobContext
+from mwingest.job import OUTCOME_LOG, Job, JobContext
 from mwingest.ledger import Ledger, default_path
 from mwingest.manifest import collect
 from mwingest.options import IngestOptions
@@ -59,7 +59,7 @@ def _tell(outcome: Outcome, label: str) -> None:
     get_run_logger().log(
         logging.INFO if outcome.ok else logging.WARNING, "%s %s (%s): %s", label,
         words.get(outcome.outcome, outcome.outcome), outcome.reason, outcome.message or "",
-        extra={"mwingest_outcome": True})  # a console that shows outcomes itself drops these
+        extra=OUTCOME_LOG)  # a console that shows outcomes itself drops these
     for listener in list(OUTCOME_LISTENERS):
         listener(outcome)
 

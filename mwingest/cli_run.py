@@ -38,9 +38,10 @@ def use_prefect(*, start: bool = True) -> PrefectChoice:
         raise fail(str(exc)) from None
 
 
-def run_flow(sources: list[str], *, wiki: str | None, username: str | None, credentials: str | None,
-         as_json: bool, glob: str = "*", text_template: str | None = None,
-         review_wait: int | None = None, **params: Any) -> None:
+def run_flow(sources: list[str], *, wiki: str | None, username: str | None,
+             credentials: str | None, as_json: bool, glob: str = "*",
+             text_template: str | None = None, review_wait: int | None = None,
+             **params: Any) -> None:
     """Run the batch flow over ``sources``; report as JSON lines, a live display or plain lines."""
     if username:
         os.environ["MWINGEST_USERNAME"] = username
@@ -111,7 +112,6 @@ def import_flows_meanwhile() -> None:
             importlib.import_module("flows.ingest")
 
     threading.Thread(target=load, name="mwingest-import", daemon=True).start()
-
 
 
 def exit_fast_with(code: int) -> None:

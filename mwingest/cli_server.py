@@ -32,8 +32,7 @@ def server_start(
         raise fail(str(exc)) from None
     typer.echo(f"{'started' if started else 'already running'}: Prefect UI at {info.ui_url} "
                f"(API {info.api_url}, pid {info.pid}); "
-               + ("never stops by itself" if info.idle_s <= 0
-                  else f"stops after {info.idle_s:g} s idle") + "; `mwingest server stop` stops it")
+               f"{localserver.idle_words(info)}; `mwingest server stop` stops it")
 
 
 @server_app.command("stop")

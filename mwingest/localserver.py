@@ -66,6 +66,14 @@ class ServerInfo:
     idle_s: float
 
 
+def idle_words(info: ServerInfo) -> str:
+    """When the server stops by itself, in the words a command prints."""
+    idle = info.idle_s
+    if idle <= 0:
+        return "never stops by itself"
+    return f"stops after {idle / 3600:g} h idle" if idle >= 3600 else f"stops after {idle:g} s idle"
+
+
 class Paths:
     """Where the local server keeps its state, under the mwingest home."""
 

@@ -77,12 +77,8 @@ def choose(announce: Callable[[str], None] | None = None, *,
     if info is None:
         info, started = localserver.start()
         if announce is not None:
-            idle = info.idle_s
-            when = "never stops by itself" if idle <= 0 else (
-                f"stops after {idle / 3600:g} h idle" if idle >= 3600 else
-                f"stops after {idle:g} s idle")
-            announce(f"mwingest: started a local Prefect server, UI at {info.ui_url} ({when}; "
-                     f"`mwingest server stop` stops it now)")
+            announce(f"mwingest: started a local Prefect server, UI at {info.ui_url} "
+                     f"({localserver.idle_words(info)}; `mwingest server stop` stops it now)")
     else:
         localserver.touch()
     os.environ["PREFECT_API_URL"] = info.api_url
