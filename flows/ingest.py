@@ -41,7 +41,7 @@ from mwingest.options import IngestOptions
 from mwingest.policy import Action, WarningPolicy
 from mwingest.retry import DEFAULT_BUDGET_S, RetryPolicy
 from tasks.report import Progress, publish_report
-from tasks.steps import drive
+from tasks.steps import carry_out, drive
 
 #: Upper bound of worker threads; the ``concurrency`` parameter narrows it per run.
 MAX_WORKERS = 16
@@ -157,14 +157,8 @@ def review_file(job: Job, timeout_s: int) -> Job:
     else:
         answer = state.result()
         log.info("%s: reviewer chose %s", label, answer["action"])
-        try:
-            job.decide(answer["action"], new_name=answer.get("new_filename") or None,
-                       by="reviewer", note=answer.get("note") or None)
-            drive(job, label=label)
-        except Exception as exc:  # noqa: BLE001 - the outcome says what went wrong
-            job.fail(exc)
-        finally:
-            job.finish()
+        carry_out(job, answer["action"], new_name=answer.get("new_filename") or None,
+                  by="reviewer", note=answer.get("note") or None, label=label)
     _tell(job.outcome(), label)
     return job
 

@@ -20,7 +20,7 @@ from mwingest.ledger import Ledger, default_path
 from mwingest.options import IngestOptions
 from mwingest.retry import RetryPolicy
 from tasks.blocks import MediaWikiCredentials
-from tasks.steps import drive
+from tasks.steps import carry_out
 
 
 @flow(name="resolve-review", flow_run_name="resolve · item {item_id} · {decision}")
@@ -60,14 +60,8 @@ def resolve_review(item_id: int, decision: Literal["skip", "publish", "rename"],
             if job.verdict is None and job.row is not None and job.row.state.value != "needs-review":
                 raise ValueError(f"ledger item {item_id} is {job.row.state}, not needs-review")
             log.info("item %d (%s): carrying out %s", item_id, job.item.filename, decision)
-            try:
-                if job.verdict is None:
-                    job.decide(decision, new_name=new_filename or None, by="resolve-review")
-                    drive(job, label=job.item.label)
-            except Exception as exc:  # noqa: BLE001 - the outcome says what went wrong
-                job.fail(exc)
-            finally:
-                job.finish()
+            carry_out(job, decision, new_name=new_filename or None, by="resolve-review",
+                      label=job.item.label)
         return job.outcome().as_dict()
 
 

@@ -63,3 +63,17 @@ def drive(job: Job, *, label: str, on_step: Callable[[Job], None] | None = None)
             policy.call(job.step, what=f"{label} ({job.label()})")
         if on_step is not None:
             on_step(job)
+
+
+def carry_out(job: Job, action: str, *, new_name: str | None, by: str, label: str,
+              note: str | None = None) -> None:
+    """A decision on a file that waited for one (a reviewer's answer, ``mwingest review``), then
+    the rest of its journey; whatever goes wrong becomes the file's outcome."""
+    try:
+        if job.verdict is None:  # a row another run holds has its verdict already
+            job.decide(action, new_name=new_name, by=by, note=note)
+            drive(job, label=label)
+    except Exception as exc:  # noqa: BLE001 - the outcome says what went wrong
+        job.fail(exc)
+    finally:
+        job.finish()
