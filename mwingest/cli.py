@@ -361,6 +361,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if console_script:
         import atexit
 
+        from .warm import run_warm
+
+        warm_code = run_warm(sys.argv[1:])
+        if warm_code is not None:  # the warm runner ran it (mwingest.warm)
+            sys.exit(warm_code)
+
         atexit.register(exit_after_prefect)
     command = typer.main.get_command(app)
     try:

@@ -57,6 +57,10 @@ def run_flow(sources: list[str], *, wiki: str | None, username: str | None,
         raise fail(str(exc)) from None
     if choice.kind == "local" and choice.api_url is None:
         choice = use_prefect()  # no server yet, and the login works: start one now
+    if choice.kind == "local" and choice.api_url:
+        from .warm import ensure_started
+
+        ensure_started(choice.api_url)  # the next flow command starts warm
     display = _display(sources, glob, text_template, as_json)
     try:
         with display if hasattr(display, "__enter__") else contextlib.nullcontext():
