@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,7 @@ def test_flow_commands_run_warm_with_their_own_streams_env_and_exit_status(
     files = _write_pngs(tmp_path / "in", f"Warm {u}.png", f"Declined {u}.png", f"Cold {u}.png",
                         f"Other {u}.png", f"Terminal {u}.png")
     warm_png, declined, cold, other, terminal = files.values()
+    env = {**env, "MWINGEST_HEARTBEAT_S": "3"}  # a killed run is Crashed 10 s after its end
     mwingest(env, "server", "start").expect(0)
     runner = wait_for_runner(home)
 
@@ -72,27 +74,18 @@ def test_flow_commands_run_warm_with_their_own_streams_env_and_exit_status(
     runs = _runs(runner["api_url"])
     assert [r["state_type"] for r in runs] == ["COMPLETED"] * 5  # the rejected one too
 
-    # SIGTERM to the command reaches the run's process: both are gone, the taken name untouched.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mwingest.cli", "upload", str(other), "--filename", warm_png.name,
-         "--review-wait", "600"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(children_served(home)) < 4:
-            time.sleep(0.2)
-        child = children_served(home)[-1]
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not any(
-                r["state_type"] == "PAUSED" for r in _runs(runner["api_url"])):
-            time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) != 0
-    finally:
-        proc.kill()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and alive(child):
-        time.sleep(0.1)
-    assert not alive(child)
+    # Ctrl-C on a run waiting for a reviewer: the command ends within seconds, warm or not; the
+    # run's process is gone and the server marks the run Crashed; the taken name is untouched.
+    for where in ("warm", "in process"):
+        served = len(children_served(home))
+        run_env = {**env, "MWINGEST_WARM": "1" if where == "warm" else "0"}
+        code, took, runs = _interrupt_while_paused(run_env, runner["api_url"], other, warm_png.name)
+        assert code == 130 and took < 20, (where, code, took)
+        assert {r["state_type"] for r in runs} <= {"CRASHED", "CANCELLED", "FAILED"}, (where, [
+            (r["name"], r["state_name"]) for r in runs])
+        if where == "warm":
+            child = children_served(home)[-1]
+            assert len(children_served(home)) == served + 1 and not alive(child)
     info = upload.file_info(session, warm_png.name)
     assert info is not None and info["sha1"] == sha1_of(warm_png)
 
@@ -100,6 +93,35 @@ def test_flow_commands_run_warm_with_their_own_streams_env_and_exit_status(
     mwingest(env, "server", "stop").expect(0)
     assert not alive(runner["pid"]) and not Path(runner["socket"]).exists()
     assert _state(home) is None and not (home / "prefect-server" / "warm.json").exists()
+
+
+def _interrupt_while_paused(run_env: dict[str, str], api_url: str, source: Path, taken: str
+                            ) -> tuple[int, float, list[dict[str, Any]]]:
+    """Start an upload onto a taken name, Ctrl-C it once it waits for a reviewer: its exit
+    status, seconds from the signal to its end, and its runs once none is running any more."""
+    before = {r["id"] for r in _runs(api_url)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mwingest.cli", "upload", str(source), "--filename", taken,
+         "--review-wait", "600"], env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(
+                r["state_type"] == "PAUSED" for r in _runs(api_url) if r["id"] not in before):
+            time.sleep(0.3)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+    runs: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        runs = [r for r in _runs(api_url) if r["id"] not in before]
+        if runs and not any(r["state_type"] in ("RUNNING", "PAUSED", "PENDING") for r in runs):
+            break
+        time.sleep(1)
+    return code, took, runs
 
 
 def test_the_runner_retires_when_its_server_dies(env, home):  # noqa: F811 - fixtures
