@@ -2,11 +2,14 @@
 
 Two questions, each answered with printed figures (nothing is asserted):
 
-* **Warm one-file upload**: ``mwingest upload photo.png`` with the local Prefect server already
-  running, against the plainest correct ``requests`` script doing the same upload (login, token,
-  one POST). Also the first command in a new home (it starts the server) and the ephemeral mode.
-* **Memory flat in file size**: the peak RSS (VmHWM) of the ``mwingest`` process itself — the
-  Prefect server apart — for a 1 MiB WAV and for big chunked ones (default 256 MiB and 2 GiB).
+* **Warm one-file upload**: ``mwingest upload photo.png`` with the local Prefect server and its
+  warm runner (``mwingest.warm``) already running, against the plainest correct ``requests``
+  script doing the same upload (login, token, one POST), and the same command with
+  ``MWINGEST_WARM=0``. Also the first command in a new home (it starts the server) and the
+  ephemeral mode.
+* **Memory flat in file size**: the peak RSS (VmHWM) of the process that runs the upload — the
+  command, or the warm runner's child that runs it; the Prefect server apart — for a 1 MiB WAV
+  and for big chunked ones (default 256 MiB and 2 GiB).
   VmHWM is read from ``/proc/PID/status`` while the command runs; it only grows, so the last
   reading before the process ends is its peak.
 
