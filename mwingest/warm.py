@@ -315,6 +315,7 @@ def serve(paths: Paths | None = None) -> int:
             conn.settimeout(None)
             if os.fork() == 0:
                 sock.close()
+                lock.close()  # a long run must not keep the next runner from starting
                 _child(conn, stamp, api_url)
             conn.close()
     finally:
