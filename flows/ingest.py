@@ -194,7 +194,8 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
               manifest_root: str | None = None, allow_hosts: list[str] | None = None,
               url_mode: str = "wiki", stash_hours: float | None = None,
               retry_budget_s: float = DEFAULT_BUDGET_S, async_assembly: bool = False,
-              max_pixels: int | None = None) -> list[dict]:
+              max_pixels: int | None = None, location: bool = False,
+              required_columns: list[str] | None = None) -> list[dict]:
     """The body every import flow shares (called inside a flow run).
 
     ``manifest_root`` widens where manifest paths may lead; ``allow_hosts`` lets URL items reach
@@ -206,7 +207,9 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
     ``async_assembly``: the wiki assembles a chunked file in a job (``async=1`` on the final
     chunk; its job runner must run ``AssembleUploadChunks``), for files too big to assemble
     within one request's time limit. ``max_pixels``: images with more pixels are refused as
-    bombs (default Pillow's 89.5 megapixels).
+    bombs (default Pillow's 89.5 megapixels). ``location``: a ``{{Location}}`` line from each
+    file's GPS position (off: positions can be private); ``required_columns``: manifest columns
+    every row must fill (``missing-column-value``).
     """
     log = get_run_logger()
     started = time.monotonic()
@@ -222,7 +225,7 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
                             max_pixels=max_pixels)
     ledger_file = ledger_path or str(default_path())
     items = collect(sources, glob=glob, recursive=recursive, text_template=text_template,
-                    root=manifest_root)
+                    root=manifest_root, location=location, required=required_columns or ())
     if filename and len(items) == 1:
         items = [replace(items[0], filename=filename)]
     log.info("%d files to ingest into %s as %s", len(items), session.api_url, session.user)
@@ -277,13 +280,15 @@ def ingest_batch(
     retry_budget_s: float = DEFAULT_BUDGET_S,
     async_assembly: bool = False,
     max_pixels: int | None = None,
+    location: bool = False,
+    required_columns: list[str] | None = None,
 ) -> list[dict]:
     """Put files, folders, manifests or URLs on a wiki; one outcome per file.
 
     ``wiki`` is the API URL (default ``MWINGEST_API_URL``); the secret comes from
     ``credentials_block`` or the environment, never from a parameter. ``manifest_root``,
     ``allow_hosts``, ``url_mode``, ``stash_hours``, ``retry_budget_s``, ``async_assembly`` and
-    ``max_pixels``: see :func:`run_batch`.
+    ``max_pixels``, ``location``, ``required_columns``: see :func:`run_batch`.
     """
     return run_batch(
         resolve_credentials(wiki, credentials_block), sources, filename=filename,
@@ -292,7 +297,8 @@ def ingest_batch(
         concurrency=concurrency, review_timeout_s=review_timeout_s, ledger_path=ledger_path,
         glob=glob, recursive=recursive, manifest_root=manifest_root, allow_hosts=allow_hosts,
         url_mode=url_mode, stash_hours=stash_hours, retry_budget_s=retry_budget_s,
-        async_assembly=async_assembly, max_pixels=max_pixels)
+        async_assembly=async_assembly, max_pixels=max_pixels, location=location,
+        required_columns=required_columns)
 
 
 plain_parameters(ingest_batch)

@@ -32,6 +32,7 @@ import typer
 from .cli_output import JSON_KEYS, JsonLines, exit_code, fail, json_line, print_table
 from .cli_run import VERBOSE, exit_after_prefect, exit_fast_with, run_flow, use_prefect
 from .cli_server import server_app
+from .cli_sheet import sheet
 
 __all__ = ["JSON_KEYS", "app", "exit_code", "json_line", "main", "parse_size"]
 
@@ -169,14 +170,21 @@ def upload(
 
 @app.command("import")
 def import_(
-    source: Annotated[str, typer.Argument(help="A folder, or a manifest (.csv / .jsonl)")],
+    source: Annotated[str, typer.Argument(help="A folder, or a manifest (.csv / .xlsx / .jsonl)")],
     wiki: WikiOpt = None, username: UserOpt = None, credentials: BlockOpt = None,
     glob: Annotated[str, typer.Option(help="Folder scan pattern (recursive)")] = "*",
     text: Annotated[str | None, typer.Option(help="Page text for new file pages")] = None,
     text_file: TextFileOpt = None,
     text_template: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False, readable=True,
-        help="Page text template with {column} placeholders from the manifest")] = None,
+        help="Page text template: {column} placeholders from the manifest, {date}, {author}, "
+        "{gps.lat} … from the file's metadata")] = None,
+    location: Annotated[bool, typer.Option(
+        "--location", help="Add a {{Location|lat|lon}} line from the file's GPS position "
+        "(off by default: a position can be private)")] = False,
+    require: Annotated[str | None, typer.Option(
+        "--require", help="Manifest columns that must have a value, comma separated (a header "
+        "ending in * is required too); a row without one is rejected")] = None,
     comment: CommentOpt = "Uploaded with mwingest",
     tags: TagsOpt = None,
     chunk_size: ChunkOpt = "16MiB",
@@ -189,9 +197,11 @@ def import_(
 ) -> None:
     """Import a folder (recursive) or a manifest; a bad manifest row is that item's rejection."""
     if not Path(source).exists():
-        raise fail(f"{source} does not exist (give a folder or a .csv/.jsonl manifest)")
+        raise fail(f"{source} does not exist (give a folder or a .csv/.xlsx/.jsonl manifest)")
     params = _common(text, text_file, tags, chunk_size, on_warning, root, allow_host, fetch)
-    params.update(retry_budget_s=retry_budget, stash_hours=stash_hours, max_pixels=max_pixels)
+    params.update(retry_budget_s=retry_budget, stash_hours=stash_hours, max_pixels=max_pixels,
+                  location=location,
+                  required_columns=[c.strip() for c in (require or "").split(",") if c.strip()])
     if text_template is not None:
         from .manifest import load_template
 
@@ -317,6 +327,7 @@ def _waiting_item(item_id: int, ledger: str | None) -> Path:
 
 
 app.add_typer(server_app, name="server")
+app.command("sheet")(sheet)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Turn what the user points at (files, URLs, a folder, a CSV/JSONL manifest) into items.
+"""Turn what the user points at (files, URLs, a folder, a CSV/JSONL/XLSX manifest) into items.
 
 Why every problem becomes an item and not an exception: a bulk import of 10,000 rows must not stop
 at row 17. A bad row is that row's ``rejected`` outcome, with a reason naming the line, and the
@@ -6,6 +6,12 @@ rest goes on. Paths from a manifest resolve against the manifest's folder and mu
 (``unsafe-path``) unless the caller widens the root: manifests come from other people. Sources
 that look like URLs of another scheme (``file://``, ``ftp://``) are ``unsafe-url`` at once; http(s)
 URLs are checked later, by the pipeline, against the network rules (:mod:`mwingest.netsafe`).
+
+A text template is filled from the row's columns *and* the file's own metadata
+(:mod:`mwingest.metadata`: ``{date}``, ``{author}``, ``{gps.lat}`` …), a column with a value
+winning; for files and folders given directly, from the metadata alone. A column whose header
+ends in ``*`` (as ``mwingest sheet`` writes ``description*``) or that the caller names in
+``required`` must have a value: a row without one is ``missing-column-value``, naming it.
 """
 
 from __future__ import annotations
@@ -20,20 +26,57 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
+from . import metadata
 from .items import IngestItem
 
-MANIFEST_SUFFIXES = {".csv", ".jsonl", ".ndjson"}
+MANIFEST_SUFFIXES = {".csv", ".jsonl", ".ndjson", ".xlsx"}
 KNOWN_COLUMNS = {"source", "filename", "text", "comment", "tags"}
 #: ``scheme://`` at the start: a URL, not a path (only http and https are ever fetched).
 _URL_LIKE = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def collect(sources: Iterable[str], *, glob: str = "*", recursive: bool = True,
-            text_template: str | None = None, root: str | None = None) -> list[IngestItem]:
+            text_template: str | None = None, root: str | None = None, location: bool = False,
+            required: Iterable[str] = ()) -> list[IngestItem]:
     """Items for every source: a URL, a file, a folder (scanned) or a manifest (read).
 
     ``root`` widens what a manifest's paths may reach: the manifest's folder *and* ``root``.
+    ``text_template`` fills the page text of every local file (from the manifest row and the
+    file's metadata); ``location`` adds a ``{{Location}}`` line from the file's GPS position
+    (off by default: a position can be private); ``required``: manifest columns that must have
+    a value.
     """
+    items = _collect(sources, glob=glob, recursive=recursive, text_template=text_template,
+                     root=root, required=required)
+    if text_template is None and not location:
+        return items
+    template = load_template(text_template) if text_template else None
+    return [_describe(item, template, location) for item in items]
+
+
+def _describe(item: IngestItem, template: str | None, location: bool) -> IngestItem:
+    """A local file given directly gets its text from the template and its metadata; a manifest
+    row was filled when it was read (``line`` is set). ``location`` applies to both."""
+    if item.error or item.is_url:
+        return item
+    meta = metadata.read_metadata(item.source) if (template or location) else metadata.FileMetadata()
+    if template and item.line is None and not item.text:
+        try:
+            item = replace(item, text=fill_template(template, metadata.template_values({}, meta)))
+        except KeyError as exc:
+            return replace(item, error="template-field-missing",
+                           error_message=f"{item.source}: the text template needs {exc}, which "
+                           "is neither a metadata field nor given")
+        except (ValueError, TypeError) as exc:
+            return replace(item, error="template-error",
+                           error_message=f"{item.source}: cannot fill the text template: {exc}")
+    if location and item.text:
+        item = replace(item, text=metadata.add_location(item.text, meta))
+    return item
+
+
+def _collect(sources: Iterable[str], *, glob: str, recursive: bool, text_template: str | None,
+             root: str | None, required: Iterable[str]) -> list[IngestItem]:
     items: list[IngestItem] = []
     for source in sources:
         if source.lower().startswith(("http://", "https://")):
@@ -46,7 +89,8 @@ def collect(sources: Iterable[str], *, glob: str = "*", recursive: bool = True,
         if path.is_dir():
             items.extend(scan_folder(path, glob=glob, recursive=recursive))
         elif path.suffix.lower() in MANIFEST_SUFFIXES and path.is_file():
-            items.extend(read_manifest(path, text_template=text_template, root=root))
+            items.extend(read_manifest(path, text_template=text_template, root=root,
+                                       required=required))
         else:
             items.append(IngestItem(source=str(path)))
     return items
@@ -87,20 +131,24 @@ def load_template(path: str | os.PathLike[str]) -> str:
     except ValueError as exc:
         raise ValueError(f"text template {path}: {exc} (write {{{{ and }}}} for literal braces)") from None
     for name in fields:
-        if not name.strip() or name.isdigit() or "." in name or "[" in name:
+        dotted = "." in name and name not in metadata.FIELDS  # {gps.lat} yes, {title.upper} no
+        if not name.strip() or name.isdigit() or "[" in name or dotted:
             raise ValueError(f"text template {path}: {{{name}}} is not a column name "
-                             f"(placeholders are manifest columns, like {{title}})")
+                             f"(placeholders are manifest columns or metadata fields, like "
+                             f"{{title}} or {{gps.lat}})")
     return template
 
 
 def read_manifest(path: Path, *, text_template: str | None = None,
-                  root: str | None = None) -> list[IngestItem]:
-    """Rows of a ``.csv`` (header row) or ``.jsonl`` manifest as items; bad rows as rejected items.
+                  root: str | None = None, required: Iterable[str] = ()) -> list[IngestItem]:
+    """Rows of a ``.csv``/``.xlsx`` (header row) or ``.jsonl`` manifest as items; bad rows as
+    rejected items.
 
-    ``text_template`` is a file whose ``{column}`` placeholders are filled from each row (for rows
-    without a ``text`` column value). ``root`` widens what the rows' paths may reach (the
-    manifest's folder and ``root``; the default is the folder alone). Raises ``ValueError`` only
-    for a malformed template.
+    ``text_template`` is a file whose ``{column}`` placeholders are filled from each row and the
+    file's metadata (for rows without a ``text`` column value). ``root`` widens what the rows'
+    paths may reach (the manifest's folder and ``root``; the default is the folder alone).
+    ``required``: columns that must have a value, besides those whose header ends in ``*``.
+    Raises ``ValueError`` only for a malformed template.
     """
     base = path.resolve().parent
     allowed_root = (base, Path(root).expanduser().resolve()) if root else (base,)
@@ -111,6 +159,15 @@ def read_manifest(path: Path, *, text_template: str | None = None,
         if problem:
             items.append(IngestItem(source=f"{path}:{line}", line=line, error="bad-manifest-row",
                                     error_message=f"{where}: {problem}"))
+            continue
+        row, starred = _required_columns(row)
+        missing = [c for c in (*required, *starred) if not _text(row.get(c))]
+        if missing:
+            columns = ", ".join(repr(c) for c in dict.fromkeys(missing))
+            items.append(IngestItem(source=_text(row.get("source")) or f"{path}:{line}", line=line,
+                                    filename=_text(row.get("filename")),
+                                    error="missing-column-value",
+                                    error_message=f"{where}: no value in the required column {columns}"))
             continue
         items.append(_item_from_row(row, line, where, base, allowed_root, template,
                                     label=f"{path}:{line}"))
@@ -127,6 +184,12 @@ def _rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any], str | None]]:
         handle = path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
     except OSError as exc:
         yield 0, {}, f"cannot read the manifest: {exc.strerror}"
+        return
+    if path.suffix.lower() == ".xlsx":
+        handle.close()
+        from .sheet import xlsx_rows
+
+        yield from xlsx_rows(path, KNOWN_COLUMNS)
         return
     rows = _csv_rows(handle) if path.suffix.lower() == ".csv" else _jsonl_rows(handle)
     line = 0
@@ -153,8 +216,7 @@ def _undecodable(text: str) -> bool:
 def _csv_rows(handle: IO[str]) -> Iterator[tuple[int, Mapping[str, Any], str | None]]:
     reader = csv.DictReader(handle)
     if reader.fieldnames:  # " Source " in a hand-made header still means source
-        reader.fieldnames = [name.strip().lower() if name.strip().lower() in KNOWN_COLUMNS
-                             else name.strip() for name in reader.fieldnames]
+        reader.fieldnames = [header_name(name, KNOWN_COLUMNS) for name in reader.fieldnames]
     if not reader.fieldnames or "source" not in reader.fieldnames:
         yield 1, {}, "the CSV header has no 'source' column"
         return
@@ -183,6 +245,26 @@ def _jsonl_rows(handle: IO[str]) -> Iterator[tuple[int, Mapping[str, Any], str |
             yield number, {}, f"a JSONL row must be an object, not {type(row).__name__}"
         else:
             yield number, row, None
+
+
+def header_name(name: str, known: Iterable[str]) -> str:
+    """A header cell as a column name: trimmed, known columns in lower case (``Source *`` is
+    ``source*``)."""
+    name = name.strip()
+    plain = name.rstrip("* ").lower()
+    return plain + name[len(name.rstrip("* ")):].replace(" ", "") if plain in known else name
+
+
+def _required_columns(row: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The row with ``*`` taken off its column names, and the columns that had one."""
+    plain: dict[str, Any] = {}
+    starred = []
+    for key, value in row.items():
+        name = key.rstrip("* ") if key.endswith("*") else key
+        if name != key:
+            starred.append(name)
+        plain[name] = value
+    return plain, starred
 
 
 def _text(value: Any) -> str | None:
@@ -223,8 +305,9 @@ def _item_from_row(row: Mapping[str, Any], line: int, where: str, base: Path,
                        error_message=f"{where}: 'tags' must be a list or a|b text")
     item = replace(item, tags=tuple(str(t) for t in tags))
     if template and not item.text:
+        meta = metadata.read_metadata(item.source) if not item.is_url else metadata.FileMetadata()
         try:
-            item = replace(item, text=_fill(template, row))
+            item = replace(item, text=fill_template(template, metadata.template_values(row, meta)))
         except KeyError as exc:
             return replace(item, error="template-field-missing",
                            error_message=f"{where}: the text template needs column {exc}")
@@ -267,10 +350,19 @@ def _not_http(item: IngestItem, source: str, where: str | None = None) -> Ingest
                    error_message=f"{prefix}only http and https URLs are fetched, not {scheme}:")
 
 
-def _fill(template: str, row: Mapping[str, Any]) -> str:
-    """``{column}`` placeholders filled from the row (``{{``/``}}`` for literal braces)."""
-    values = {k: "" if v is None else v for k, v in row.items()}
+class _WholeNames(string.Formatter):
+    """``{gps.lat}`` is the field named ``gps.lat``, not attribute ``lat`` of ``gps``: field
+    names are looked up whole (and no attribute of a value is ever reached from a template)."""
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, str]:
+        return self.get_value(field_name, args, kwargs), field_name
+
+
+def fill_template(template: str, values: Mapping[str, Any]) -> str:
+    """``{column}`` placeholders filled from ``values`` (``{{``/``}}`` for literal braces);
+    ``KeyError`` names a placeholder without a value."""
+    values = {k: "" if v is None else v for k, v in values.items()}
     for _, field_name, _, _ in string.Formatter().parse(template):
         if field_name and field_name not in values:
             raise KeyError(field_name)
-    return template.format_map(values)
+    return _WholeNames().vformat(template, (), values)
