@@ -29,7 +29,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.heartbeat import heartbeating
 from flows.plainparams import plain_parameters
 from flows.review import ask_reviewer, describe_conflict
-from mwingest import upload
+from mwingest import pagecheck, upload
 from mwingest.connect import open_wiki
 from mwingest.credentials import Credentials
 from mwingest.errors import reason_code
@@ -195,7 +195,8 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
               url_mode: str = "wiki", stash_hours: float | None = None,
               retry_budget_s: float = DEFAULT_BUDGET_S, async_assembly: bool = False,
               max_pixels: int | None = None, location: bool = False,
-              required_columns: list[str] | None = None) -> list[dict]:
+              required_columns: list[str] | None = None, licence: str | None = None,
+              require_licence: bool = False, check_pages: bool = True) -> list[dict]:
     """The body every import flow shares (called inside a flow run).
 
     ``manifest_root`` widens where manifest paths may lead; ``allow_hosts`` lets URL items reach
@@ -209,7 +210,10 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
     within one request's time limit. ``max_pixels``: images with more pixels are refused as
     bombs (default Pillow's 89.5 megapixels). ``location``: a ``{{Location}}`` line from each
     file's GPS position (off: positions can be private); ``required_columns``: manifest columns
-    every row must fill (``missing-column-value``).
+    every row must fill (``missing-column-value``). ``licence``: the batch's licence template
+    (for rows without their own); ``require_licence``: an item without a licence is rejected
+    (``missing-licence``). ``check_pages``: every template and category the texts use is looked
+    up on the wiki first (``missing-template``, ``red-category``; :mod:`mwingest.pagecheck`).
     """
     log = get_run_logger()
     started = time.monotonic()
@@ -225,7 +229,15 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
                             max_pixels=max_pixels)
     ledger_file = ledger_path or str(default_path())
     items = collect(sources, glob=glob, recursive=recursive, text_template=text_template,
-                    root=manifest_root, location=location, required=required_columns or ())
+                    root=manifest_root, location=location, required=required_columns or (),
+                    licence=licence, require_licence=require_licence, default_text=text)
+    if check_pages:  # before a byte is sent: one batched lookup for the whole batch
+        checked = retry.call(lambda: pagecheck.check_items(session, items, options.policy,
+                                                           default_text=text),
+                             what="looking up the texts' templates and categories")
+        items = checked.items
+        for _item, message in checked.warnings:
+            log.warning("%s", message)
     if filename and len(items) == 1:
         items = [replace(items[0], filename=filename)]
     log.info("%d files to ingest into %s as %s", len(items), session.api_url, session.user)
@@ -282,13 +294,17 @@ def ingest_batch(
     max_pixels: int | None = None,
     location: bool = False,
     required_columns: list[str] | None = None,
+    licence: str | None = None,
+    require_licence: bool = False,
+    check_pages: bool = True,
 ) -> list[dict]:
     """Put files, folders, manifests or URLs on a wiki; one outcome per file.
 
     ``wiki`` is the API URL (default ``MWINGEST_API_URL``); the secret comes from
     ``credentials_block`` or the environment, never from a parameter. ``manifest_root``,
     ``allow_hosts``, ``url_mode``, ``stash_hours``, ``retry_budget_s``, ``async_assembly`` and
-    ``max_pixels``, ``location``, ``required_columns``: see :func:`run_batch`.
+    ``max_pixels``, ``location``, ``required_columns``, ``licence``, ``require_licence``,
+    ``check_pages``: see :func:`run_batch`.
     """
     return run_batch(
         resolve_credentials(wiki, credentials_block), sources, filename=filename,
@@ -298,7 +314,8 @@ def ingest_batch(
         glob=glob, recursive=recursive, manifest_root=manifest_root, allow_hosts=allow_hosts,
         url_mode=url_mode, stash_hours=stash_hours, retry_budget_s=retry_budget_s,
         async_assembly=async_assembly, max_pixels=max_pixels, location=location,
-        required_columns=required_columns)
+        required_columns=required_columns, licence=licence, require_licence=require_licence,
+        check_pages=check_pages)
 
 
 plain_parameters(ingest_batch)

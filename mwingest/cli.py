@@ -32,7 +32,14 @@ import typer
 from .cli_output import JSON_KEYS, JsonLines, exit_code, fail, json_line, print_table
 from .cli_run import VERBOSE, exit_after_prefect, exit_fast_with, run_flow, use_prefect
 from .cli_server import server_app
-from .cli_sheet import sheet
+from .cli_sheet import (
+    CheckPagesOpt,
+    LicenceOpt,
+    LocationOpt,
+    RequireLicenceOpt,
+    RequireOpt,
+    sheet,
+)
 
 __all__ = ["JSON_KEYS", "app", "exit_code", "json_line", "main", "parse_size"]
 
@@ -179,12 +186,8 @@ def import_(
         exists=True, dir_okay=False, readable=True,
         help="Page text template: {column} placeholders from the manifest, {date}, {author}, "
         "{gps.lat} … from the file's metadata")] = None,
-    location: Annotated[bool, typer.Option(
-        "--location", help="Add a {{Location|lat|lon}} line from the file's GPS position "
-        "(off by default: a position can be private)")] = False,
-    require: Annotated[str | None, typer.Option(
-        "--require", help="Manifest columns that must have a value, comma separated (a header "
-        "ending in * is required too); a row without one is rejected")] = None,
+    location: LocationOpt = False, require: RequireOpt = None, licence: LicenceOpt = None,
+    require_licence: RequireLicenceOpt = False, check_pages: CheckPagesOpt = True,
     comment: CommentOpt = "Uploaded with mwingest",
     tags: TagsOpt = None,
     chunk_size: ChunkOpt = "16MiB",
@@ -200,7 +203,8 @@ def import_(
         raise fail(f"{source} does not exist (give a folder or a .csv/.xlsx/.jsonl manifest)")
     params = _common(text, text_file, tags, chunk_size, on_warning, root, allow_host, fetch)
     params.update(retry_budget_s=retry_budget, stash_hours=stash_hours, max_pixels=max_pixels,
-                  location=location,
+                  location=location, licence=licence, require_licence=require_licence,
+                  check_pages=check_pages,
                   required_columns=[c.strip() for c in (require or "").split(",") if c.strip()])
     if text_template is not None:
         from .manifest import load_template

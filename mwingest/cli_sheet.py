@@ -1,4 +1,5 @@
-"""``mwingest sheet FOLDER -o batch.xlsx``: the sheet a person fills in before an import.
+"""``mwingest sheet FOLDER -o batch.xlsx``: the sheet a person fills in before an import, and
+the options of ``import`` that describe files.
 
 Apart from the other commands because it needs neither a wiki nor Prefect: it reads the folder
 and the files' metadata (:mod:`mwingest.sheet`) and writes the sheet. ``mwingest import
@@ -13,6 +14,22 @@ from typing import Annotated
 import typer
 
 from .cli_output import fail
+
+# The options of ``import`` that describe files (issue 15), kept here beside the sheet.
+LocationOpt = Annotated[bool, typer.Option(
+    "--location", help="Add a {{Location|lat|lon}} line from the file's GPS position "
+    "(off by default: a position can be private)")]
+RequireOpt = Annotated[str | None, typer.Option(
+    "--require", help="Manifest columns that must have a value, comma separated (a header "
+    "ending in * is required too); a row without one is rejected")]
+LicenceOpt = Annotated[str | None, typer.Option(
+    "--licence", help="Licence template for rows without a licence column value (e.g. cc-by-4.0)")]
+RequireLicenceOpt = Annotated[bool, typer.Option(
+    "--require-licence", help="Refuse files without a licence (missing-licence); add "
+    "{{LICENCE}} to texts that do not use it")]
+CheckPagesOpt = Annotated[bool, typer.Option(
+    "--check-pages/--no-check-pages", help="Look up every template and category the texts use "
+    "before uploading (missing-template rejects; red-category warns, see --on-warning)")]
 
 
 def sheet(

@@ -30,53 +30,41 @@ from . import metadata
 from .items import IngestItem
 
 MANIFEST_SUFFIXES = {".csv", ".jsonl", ".ndjson", ".xlsx"}
-KNOWN_COLUMNS = {"source", "filename", "text", "comment", "tags"}
+KNOWN_COLUMNS = {"source", "filename", "text", "comment", "tags", "licence", "license"}
 #: ``scheme://`` at the start: a URL, not a path (only http and https are ever fetched).
 _URL_LIKE = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def collect(sources: Iterable[str], *, glob: str = "*", recursive: bool = True,
             text_template: str | None = None, root: str | None = None, location: bool = False,
-            required: Iterable[str] = ()) -> list[IngestItem]:
+            required: Iterable[str] = (), licence: str | None = None,
+            require_licence: bool = False, default_text: str | None = None) -> list[IngestItem]:
     """Items for every source: a URL, a file, a folder (scanned) or a manifest (read).
 
     ``root`` widens what a manifest's paths may reach: the manifest's folder *and* ``root``.
     ``text_template`` fills the page text of every local file (from the manifest row and the
-    file's metadata); ``location`` adds a ``{{Location}}`` line from the file's GPS position
-    (off by default: a position can be private); ``required``: manifest columns that must have
-    a value.
+    file's metadata); ``required``: manifest columns that must have a value. ``location``,
+    ``licence``, ``require_licence`` and ``default_text`` (the batch's text): see
+    :class:`mwingest.describe.Describe`.
     """
+    from .describe import Describe
+
+    describe = Describe(template=load_template(text_template) if text_template else None,
+                        location=location, licence=clean_licence(licence),
+                        require_licence=require_licence, default_text=default_text)
     items = _collect(sources, glob=glob, recursive=recursive, text_template=text_template,
-                     root=root, required=required)
-    if text_template is None and not location:
-        return items
-    template = load_template(text_template) if text_template else None
-    return [_describe(item, template, location) for item in items]
+                     root=root, required=required, licence=describe.licence)
+    return [describe(item) for item in items] if describe.active else items
 
 
-def _describe(item: IngestItem, template: str | None, location: bool) -> IngestItem:
-    """A local file given directly gets its text from the template and its metadata; a manifest
-    row was filled when it was read (``line`` is set). ``location`` applies to both."""
-    if item.error or item.is_url:
-        return item
-    meta = metadata.read_metadata(item.source) if (template or location) else metadata.FileMetadata()
-    if template and item.line is None and not item.text:
-        try:
-            item = replace(item, text=fill_template(template, metadata.template_values({}, meta)))
-        except KeyError as exc:
-            return replace(item, error="template-field-missing",
-                           error_message=f"{item.source}: the text template needs {exc}, which "
-                           "is neither a metadata field nor given")
-        except (ValueError, TypeError) as exc:
-            return replace(item, error="template-error",
-                           error_message=f"{item.source}: cannot fill the text template: {exc}")
-    if location and item.text:
-        item = replace(item, text=metadata.add_location(item.text, meta))
-    return item
+def clean_licence(value: Any) -> str | None:
+    """A licence cell as a template name: ``{{cc-by-4.0}}`` and `` cc-by-4.0 `` are ``cc-by-4.0``."""
+    text = str(value or "").strip().removeprefix("{{").removesuffix("}}").strip()
+    return text or None
 
 
 def _collect(sources: Iterable[str], *, glob: str, recursive: bool, text_template: str | None,
-             root: str | None, required: Iterable[str]) -> list[IngestItem]:
+             root: str | None, required: Iterable[str], licence: str | None) -> list[IngestItem]:
     items: list[IngestItem] = []
     for source in sources:
         if source.lower().startswith(("http://", "https://")):
@@ -90,7 +78,7 @@ def _collect(sources: Iterable[str], *, glob: str, recursive: bool, text_templat
             items.extend(scan_folder(path, glob=glob, recursive=recursive))
         elif path.suffix.lower() in MANIFEST_SUFFIXES and path.is_file():
             items.extend(read_manifest(path, text_template=text_template, root=root,
-                                       required=required))
+                                       required=required, licence=licence))
         else:
             items.append(IngestItem(source=str(path)))
     return items
@@ -140,7 +128,8 @@ def load_template(path: str | os.PathLike[str]) -> str:
 
 
 def read_manifest(path: Path, *, text_template: str | None = None,
-                  root: str | None = None, required: Iterable[str] = ()) -> list[IngestItem]:
+                  root: str | None = None, required: Iterable[str] = (),
+                  licence: str | None = None) -> list[IngestItem]:
     """Rows of a ``.csv``/``.xlsx`` (header row) or ``.jsonl`` manifest as items; bad rows as
     rejected items.
 
@@ -148,6 +137,7 @@ def read_manifest(path: Path, *, text_template: str | None = None,
     file's metadata (for rows without a ``text`` column value). ``root`` widens what the rows'
     paths may reach (the manifest's folder and ``root``; the default is the folder alone).
     ``required``: columns that must have a value, besides those whose header ends in ``*``.
+    ``licence``: the batch's licence template, for rows whose ``licence`` cell is empty.
     Raises ``ValueError`` only for a malformed template.
     """
     base = path.resolve().parent
@@ -161,6 +151,8 @@ def read_manifest(path: Path, *, text_template: str | None = None,
                                     error_message=f"{where}: {problem}"))
             continue
         row, starred = _required_columns(row)
+        row_licence = clean_licence(row.get("licence") or row.get("license")) or licence
+        row = {**row, "licence": row_licence or ""}
         missing = [c for c in (*required, *starred) if not _text(row.get(c))]
         if missing:
             columns = ", ".join(repr(c) for c in dict.fromkeys(missing))
@@ -283,7 +275,8 @@ def _item_from_row(row: Mapping[str, Any], line: int, where: str, base: Path,
         return IngestItem(source=label, line=line, error="bad-manifest-row",
                           error_message=f"{where}: no 'source' (a path or an http(s) URL)")
     item = IngestItem(source=source, filename=_text(row.get("filename")),
-                      text=_text(row.get("text")), comment=_text(row.get("comment")), line=line)
+                      text=_text(row.get("text")), comment=_text(row.get("comment")), line=line,
+                      licence=clean_licence(row.get("licence")))
     if _URL_LIKE.match(source) and not item.is_url:
         return _not_http(item, source, where)
     if not item.is_url:

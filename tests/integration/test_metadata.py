@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from mwingest.metadata import read_metadata
-from tests.integration.wikihelpers import SCALER_SETTINGS, page_text, session_for
+from tests.integration.wikihelpers import SCALER_SETTINGS, create_page, page_text, session_for
 from tests.metafiles import jpeg_with_metadata, xmp_packet
 
 pytestmark = pytest.mark.wiki
@@ -60,6 +60,9 @@ def test_fields_from_exif_xmp_and_iptc_land_in_the_text_and_agree_with_the_wiki(
                         ("MWINGEST_PASSWORD", wiki.password)):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    # Templates the text uses must exist (looked up before the upload); the category may be red.
+    for title in ("Template:Information", "Template:Location"):  # --location adds {{Location}}
+        create_page(session_for(wiki), title, "{{{1|}}}")
     u = unique()
     folder = tmp_path / "photos"
     folder.mkdir()

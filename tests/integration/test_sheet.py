@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_cli import _PROXY_VARS, mwingest
-from tests.integration.wikihelpers import page_text, session_for
+from tests.integration.wikihelpers import create_page, page_text, session_for
 from tests.metafiles import jpeg_with_metadata, xmp_packet
 
 pytestmark = pytest.mark.wiki
@@ -26,6 +26,9 @@ def test_sheet_filled_in_and_imported(wiki, tmp_path, unique):
                MWINGEST_PASSWORD=wiki.password, MWINGEST_LEDGER=str(tmp_path / "ledger.db"),
                MWINGEST_HOME=str(tmp_path / "home"), PREFECT_HOME=str(tmp_path / "prefect"),
                MWINGEST_PREFECT="ephemeral", DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    # The example's templates must exist (looked up before the upload); its categories may be red.
+    for title in ("Template:Information", "Template:Cc-by-4.0"):
+        create_page(session_for(wiki), title, "{{{description|}}}")
     u = unique()
     scans = tmp_path / "scans"
     scans.mkdir()
