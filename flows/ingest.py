@@ -29,7 +29,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.heartbeat import heartbeating
 from flows.plainparams import plain_parameters
 from flows.review import ask_reviewer, describe_conflict
-from mwingest import pagecheck, upload
+from mwingest import pagecheck, pictures, upload
 from mwingest.connect import open_wiki
 from mwingest.credentials import Credentials
 from mwingest.errors import reason_code
@@ -146,7 +146,9 @@ def review_file(job: Job, timeout_s: int) -> Job:
     label = job.item.label
     existing = upload.file_info(job.ctx.session, row.target)
     text = describe_conflict(row.source, row.target, dict(row.warnings or {}), sha1=row.sha1,
-                             size=row.size, existing=existing)
+                             size=row.size, existing=existing,
+                             pictures=pictures.review_pictures(job.ctx.session, row.target,
+                                                               row.filekey))
     log.warning("%s waits for a decision (%s): open the subflow run 'review · %s' (Subflow "
                 "Runs tab), its menu ⋮ → Resume; after %d s it stays needs-review",
                 label, ", ".join(row.warnings or {}), row.target, timeout_s)
@@ -264,7 +266,7 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
         _ask_people(waiting, wait_s)
     outcomes: list[Outcome] = [_outcome(f) for f in done]
     publish_report(outcomes, wiki=session.api_url, seconds=time.monotonic() - started,
-                   ledger_path=ledger_file)
+                   ledger_path=ledger_file, pictures=pictures.for_outcomes(session, outcomes))
     return [o.as_dict() for o in outcomes]
 
 
