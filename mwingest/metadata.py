@@ -254,13 +254,27 @@ def add_location(text: str, meta: FileMetadata) -> str:
     return text.rstrip("\n") + "\n" + line + "\n"
 
 
+def _number(name: str, value: Any) -> Any:
+    """A sheet gives text back: ``gps.lat`` as a float and ``width`` as an int again, so that
+    ``{gps.lat:.4f}`` works for a corrected position too."""
+    if isinstance(value, str):
+        try:
+            if name in ("gps.lat", "gps.lon"):
+                return float(value)
+            if name in ("width", "height"):
+                return int(value)
+        except ValueError:
+            return value
+    return value
+
+
 def template_values(row: Mapping[str, Any], meta: FileMetadata) -> dict[str, Any]:
     """What a text template is filled from: the file's fields, then every column of the row that
     has a value (a column wins over the file; an empty cell does not hide the file's value), and
     ``category_links`` made from a ``categories`` column (``a; b`` or ``a|b``)."""
     values: dict[str, Any] = {k: "" for k in row}
     values.update(meta.fields())
-    values.update({k: v for k, v in row.items() if v is not None and str(v).strip()})
+    values.update({k: _number(k, v) for k, v in row.items() if v is not None and str(v).strip()})
     categories = [c.strip() for c in re.split(r"[;|\n]", str(values.get("categories") or "")) if c.strip()]
     values["category_links"] = "\n".join(
         f"[[Category:{c.removeprefix('Category:').strip()}]]" for c in categories)

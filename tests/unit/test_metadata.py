@@ -100,3 +100,16 @@ def test_sheet_round_trip_rejects_rows_missing_a_required_column(tmp_path):
     assert "'description'" in items["three.jpg"].error_message
     assert items["two.jpg"].error == "missing-column-value"
     assert "'description', 'licence'" in items["two.jpg"].error_message
+
+
+def test_csv_sheet_reads_back_with_numbers_as_numbers(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(jpeg_with_metadata(gps=(1.25, 2.5), artist="Ada"))
+    out = tmp_path / "batch.csv"
+    write_sheet(sheet_rows([str(tmp_path / "a.jpg")], tmp_path), out)
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("source,filename,description*,licence*,categories,date,author")
+    out.write_text(text.replace("a.jpg,A.jpg,,", "a.jpg,A.jpg,A photo,", 1), encoding="utf-8")
+    template = tmp_path / "t.wiki"
+    template.write_text("{description}: {gps.lat:.2f} {author}", encoding="utf-8")
+    [item] = read_manifest(out, text_template=str(template), licence="cc0")
+    assert item.error is None and item.text == "A photo: 1.25 Ada"
