@@ -101,11 +101,13 @@ def missing_titles(api: ApiGetter, titles: Iterable[str]) -> set[str]:
         answer = api.get({"action": "query", "titles": "|".join(batch)})
         query = answer.get("query", {})
         # The wiki answers with normalised titles ("Template:cc-by" → "Template:Cc-by").
-        back = {n["to"]: n["from"] for n in query.get("normalized", [])}
+        back: dict[str, set[str]] = {}
+        for pair in query.get("normalized", []):
+            back.setdefault(pair["to"], set()).add(pair["from"])
         for page in query.get("pages", []):
             if page.get("missing") or page.get("invalid"):
                 title = page.get("title", "")
-                missing.add(back.get(title, title))
+                missing |= back.get(title, set()) | {title}
     return missing
 
 

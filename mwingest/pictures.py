@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 #: Width of the pictures in the review form, and in the run's summary.
 FORM_WIDTH, SUMMARY_WIDTH = 240, 120
+#: Files of each kind (landed, waiting) the summary shows with pictures.
+SUMMARY_FILES = 50
 _PER_REQUEST = 50
 
 
@@ -144,7 +146,10 @@ def for_outcomes(api: ApiGetter, outcomes: Iterable[Any], width: int = SUMMARY_W
     be asked: the report must not fail for a picture."""
     from .errors import MWIngestError
 
-    wanted = [o for o in outcomes if o.outcome in ("uploaded", "needs-review") and o.filename]
+    # As many as the summary shows (50 of each): the wiki renders every thumbnail it is asked for.
+    outcomes = list(outcomes)
+    wanted = [o for o in outcomes if o.outcome == "uploaded" and o.url][:SUMMARY_FILES]
+    wanted += [o for o in outcomes if o.outcome == "needs-review" and o.filename][:SUMMARY_FILES]
     try:
         files = file_pictures(api, [o.filename for o in wanted], width)
         stash = stash_pictures(api, [o.filekey for o in wanted if o.filekey], width)
