@@ -87,14 +87,6 @@ def read_metadata(path: str) -> FileMetadata:
     return FileMetadata(values, sources)
 
 
-def oriented_size(path: str) -> tuple[int, int] | None:
-    """Width and height as the image is *shown* (EXIF orientation applied), as MediaWiki reports
-    them when it can rotate; None for files that are not images we read."""
-    meta = read_metadata(path)
-    width, height = meta.values.get("width"), meta.values.get("height")
-    return (width, height) if isinstance(width, int) and isinstance(height, int) else None
-
-
 # --- EXIF ------------------------------------------------------------------------------------------
 
 def _text(value: Any) -> str:
