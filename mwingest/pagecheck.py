@@ -125,12 +125,12 @@ def check_items(api: ApiGetter, items: Sequence[IngestItem], policy: WarningPoli
     """Look up every template and category of every item's page text at once; refuse the items
     the policy says to (``rejected`` before any byte is sent) and warn about the others.
     ``default_text`` is the batch's text, used by items without their own."""
+    texts = {i: item.text or default_text for i, item in enumerate(items) if not item.error}
+    texts = {i: t for i, t in texts.items() if t and ("{{" in t or "[[" in t)}
+    if not texts:  # nothing to look up: no request at all (a plain upload pays nothing)
+        return PageCheck(list(items), [])
     vocab = vocab or fetch_vocabulary(api)
-    used: dict[int, tuple[set[str], set[str]]] = {}
-    for index, item in enumerate(items):
-        text = item.text or default_text
-        if not item.error and text:
-            used[index] = used_pages(text, vocab)
+    used = {index: used_pages(text, vocab) for index, text in texts.items()}
     every = {t for pair in used.values() for group in pair for t in group}
     missing = missing_titles(api, every) if every else set()
     out, warnings = list(items), []

@@ -50,3 +50,9 @@ def test_licence_line_only_when_the_text_does_not_use_it():
     assert with_licence("{{Cc-by-4.0}}\n", "cc-by-4.0") == "{{Cc-by-4.0}}\n"
     assert with_licence("Text\n[[Category:A]]", "PD old") == "Text\n{{PD old}}\n[[Category:A]]"
     assert with_licence("", "cc0") == "{{cc0}}\n"
+
+
+def test_texts_without_templates_or_links_cost_no_request():
+    api = _Api(set())
+    items = [IngestItem("a.jpg", text="Just words."), IngestItem("b.jpg")]
+    assert check_items(api, items, WarningPolicy()).items == items and api.calls == []
