@@ -233,6 +233,7 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
     items = collect(sources, glob=glob, recursive=recursive, text_template=text_template,
                     root=manifest_root, location=location, required=required_columns or (),
                     licence=licence, require_licence=require_licence, default_text=text)
+    notes: list[str] = []  # warnings found before the upload, for the run's summary
     if check_pages:  # before a byte is sent: one batched lookup for the whole batch
         checked = retry.call(lambda: pagecheck.check_items(session, items, options.policy,
                                                            default_text=text),
@@ -240,6 +241,7 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
         items = checked.items
         for _item, message in checked.warnings:
             log.warning("%s", message)
+            notes.append(message)
     if filename and len(items) == 1:
         items = [replace(items[0], filename=filename)]
     log.info("%d files to ingest into %s as %s", len(items), session.api_url, session.user)
@@ -266,7 +268,8 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
         _ask_people(waiting, wait_s)
     outcomes: list[Outcome] = [_outcome(f) for f in done]
     publish_report(outcomes, wiki=session.api_url, seconds=time.monotonic() - started,
-                   ledger_path=ledger_file, pictures=pictures.for_outcomes(session, outcomes))
+                   ledger_path=ledger_file, pictures=pictures.for_outcomes(session, outcomes),
+                   notes=notes)
     return [o.as_dict() for o in outcomes]
 
 

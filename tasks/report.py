@@ -124,12 +124,13 @@ def outcome_rows(outcomes: Sequence[Outcome],
 
 
 def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
-                     ledger_path: str, pictures: Pictures | None = None) -> str:
+                     ledger_path: str, pictures: Pictures | None = None,
+                     notes: Sequence[str] = ()) -> str:
     """Counts, bytes, time, and the items waiting for a decision with the command to resolve them.
 
     ``pictures`` (published files by name, stashed ones by key; :func:`mwingest.pictures.for_outcomes`)
     puts each landed file's thumbnail beside its link, and both pictures beside a file waiting
-    for review."""
+    for review. ``notes``: warnings found before the upload (a red category), listed too."""
     files, stash = pictures or ({}, {})
 
     def thumb(picture: Picture | None, alt: str) -> str:
@@ -160,6 +161,8 @@ def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
                   + thumb(files.get(_key(o.filename)), "on the wiki")
                   + thumb(stash.get(o.filekey or ""), "this file (stashed)")
                   for o in waiting]
+    if notes:
+        lines += ["", "## Warnings before the upload", *(f"* {note}" for note in notes[:100])]
     problems = [o for o in outcomes if o.outcome in ("rejected", "failed")]
     if problems:
         lines += ["", "## Rejected or failed",
@@ -173,7 +176,7 @@ def _key(name: str | None) -> str:
 
 def publish_report(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
                    ledger_path: str, before_review: bool = False,
-                   pictures: Pictures | None = None) -> None:
+                   pictures: Pictures | None = None, notes: Sequence[str] = ()) -> None:
     """The table and the summary artifacts of one run.
 
     ``before_review``: the table of a run that is about to wait for people, under keys of its
@@ -187,5 +190,6 @@ def publish_report(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
                           description=f"one row per file ({len(outcomes)})")
     create_markdown_artifact(key=SUMMARY_KEY + suffix,
                              markdown=summary_markdown(outcomes, wiki=wiki, seconds=seconds,
-                                                       ledger_path=ledger_path, pictures=pictures),
+                                                       ledger_path=ledger_path, pictures=pictures,
+                                                       notes=notes),
                              description="batch summary")
