@@ -55,7 +55,9 @@ class Outcome:
     url: str | None = None  # the file's description page, when it landed
     filekey: str | None = None  # when it waits in the stash (needs-review)
     bytes_sent: int = 0
-    ledger_id: int | None = None
+    ledger_id: int | None = None  # the row in this run's ledger database
+    #: The row's reference on any machine (``mwingest review REF``): SHA-1 prefix and title.
+    ledger_ref: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -133,7 +133,8 @@ class Job:
             size=(row.size or None) if row and row.sha1 != URL_SHA1 else self.landed.get("size"),
             url=self.landed.get("descriptionurl"),
             filekey=row.filekey if row and outcome == NEEDS_REVIEW else None,
-            bytes_sent=self.bytes_sent, ledger_id=row.id if row else None)
+            bytes_sent=self.bytes_sent, ledger_id=row.id if row else None,
+            ledger_ref=row.ref if row else None)
 
     # --- the step function ---------------------------------------------------------------------
     def step(self) -> None:
@@ -225,7 +226,7 @@ class Job:
         try:
             row = ctx.ledger.begin(ctx.wiki, self.item.source, sha1=checked.sha1,
                                    size=checked.size, target=checked.target, run_id=ctx.run_id,
-                                   lease=ctx.lease)
+                                   lease=ctx.lease, account=ctx.account)
         except RowLeasedError as exc:
             self.row = exc.row
             return self._verdict(FAILED, "leased", "another run is working on this file "

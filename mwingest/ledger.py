@@ -206,7 +206,8 @@ class Ledger(WritesMixin, LeaseMixin):
 
     def find(self, ref: str | int, *, wiki: str | None = None, account: str | None = None) -> LedgerItem:
         """The one row ``ref`` names, on any machine: a :attr:`LedgerItem.ref`
-        (``<SHA-1 or its first 6+ hex>[:<title>]``), ``manifest:<id>``, or this database's
+        (``<SHA-1 or its first 6+ hex>[:<title>]``), ``manifest:<id>``, ``url:<url>:<title>``
+        or this database's
         row id. ``wiki``/``account`` narrow it to a login's rows (a row of another wiki or
         account is not found). Raises :class:`UnknownItemError` or :class:`AmbiguousItemError`."""
         text = str(ref).strip()
@@ -217,7 +218,7 @@ class Ledger(WritesMixin, LeaseMixin):
         if text.isdigit():
             where.append("id = :id")
             params["id"] = int(text)
-        elif head == "manifest":
+        elif head in ("manifest", "url"):
             where.append("ident = :ident")
             params["ident"] = text
         elif _HEX_PREFIX.fullmatch(head):
@@ -237,7 +238,7 @@ class Ledger(WritesMixin, LeaseMixin):
         with self._read() as conn:
             rows = list(self._items_where(conn, " AND ".join(where), **params))
         if not rows:
-            raise UnknownItemError(f"no ledger item {text} in {self.where}"
+            raise UnknownItemError(f"no item {text} in {self.where}"
                                    + (f" for {wiki}" if wiki else ""))
         if len(rows) > 1:
             refs = [r.ref for r in rows]

@@ -216,12 +216,19 @@ def normalise_account(username: str | None) -> str:
     return name[:1].upper() + name[1:]
 
 
-def make_ident(sha1: str, target: str, key: str | None = None) -> str:
+#: The SHA-1 of a copy upload, whose bytes only the wiki sees (``mwingest.options.URL_SHA1``).
+UNKNOWN_SHA1 = "0" * 40
+
+
+def make_ident(sha1: str, target: str, key: str | None = None, *, source: str | None = None) -> str:
     """A row's identity within (wiki, account): ``manifest:<key>`` when the manifest names the
     item, else ``sha1:<content SHA-1>:<target title>`` (the same bytes under the same title are
-    the same piece of work on any machine, whatever path they were read from)."""
+    the same piece of work on any machine, whatever path they were read from). A copy upload's
+    bytes are unknown, so its URL stands for them: ``url:<source>:<target title>``."""
     if key is not None and str(key).strip():
         return f"manifest:{str(key).strip()}"
+    if sha1 == UNKNOWN_SHA1 and source:
+        return f"url:{source}:{target}"
     if not _SHA1.fullmatch(sha1):
         raise ValueError("sha1 must be 40 lower-case hex digits")
     return f"sha1:{sha1}:{target}"

@@ -107,7 +107,7 @@ class WritesMixin:
             raise ValueError("sha1 must be 40 hex digits and size ≥ 0")
         args = dict(wiki=normalise_wiki(wiki), source=normalise_source(source), sha1=sha1, size=size,
                     target=target, run_id=run_id, lease=lease, account=normalise_account(account),
-                    ident=make_ident(sha1, target, key))
+                    ident=make_ident(sha1, target, key, source=normalise_source(source)))
         try:
             with self._write() as conn:
                 return self._begin(conn, **args)

@@ -348,8 +348,10 @@ def test_review_hands_the_decision_to_resolve(ledger_file, capsys, monkeypatch):
     assert code == 0
     assert json_rows(out)[0]["filename"] == "New name.png"
     [(item_id, decision, kwargs)] = calls
+    with Ledger(path) as led:  # the row's reference travels, not this ledger's row id
+        ref = led.get(ids["review"]).ref
     assert (item_id, decision, kwargs["new_filename"], kwargs["ledger_path"], kwargs["wiki"]) == (
-        ids["review"], "rename", "New name.png", str(path), WIKI)
+        ref, "rename", "New name.png", str(path), WIKI)
 
 
 # --- check, and start-up cost ----------------------------------------------------------------------
