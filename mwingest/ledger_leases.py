@@ -67,7 +67,8 @@ class LeaseMixin:
                    limit: int = 1, states: Iterable[State | str] = CLAIMABLE) -> list[LedgerItem]:
         """Claim up to ``limit`` rows of (wiki, account) that no live lease holds, oldest first.
 
-        Rows the caller already holds count as free (a renewal). Two workers calling this at
+        Rows the caller already holds are not returned again (:meth:`renew` keeps them), so a
+        worker can loop until this answers ``[]``. Two workers calling this at
         the same moment never get the same row: on PostgreSQL rows another transaction is
         claiming are skipped (``SKIP LOCKED``), on SQLite the claims run one after the other.
         """
@@ -81,10 +82,10 @@ class LeaseMixin:
             ids = conn.execute(sa.text(
                 "SELECT id FROM items WHERE wiki = :wiki AND account IN (:account, '')"
                 f" AND state IN ({', '.join(':' + n for n in names)})"
-                " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until <= :now"
-                f" OR lease_owner = :owner) ORDER BY id LIMIT :limit{skip}"),
+                " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until <= :now)"
+                f" ORDER BY id LIMIT :limit{skip}"),
                 {"wiki": normalise_wiki(wiki), "account": normalise_account(account), "now": now,
-                 "owner": owner, "limit": int(limit), **names}).scalars().all()
+                 "limit": int(limit), **names}).scalars().all()
             if not ids:
                 return []
             until = self._stamp(self._clock() + ttl)

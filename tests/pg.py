@@ -2,8 +2,9 @@
 
 ``initdb`` into a temporary directory, ``postgres`` on 127.0.0.1 at a free port (its unix socket in
 the same directory, so no system directory is touched), one database ``mwingest_test``; all of it
-removed at the end of the session. PostgreSQL refuses to run as root (CI does), so then the
-server runs as ``nobody``, which owns the directory. Each test gets a schema of its own
+removed at the end of the session (the server also stops when the test process dies).
+PostgreSQL refuses to run as root (CI does), so then the server runs as ``nobody``, which owns
+the directory. Each test gets a schema of its own
 (``fresh_url``): a clean ledger in milliseconds, without a database per test.
 
 Skips with the reason only when the binaries are missing (``bash scripts/install-system-deps``
@@ -12,10 +13,12 @@ installs them: CI must run these tests).
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -86,6 +89,16 @@ def _as_server_user() -> dict[str, object]:
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
 
+_LIBC = ctypes.CDLL("libc.so.6", use_errno=True)  # loaded here: nothing to import after fork
+
+
+def _die_with_parent() -> None:
+    """In the server's process, before exec: a fast shutdown (SIGINT) when the test process
+    dies, even by ``kill -9``, so no server outlives its session (Linux's PR_SET_PDEATHSIG,
+    set after the switch to ``nobody``, which would clear it)."""
+    _LIBC.prctl(1, signal.SIGINT)
+
+
 def start_postgres() -> PostgresServer:
     """initdb, start, wait until it answers, create the test database."""
     folder = pg_bin()
@@ -106,7 +119,8 @@ def start_postgres() -> PostgresServer:
             [str(folder / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
              "-k", str(root), "-c", "fsync=off", "-c", "full_page_writes=off",
              "-c", "max_connections=200"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=root, **drop)  # type: ignore[call-overload]
+            stdout=out, stderr=subprocess.STDOUT, cwd=root, preexec_fn=_die_with_parent,
+            **drop)  # type: ignore[call-overload]
     server = PostgresServer(root, port, process)
     import psycopg
 
@@ -127,7 +141,7 @@ def start_postgres() -> PostgresServer:
 def stop_postgres(server: PostgresServer) -> None:
     """Fast shutdown (SIGINT: roll back, disconnect, exit), then remove the directory."""
     if server.process.poll() is None:
-        server.process.send_signal(2)
+        server.process.send_signal(signal.SIGINT)
         try:
             server.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
