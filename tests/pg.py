@@ -8,7 +8,7 @@ the directory. Each test gets a schema of its own
 (``fresh_url``): a clean ledger in milliseconds, without a database per test.
 
 Skips with the reason only when the binaries are missing (``bash scripts/install-system-deps``
-installs them: CI must run these tests).
+installs them); CI sets ``MWINGEST_TEST_REQUIRE_PG=1``, which turns that skip into a failure.
 """
 
 from __future__ import annotations
@@ -102,6 +102,9 @@ def _die_with_parent() -> None:
 def start_postgres() -> PostgresServer:
     """initdb, start, wait until it answers, create the test database."""
     folder = pg_bin()
+    if folder is None and os.environ.get("MWINGEST_TEST_REQUIRE_PG"):  # CI: a skip would hide it
+        pytest.fail("PostgreSQL binaries (initdb, postgres) are missing and MWINGEST_TEST_REQUIRE_PG "
+                    "is set: run `bash scripts/install-system-deps`")
     if folder is None:
         pytest.skip("PostgreSQL binaries (initdb, postgres) are not installed: "
                     "run `bash scripts/install-system-deps` (Debian package postgresql)")
