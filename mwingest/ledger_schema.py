@@ -86,3 +86,17 @@ PG_MIGRATIONS: list[tuple[str, ...]] = [(), (), (), (
 #: Created before any step on PostgreSQL (SQLite's step 1 creates it): the version table.
 PG_HISTORY = ("CREATE TABLE IF NOT EXISTS schema_history (version INTEGER PRIMARY KEY,"
               " applied_at TEXT NOT NULL)")
+
+#: v5 (both backends): the pacing of writes per (wiki, account), shared by every worker (issue
+#: 13). A token bucket — ``tokens`` of ``capacity``, refilled at ``refill_per_s`` since
+#: ``updated_at`` — filled from the account's rate limits; ``capacity`` NULL means the account
+#: has no limit. ``paused_until`` is set when any worker is told to wait (``Retry-After``,
+#: ``ratelimited``), and every worker of the account waits for it. Times are Unix seconds: the
+#: bucket is arithmetic on them.
+_V5 = ("""CREATE TABLE pacing (
+    wiki TEXT NOT NULL, account TEXT NOT NULL, capacity DOUBLE PRECISION,
+    refill_per_s DOUBLE PRECISION, tokens DOUBLE PRECISION NOT NULL DEFAULT 0,
+    updated_at DOUBLE PRECISION NOT NULL, paused_until DOUBLE PRECISION, pause_reason TEXT,
+    limits TEXT, PRIMARY KEY (wiki, account))""",)
+MIGRATIONS.append(_V5)
+PG_MIGRATIONS.append(_V5)
