@@ -26,6 +26,9 @@ class IngestItem:
     comment: str | None = None
     tags: tuple[str, ...] = ()
     line: int | None = None  # manifest line, for messages
+    #: The manifest's ``id`` column: the item's identity in the ledger on every machine, so a
+    #: re-scanned file (new bytes, new name) is still the same item.
+    key: str | None = None
     #: A row that could not even be read (bad manifest line, unsafe path): its reason code.
     error: str | None = None
     error_message: str | None = None

@@ -68,8 +68,10 @@ class Job:
         """A job rebuilt from its row alone (a late review decision, another worker's row)."""
         row = ctx.ledger.get(item_id)
         params = row.params or {}
+        key = row.ident.removeprefix("manifest:") if row.ident.startswith("manifest:") else None
         item = IngestItem(source=row.source, filename=row.target, text=params.get("text"),
-                          comment=params.get("comment"), tags=tuple(params.get("tags") or ()))
+                          comment=params.get("comment"), tags=tuple(params.get("tags") or ()),
+                          key=key)
         job = cls(ctx, item, row)
         job._leased = ctx.claim(row.id)
         if not job._leased:
@@ -226,7 +228,7 @@ class Job:
         try:
             row = ctx.ledger.begin(ctx.wiki, self.item.source, sha1=checked.sha1,
                                    size=checked.size, target=checked.target, run_id=ctx.run_id,
-                                   lease=ctx.lease, account=ctx.account)
+                                   lease=ctx.lease, account=ctx.account, key=self.item.key)
         except RowLeasedError as exc:
             self.row = exc.row
             return self._verdict(FAILED, "leased", "another run is working on this file "
