@@ -1,6 +1,7 @@
-"""The ledger's vocabulary: the states of a file, the allowed moves, and the row types.
+"""The ledger's vocabulary: the states of a file, the allowed moves, the row types, and what
+makes a row's identity (wiki, account, ``sha1:…``/``manifest:…``/``url:…``).
 
-Kept apart from the SQLite store (:mod:`mwingest.ledger`) so the state machine can be read, and
+Kept apart from the store (:mod:`mwingest.ledger`) so the state machine can be read, and
 imported, on its own; ``mwingest.ledger`` re-exports every name here.
 """
 

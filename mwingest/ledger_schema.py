@@ -1,7 +1,10 @@
 """The ledger's schema as numbered migrations: SQLite's from v1, PostgreSQL's from v4.
 
 Kept apart from the store so the schema's history reads in one place; never edit a released
-step, append one.
+step, append one (to both lists from v5 on). Both backends record each applied step in
+``schema_history``; SQLite also keeps the version in ``PRAGMA user_version`` (what mwingest
+before v4 read). Times are stored as fixed-width ISO 8601 UTC text on both backends, so one set
+of statements serves both and text order is time order.
 """
 
 from __future__ import annotations
