@@ -255,12 +255,12 @@ def status(ledger: LedgerOpt = None, as_json: JsonOpt = False,
         return
     typer.echo(f"ledger {where}: " + ", ".join(f"{n} {k}" for k, n in summary.items() if n))
     for item in rows.values():
-        typer.echo(f"{item.ref[:13]:<13} {item.state.value:<12} {item.reason or '':<22} "
-                   f"{item.final_name or item.target}  <- {item.host + ':' if item.host else ''}"
-                   f"{item.source}")
+        landed = f" (as {item.final_name})" if item.final_name not in (None, item.target) else ""
+        typer.echo(f"{item.ref}  {item.state.value:<12} {item.reason or '':<22}{landed} "
+                   f"<- {item.host + ':' if item.host else ''}{item.source}")
     if any(i.state is State.NEEDS_REVIEW for i in open_items):
         typer.echo("decide with: mwingest review REF --decision skip|publish|rename [--filename NEW]"
-                   " (REF: the first column, on any machine that shares this ledger)")
+                   " (REF: the first column, quoted; on any machine that shares this ledger)")
 
 
 @app.command()

@@ -216,29 +216,33 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin):
         head, _, title = text.partition(":")
         if head == "sha1":  # the full ident: sha1:<40 hex>:<title>
             head, _, title = title.partition(":")
-        where, params = [], {}
-        if text.isdigit():
-            where.append("id = :id")
-            params["id"] = int(text)
-        elif head in ("manifest", "url"):
-            where.append("ident = :ident")
-            params["ident"] = text
-        elif _HEX_PREFIX.fullmatch(head):
-            where.append("sha1 LIKE :prefix")
-            params["prefix"] = head.lower() + "%"
-            if title:
-                where.append("ident = 'sha1:' || sha1 || ':' || :title")
-                params["title"] = title
-        else:
-            raise UnknownItemError(f"{text!r} is neither a row id, a SHA-1 reference nor manifest:ID")
+        scope, params = [], {}
         if wiki is not None:
-            where.append("wiki = :wiki")
+            scope.append("wiki = :wiki")
             params["wiki"] = normalise_wiki(wiki)
         if account is not None:
-            where.append("account IN (:account, '')")
+            scope.append("account IN (:account, '')")
             params["account"] = normalise_account(account)
+        # Digits are a row id (``mwingest review 42``) unless no row has it and they can be the
+        # start of a SHA-1; the 12 digits status prints are always a SHA-1's.
+        tries: list[tuple[str, dict[str, Any]]] = []
+        if text.isdigit() and len(text) < 12:
+            tries.append(("id = :id", {"id": int(text)}))
+        if head in ("manifest", "url"):
+            tries.append(("ident = :ident", {"ident": text}))
+        elif _HEX_PREFIX.fullmatch(head):
+            tries.append(("sha1 LIKE :prefix" + (" AND ident = 'sha1:' || sha1 || ':' || :title"
+                                                 if title else ""),
+                          {"prefix": head.lower() + "%", **({"title": title} if title else {})}))
+        if not tries:
+            raise UnknownItemError(f"{text!r} is neither a row id, a reference (6 or more hex digits "
+                                   "of the SHA-1[:title]) nor manifest:ID")
+        rows: list[LedgerItem] = []
         with self._read() as conn:
-            rows = list(self._items_where(conn, " AND ".join(where), **params))
+            for where, extra in tries:
+                rows = list(self._items_where(conn, " AND ".join([where, *scope]), **params, **extra))
+                if rows:
+                    break
         if not rows:
             raise UnknownItemError(f"no item {text} in {self.where}"
                                    + (f" for {wiki}" if wiki else ""))

@@ -354,6 +354,25 @@ def test_review_hands_the_decision_to_resolve(ledger_file, capsys, monkeypatch):
         ref, "rename", "New name.png", str(path), WIKI)
 
 
+def test_review_by_the_reference_status_prints(ledger_file, capsys, monkeypatch):
+    path, ids = ledger_file
+    calls: list[Any] = []
+    monkeypatch.setattr(api, "resolve", lambda item, decision, **kw: calls.append(item) or Outcome(
+        "/data/Review.png", "Review.png", "skipped", "decided-skip"))
+    monkeypatch.setattr(api, "preflight", lambda wiki=None: None)
+    _, out, _ = run(["status", "--ledger", str(path)], capsys)
+    ref = next(line.split("  ")[0] for line in out.splitlines() if "needs-review" in line
+               and "Review.png" in line)
+
+    code, _, _ = run(["review", ref, "--decision", "skip", "--ledger", str(path), "--wiki", WIKI],
+                     capsys)
+    assert code == 0 and calls == [ref] and ref.endswith(":Review.png")
+    # A prefix that fits several items names them instead of picking one.
+    code, _, err = run(["review", ref.split(":")[0], "--decision", "skip", "--ledger", str(path),
+                        "--wiki", WIKI], capsys)
+    assert code == 2 and "matches 3 items" in one_line(err) and len(calls) == 1
+
+
 # --- check, and start-up cost ----------------------------------------------------------------------
 
 def test_check_reports_ok_and_rejected_per_file(tmp_path, capsys, make_png):

@@ -82,6 +82,9 @@ def test_find_by_reference_within_a_wiki_and_account(ledger: Ledger) -> None:
         ledger.find(mine.ref, wiki=WIKI, account="Bob")  # another account's rows are not found
     with pytest.raises(UnknownItemError):
         ledger.find(str(theirs.id), wiki=WIKI)  # a row id of another wiki is not this wiki's item
+    digits = ledger.begin(WIKI, "/d/n.png", sha1="1234567890" + "f" * 30, size=1, target="N.png")
+    assert ledger.find("123456").id == digits.id  # no row 123456: the start of a SHA-1
+    assert ledger.find(digits.ref).id == digits.id
 
 
 def test_account_names_are_the_wikis() -> None:
