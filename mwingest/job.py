@@ -175,6 +175,9 @@ class Job:
             return
         if self.row is None:
             return self._verdict(FAILED, reason_code(exc), str(exc))
+        if isinstance(exc, RowLeasedError):  # taken over: the row is the other run's to write
+            self._leased = False
+            return self._verdict(FAILED, "leased", "another run took this file over")
         try:
             self._move(State.FAILED, reason_code(exc), str(exc))
         except Exception as ledger_exc:  # noqa: BLE001 - never silent: the outcome says it
@@ -327,7 +330,8 @@ class Job:
         assert self.chunk is not None and self.row is not None
         if self.chunk.filekey:
             self.ctx.ledger.record_chunk(self.row.id, filekey=self.chunk.filekey,
-                                         offset=self.chunk.offset, chunk_size=self.chunk.chunk_size)
+                                         offset=self.chunk.offset, chunk_size=self.chunk.chunk_size,
+                                         owner=self.ctx.owner if self._leased else None)
             self.row = self.ctx.ledger.get(self.row.id)
 
     # --- 3. publish, decide ----------------------------------------------------------------------
@@ -456,7 +460,9 @@ class Job:
               **fields: Any) -> None:
         row = self._row()
         self.row = self.ctx.ledger.transition(row.id, to, reason=reason, message=message,
-                                              flow_run_id=self.ctx.run_id, **fields)
+                                              flow_run_id=self.ctx.run_id,
+                                              owner=self.ctx.owner if self._leased else None,
+                                              **fields)
         if to in OUTCOMES:
             self._leased = False  # the ledger ended the lease with the move
             level = logging.INFO if to in (State.UPLOADED, State.SKIPPED) else logging.WARNING

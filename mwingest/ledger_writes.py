@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -154,8 +154,12 @@ class WritesMixin:
         return self._get(conn, old.id)
 
     def transition(self, item_id: int, to: State | str, *, reason: str | None = None,
-                   message: str | None = None, **fields: Any) -> LedgerItem:
+                   message: str | None = None, owner: str | None = None, **fields: Any) -> LedgerItem:
         """Move one item to ``to`` in one transaction, with an event; illegal moves raise.
+
+        With ``owner`` (the worker's lease id) the move is refused with :class:`RowLeasedError`,
+        and nothing written, when another worker holds a live lease on the row: a worker that
+        stalled past its lease and was taken over can no longer move the row (a fence).
 
         ``fields`` may set filekey, offset, chunk_size, stash_created_at, final_name, target,
         warnings (JSON), decision (``{"action": "skip"|"publish"|"rename"|"fail", "name", "by", "at"}``),
@@ -171,6 +175,7 @@ class WritesMixin:
             raise ValueError(f"moving to {to} needs a reason code")
         with self._write() as conn:
             old = self._get(conn, item_id, lock=True)
+            self._fence(old, owner)
             if to not in TRANSITIONS[old.state]:
                 raise IllegalTransitionError(f"item {item_id}: {old.state} → {to} is not allowed")
             if to in (State.VALIDATED, State.PENDING):
@@ -190,29 +195,38 @@ class WritesMixin:
             self._event(conn, item_id, old.state, to, reason, message, run_id)
             return self._get(conn, item_id)
 
-    def record_chunk(self, item_id: int, *, filekey: str, offset: int, chunk_size: int) -> None:
+    def record_chunk(self, item_id: int, *, filekey: str, offset: int, chunk_size: int,
+                     owner: str | None = None) -> None:
         """Store the stash key and next offset after a chunk landed: one statement, one commit.
 
         A new filekey (first chunk, or a restarted session) restarts the 6-hour stash clock.
+        ``owner`` fences as in :meth:`transition`.
         """
         if offset < 0 or chunk_size <= 0 or not filekey:
             raise ValueError("record_chunk needs a filekey, offset ≥ 0 and chunk_size > 0")
+        fence = (" AND (lease_owner IS NULL OR lease_owner = :owner OR lease_until IS NULL"
+                 " OR lease_until <= :now)") if owner else ""
         with self._write() as conn:
             cur = conn.execute(sa.text(
                 """UPDATE items SET "offset" = :offset, chunk_size = :chunk, updated_at = :now,
                      stash_created_at = CASE WHEN filekey = :fk AND stash_created_at IS NOT NULL
                                              THEN stash_created_at ELSE :now END, filekey = :fk
-                   WHERE id = :id AND state = 'stashing' AND size >= :offset"""),
+                   WHERE id = :id AND state = 'stashing' AND size >= :offset""" + fence),
                 {"offset": offset, "chunk": chunk_size, "now": self._stamp(), "fk": filekey,
-                 "id": item_id})
+                 "id": item_id, **({"owner": owner} if owner else {})})
             if cur.rowcount == 1:
                 return
             item = self._get(conn, item_id)
+        self._fence(item, owner)
         raise IllegalTransitionError(
             f"item {item_id}: record_chunk needs state stashing and offset ≤ size "
             f"(state {item.state}, size {item.size}, offset {offset})")
 
     # --- helpers ----------------------------------------------------------------------------------
+    def _fence(self, row: LedgerItem, owner: str | None) -> None:
+        if owner and self._held(row.lease_owner, row.lease_until, Lease(owner, timedelta(0))):
+            raise RowLeasedError(f"item {row.ref} is leased by another run ({row.lease_owner})", row)
+
     def _reset(self, conn: sa.Connection, old: LedgerItem, reason: str, run_id: str | None,
                **values: Any) -> None:
         """Start a row over from ``pending`` with new bytes or name; its history stays."""

@@ -395,3 +395,21 @@ def test_a_manifest_id_follows_a_rescanned_file(wiki, ledger, tmp_path):
     [row] = ledger.items()
     assert (row.ident, row.source, row.attempts) == ("manifest:acc-7", str(rescan), 2)
     assert [e.reason for e in ledger.history(row.id)].count("source-changed") == 1
+
+
+def test_a_job_taken_over_mid_upload_stops_without_writing(wiki, ledger, tmp_path):
+    path = png(tmp_path / "Stalled.png", 64)  # three chunks
+    ctx = context(wiki, ledger)
+    job = Job(ctx, IngestItem(source=str(path)))
+    while job.state is not State.STASHING:
+        job.step()
+    job.step()  # one chunk up
+    row = ledger.get(job.row.id)
+    ledger.release(row.id, ctx.owner)  # as if its lease ran out ...
+    assert ledger.claim(row.id, "other:2:run", ttl=timedelta(minutes=5))  # ... and was taken over
+    sent = dict(wiki.kinds)
+    out = job.run()
+    assert (out.outcome, out.reason) == ("failed", "leased")
+    after = ledger.get(row.id)
+    assert (after.state, after.offset, after.lease_owner) == (State.STASHING, row.offset, "other:2:run")
+    assert sum(wiki.kinds.values()) - sum(sent.values()) <= 1  # at most the chunk in flight

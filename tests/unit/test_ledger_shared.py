@@ -185,3 +185,25 @@ def test_an_expired_lease_is_taken_over_and_renewal_keeps_it(ledger_location: st
                     lease=Lease("a:1:x", TTL))
         b.release(lost, "b:2:y")
         assert b.get(lost).lease_owner is None
+
+
+def test_a_worker_that_was_taken_over_can_no_longer_write(ledger_location: str) -> None:
+    """The fence: after its lease ran out and another worker claimed the row, the stalled
+    worker's chunk and move are refused and the row stays as the new holder has it."""
+    now = [datetime(2026, 12, 3, 12, 0, tzinfo=UTC)]
+    with machine(ledger_location, "a", now) as a, machine(ledger_location, "b", now) as b:
+        [item_id] = _pending(a, 1)
+        assert a.claim(item_id, "a:1:x", ttl=TTL)
+        a.transition(item_id, State.VALIDATED, owner="a:1:x")
+        a.transition(item_id, State.STASHING, owner="a:1:x")
+        a.record_chunk(item_id, filekey="k1", offset=0, chunk_size=1, owner="a:1:x")
+        now[0] += TTL + timedelta(seconds=1)  # a stalls past its lease
+        assert [r.id for r in b.claim_next("b:2:y", wiki=WIKI, account="Ann", ttl=TTL)] == [item_id]
+        before = b.get(item_id)
+        with pytest.raises(RowLeasedError):
+            a.record_chunk(item_id, filekey="k1", offset=1, chunk_size=1, owner="a:1:x")
+        with pytest.raises(RowLeasedError):
+            a.transition(item_id, State.FAILED, reason="transport-error", owner="a:1:x")
+        assert b.get(item_id) == before and len(b.history(item_id)) == 3
+        b.record_chunk(item_id, filekey="k1", offset=1, chunk_size=1, owner="b:2:y")
+        assert b.transition(item_id, State.STASHED, owner="b:2:y").offset == 1
