@@ -599,3 +599,20 @@ def test_a_failed_row_remembers_where_it_failed_and_keeps_its_stash(ledger: Ledg
     assert kept.intent == intent and ledger.failed_from(item_id) is State.PUBLISHING
     assert ledger.transition(item_id, State.PUBLISHING).intent == intent
     assert ledger.transition(item_id, State.UPLOADED, reason="verified").intent is None
+
+
+def test_the_ledger_url_wins_and_sqlite_urls_are_files(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from mwingest.ledger import LedgerLocationError, default_location
+
+    monkeypatch.setenv("MWINGEST_LEDGER", str(tmp_path / "file.sqlite3"))
+    assert default_location() == str(tmp_path / "file.sqlite3")
+    monkeypatch.setenv("MWINGEST_LEDGER_URL", f"sqlite:///{tmp_path}/by-url.sqlite3")
+    with Ledger() as led:  # no location: the URL from the environment
+        assert led.path == tmp_path / "by-url.sqlite3" and led.dialect == "sqlite"
+        item_id = new_item(led)
+    with Ledger(tmp_path / "by-url.sqlite3") as led:
+        assert led.get(item_id).state is S.PENDING
+    for bad in ("sqlite://", "mysql://u@h/db"):
+        with pytest.raises(LedgerLocationError):
+            Ledger(bad)
