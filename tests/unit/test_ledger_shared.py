@@ -96,6 +96,12 @@ def test_a_database_password_is_never_shown() -> None:
     url = "postgresql+psycopg://mwingest:hunter2@db.example.org:5433/mwingest"
     assert "hunter2" not in shown(url) and "db.example.org:5433/mwingest" in shown(url)
     assert shown("/home/me/ledger.sqlite3") == "/home/me/ledger.sqlite3"
+    from mwingest.credentials import redact
+    from mwingest.ledger_store import make_engine
+
+    engine = make_engine("postgresql://mwingest:pw-canary-4711@127.0.0.1:1/x", busy_timeout=1)
+    assert engine.url.drivername == "postgresql+psycopg"  # psycopg 3, whatever the URL says
+    assert "pw-canary-4711" not in redact("connect to mwingest:pw-canary-4711@db failed")
 
 
 def test_two_machines_beginning_one_new_file_at_once_get_one_row(ledger_location: str) -> None:
