@@ -100,7 +100,7 @@ def test_a_database_password_is_never_shown() -> None:
     from mwingest.ledger_store import make_engine
 
     engine = make_engine("postgresql://mwingest:pw-canary-4711@127.0.0.1:1/x", busy_timeout=1)
-    assert engine.url.drivername == "postgresql+psycopg"  # psycopg 3, whatever the URL says
+    assert engine.dialect.driver == "psycopg"  # psycopg 3, also where SQLAlchemy 2.0 means psycopg2
     assert "pw-canary-4711" not in redact("connect to mwingest:pw-canary-4711@db failed")
 
 
