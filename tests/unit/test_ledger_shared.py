@@ -213,3 +213,12 @@ def test_a_worker_that_was_taken_over_can_no_longer_write(ledger_location: str) 
         assert b.get(item_id) == before and len(b.history(item_id)) == 3
         b.record_chunk(item_id, filekey="k1", offset=1, chunk_size=1, owner="b:2:y")
         assert b.transition(item_id, State.STASHED, owner="b:2:y").offset == 1
+
+
+def test_copy_uploads_are_known_by_their_url(ledger: Ledger) -> None:
+    """The wiki fetches a copy upload's bytes, so its URL stands for them in the identity."""
+    unknown = "0" * 40
+    one = ledger.begin(WIKI, "https://files.example.org/a.tif", sha1=unknown, size=0, target="A.tif")
+    two = ledger.begin(WIKI, "https://mirror.example.org/a.tif", sha1=unknown, size=0, target="A.tif")
+    assert one.id != two.id and one.ident == "url:https://files.example.org/a.tif:A.tif"
+    assert ledger.find(two.ref, wiki=WIKI).id == two.id
