@@ -58,9 +58,11 @@ class PublishSettings(BaseModel):
     concurrency: int = Field(4, ge=1, le=MAX_WORKERS, title="Files at once",
                              description="How many files are uploaded in parallel")
     ledger_path: str = Field(
-        "", title="Ledger file",
-        description="Where the run records each file (default: the "
-                    "worker's per-user data directory)")
+        "", title="Ledger file or database URL",
+        description="Where the run records each file (default: the worker's "
+                    "MWINGEST_LEDGER_URL, else its per-user data directory). A URL here "
+                    "is stored with the run: give its password through PGPASSWORD or "
+                    "~/.pgpass on the worker, never in the URL")
     # Safety: strict by default (README, "Running imports you did not write").
     manifest_root: str = Field(
         "", title="Widen the manifest root (folder)",

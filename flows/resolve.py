@@ -16,7 +16,7 @@ from flows.ingest import resolve_credentials
 from flows.plainparams import plain_parameters
 from mwingest.connect import open_wiki
 from mwingest.job import Job, JobContext
-from mwingest.ledger import Ledger, default_path
+from mwingest.ledger import Ledger
 from mwingest.options import IngestOptions
 from mwingest.retry import RetryPolicy
 from tasks.blocks import MediaWikiCredentials
@@ -24,7 +24,7 @@ from tasks.steps import carry_out
 
 
 @flow(name="resolve-review", flow_run_name="resolve · item {item_id} · {decision}")
-def resolve_review(item_id: int, decision: Literal["skip", "publish", "rename"],
+def resolve_review(item_id: int | str, decision: Literal["skip", "publish", "rename"],
                    new_filename: str | None = None, wiki: str | None = None,
                    credentials_block: str | None = None, ledger_path: str | None = None,
                    comment: str = "Uploaded with mwingest",
@@ -35,13 +35,16 @@ def resolve_review(item_id: int, decision: Literal["skip", "publish", "rename"],
     (a block name, for the CLI) or the environment.
 
     Args:
-        item_id: The ledger item to decide on (its id in `mwingest status` or the run summary).
+        item_id: The ledger item to decide on: its reference in `mwingest status` or the run
+            summary (SHA-1 prefix and title, the same on every machine), or its row id in
+            this ledger. Only an item of this wiki and account is found.
         decision: skip (leave the wiki as it is), publish (a new version of the existing file) or
             rename (publish under new_filename).
         new_filename: The new name, for rename; empty lets mwingest pick the first free name.
         wiki: The wiki's API URL, only when no credentials block is picked (CLI use).
         credentials_block: A MediaWiki Credentials block's name, instead of picking one (CLI use).
-        ledger_path: The ledger file (default: the worker's per-user data directory).
+        ledger_path: The ledger file or database URL (default: MWINGEST_LEDGER_URL, else the
+            worker's per-user data directory).
         comment: The upload summary for the publish.
         credentials: The wiki and how to log in: pick a MediaWiki Credentials block.
     """
@@ -53,13 +56,15 @@ def resolve_review(item_id: int, decision: Literal["skip", "publish", "rename"],
         creds = (credentials.to_credentials() if credentials is not None
                  else resolve_credentials(wiki, credentials_block))
         session, rules = retry.call(lambda: open_wiki(creds), what="opening the wiki")
-        with Ledger(ledger_path or default_path()) as ledger:
+        with Ledger(ledger_path or None) as ledger:
             ctx = JobContext(session, rules, ledger, IngestOptions(comment=comment, retry=retry),
                              run_id=run_id)
-            job = Job.from_ledger(ctx, item_id)
+            # By identity within this login's wiki and account: never another wiki's row 42.
+            row = ledger.find(item_id, wiki=ctx.wiki, account=ctx.account)
+            job = Job.from_ledger(ctx, row.id)
             if job.verdict is None and job.row is not None and job.row.state.value != "needs-review":
-                raise ValueError(f"ledger item {item_id} is {job.row.state}, not needs-review")
-            log.info("item %d (%s): carrying out %s", item_id, job.item.filename, decision)
+                raise ValueError(f"ledger item {row.ref} is {job.row.state}, not needs-review")
+            log.info("item %s (%s): carrying out %s", row.ref, job.item.filename, decision)
             carry_out(job, decision, new_name=new_filename or None, by="resolve-review",
                       label=job.item.label)
         return job.outcome().as_dict()

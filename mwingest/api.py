@@ -240,11 +240,14 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
     return [Outcome(**row) for row in rows]
 
 
-def resolve(item_id: int, decision: str, *, new_filename: str | None = None,
+def resolve(item_id: int | str, decision: str, *, new_filename: str | None = None,
             wiki: str | None = None, credentials_block: str | None = None,
             ledger_path: str | None = None, quiet: bool = False, verbose: bool = False,
             check_connection: bool = True) -> Outcome:
-    """Carry out a decision on a ``needs-review`` item from its stash key (no bytes re-sent)."""
+    """Carry out a decision on a ``needs-review`` item from its stash key (no bytes re-sent).
+
+    ``item_id`` is the item's reference (``Outcome.ledger_ref``, the same on every machine) or
+    its row id in this ledger; ``ledger_path`` a file or database URL."""
     if check_connection and not credentials_block:
         preflight(wiki)
     from flows.resolve import resolve_review

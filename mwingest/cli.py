@@ -64,8 +64,9 @@ UserOpt = Annotated[str | None, typer.Option("--username", envvar="MWINGEST_USER
 BlockOpt = Annotated[str | None, typer.Option("--credentials",
                                               help="Name of a MediaWikiCredentials Prefect block")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per item on stdout")]
-LedgerOpt = Annotated[str | None, typer.Option("--ledger", envvar="MWINGEST_LEDGER",
-                                               help="Ledger file (default: per-user data dir)")]
+LedgerOpt = Annotated[str | None, typer.Option(
+    "--ledger", envvar=["MWINGEST_LEDGER_URL", "MWINGEST_LEDGER"], show_envvar=False,
+    help="Ledger file or database URL (default: MWINGEST_LEDGER_URL, else per-user data dir)")]
 TextFileOpt = Annotated[Path | None, typer.Option(exists=True, dir_okay=False, readable=True,
                                                   help="Read the page text from a file")]
 CommentOpt = Annotated[str, typer.Option(help="Upload summary")]
@@ -247,12 +248,11 @@ def check(
 def status(ledger: LedgerOpt = None, as_json: JsonOpt = False,
            limit: Annotated[int, typer.Option(help="Recent items to list")] = 20) -> None:
     """What the ledger knows: in flight, needs-review and failed items, then the most recent."""
-    from .ledger import Ledger, State, default_path
+    from .ledger import Ledger, State
 
-    path = Path(ledger).expanduser() if ledger else default_path()
-    if not path.exists():
-        raise fail(f"no ledger at {path} yet (give --ledger PATH, or run an upload first)")
-    with Ledger(path) as led:
+    location = _ledger_location(ledger, "yet (give --ledger PATH|URL, or run an upload first)")
+    with Ledger(location) as led:
+        where = led.where
         open_items = led.items(states=[State.STASHING, State.STASHED, State.NEEDS_REVIEW,
                                        State.FAILED])
         recent = sorted(led.items(), key=lambda i: (i.updated_at, i.id))[-limit:] if limit else []
@@ -261,22 +261,26 @@ def status(ledger: LedgerOpt = None, as_json: JsonOpt = False,
     if as_json:
         for item in rows.values():
             sys.stdout.write(json.dumps({
-                "id": item.id, "source": item.source, "filename": item.final_name or item.target,
+                "id": item.id, "ref": item.ref, "account": item.account, "host": item.host,
+                "source": item.source, "filename": item.final_name or item.target,
                 "state": item.state.value, "reason": item.reason, "message": item.message,
                 "filekey": item.filekey if item.state is State.NEEDS_REVIEW else None,
                 "updated_at": item.updated_at.isoformat()}, ensure_ascii=False) + "\n")
         return
-    typer.echo(f"ledger {path}: " + ", ".join(f"{n} {k}" for k, n in summary.items() if n))
+    typer.echo(f"ledger {where}: " + ", ".join(f"{n} {k}" for k, n in summary.items() if n))
     for item in rows.values():
-        typer.echo(f"{item.id:>6}  {item.state.value:<12} {item.reason or '':<22} "
-                   f"{item.final_name or item.target}  <- {item.source}")
+        landed = f" (as {item.final_name})" if item.final_name not in (None, item.target) else ""
+        typer.echo(f"{item.ref}  {item.state.value:<12} {item.reason or '':<22}{landed} "
+                   f"<- {item.host + ':' if item.host else ''}{item.source}")
     if any(i.state is State.NEEDS_REVIEW for i in open_items):
-        typer.echo("decide with: mwingest review ID --decision skip|publish|rename [--filename NEW]")
+        typer.echo("decide with: mwingest review REF --decision skip|publish|rename [--filename NEW]"
+                   " (REF: the first column, quoted; on any machine that shares this ledger)")
 
 
 @app.command()
 def review(
-    item: Annotated[int, typer.Argument(help="Ledger item id (see `mwingest status`)")],
+    item: Annotated[str, typer.Argument(help="Ledger item: its reference (SHA-1 prefix[:title], "
+                                              "see `mwingest status`) or its row id")],
     decision: Annotated[str, typer.Option(help="skip | publish | rename")],
     filename: Annotated[str | None, typer.Option(help="New name for rename")] = None,
     wiki: WikiOpt = None, username: UserOpt = None, credentials: BlockOpt = None,
@@ -288,7 +292,7 @@ def review(
                    f"not {decision!r}")
     if filename and decision != "rename":
         raise fail("--filename goes with --decision rename")
-    ledger_path = _waiting_item(item, ledger)
+    ledger_location, item = _waiting_item(item, ledger)
     if username:
         os.environ["MWINGEST_USERNAME"] = username
     from .api import IngestSetupError, preflight, resolve
@@ -298,7 +302,7 @@ def review(
             preflight(wiki)  # a wrong login: exit 2 before a Prefect server is started
         use_prefect()  # before Prefect is imported
         outcome = resolve(item, decision, new_filename=filename, wiki=wiki,
-                          credentials_block=credentials, ledger_path=str(ledger_path),
+                          credentials_block=credentials, ledger_path=ledger_location,
                           quiet=True, verbose=VERBOSE["on"], check_connection=False)
     except IngestSetupError as exc:
         raise fail(str(exc)) from None
@@ -313,21 +317,32 @@ def review(
     raise typer.Exit(exit_code([outcome]))
 
 
-def _waiting_item(item_id: int, ledger: str | None) -> Path:
-    """The ledger path, after checking that ``item_id`` is there and waits for a decision."""
-    from .ledger import Ledger, State, UnknownItemError, default_path
+def _ledger_location(ledger: str | None, missing: str) -> str:
+    """The ledger to open (``--ledger``, the environment, the default file); a file that does not
+    exist is an error, not a new empty ledger."""
+    from .ledger import default_location, is_url, shown
 
-    path = Path(ledger).expanduser() if ledger else default_path()
-    if not path.exists():
-        raise fail(f"no ledger at {path} (give --ledger PATH)")
-    with Ledger(path) as led:
+    location = ledger or default_location()
+    if not is_url(location) and not Path(location).expanduser().exists():
+        raise fail(f"no ledger at {shown(location)} {missing}")
+    return location
+
+
+def _waiting_item(item: str, ledger: str | None) -> tuple[str, str]:
+    """The ledger location and the row's reference, after checking that ``item`` names one row
+    that waits for a decision. The flow finds it again by that reference within the login's
+    wiki and account, so a row of another wiki is never decided."""
+    from .ledger import Ledger, LedgerError, State
+
+    location = _ledger_location(ledger, "(give --ledger PATH|URL)")
+    with Ledger(location) as led:
         try:
-            entry = led.get(item_id)
-        except UnknownItemError:
-            raise fail(f"no item {item_id} in {path} (see `mwingest status`)") from None
+            entry = led.find(item)
+        except LedgerError as exc:
+            raise fail(f"{exc} (see `mwingest status`)") from None
     if entry.state is not State.NEEDS_REVIEW:
-        raise fail(f"item {item_id} is {entry.state.value}, not needs-review: nothing to decide")
-    return path
+        raise fail(f"item {entry.ref} is {entry.state.value}, not needs-review: nothing to decide")
+    return location, entry.ref
 
 
 app.add_typer(server_app, name="server")

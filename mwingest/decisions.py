@@ -7,6 +7,7 @@ the review form and the reports share, and that a test can read on their own.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -86,7 +87,7 @@ def next_move(row: LedgerItem, policy: WarningPolicy, rules: WikiRules,
         if verdict.action is Action.REVIEW:
             return Move(outcome="needs-review", reason=code,
                         message=f"{explain(code, warnings)}; decide with `mwingest review "
-                                f"{row.id} --decision skip|publish|rename`")
+                                f"{shlex.quote(row.ref)} --decision skip|publish|rename`")
         return Move(action=verdict.action)
     action = Action(decision["action"])
     if action in (Action.SKIP, Action.FAIL):

@@ -26,6 +26,9 @@ class IngestItem:
     comment: str | None = None
     tags: tuple[str, ...] = ()
     line: int | None = None  # manifest line, for messages
+    #: The manifest's ``id`` column: the item's identity in the ledger on every machine, so a
+    #: re-scanned file (new bytes, new name) is still the same item.
+    key: str | None = None
     #: A row that could not even be read (bad manifest line, unsafe path): its reason code.
     error: str | None = None
     error_message: str | None = None
@@ -56,7 +59,9 @@ class Outcome:
     url: str | None = None  # the file's description page, when it landed
     filekey: str | None = None  # when it waits in the stash (needs-review)
     bytes_sent: int = 0
-    ledger_id: int | None = None
+    ledger_id: int | None = None  # the row in this run's ledger database
+    #: The row's reference on any machine (``mwingest review REF``): SHA-1 prefix and title.
+    ledger_ref: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

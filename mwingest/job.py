@@ -79,8 +79,10 @@ class Job:
         """A job rebuilt from its row alone (a late review decision, another worker's row)."""
         row = ctx.ledger.get(item_id)
         params = row.params or {}
+        key = row.ident.removeprefix("manifest:") if row.ident.startswith("manifest:") else None
         item = IngestItem(source=row.source, filename=row.target, text=params.get("text"),
-                          comment=params.get("comment"), tags=tuple(params.get("tags") or ()))
+                          comment=params.get("comment"), tags=tuple(params.get("tags") or ()),
+                          key=key)
         job = cls(ctx, item, row)
         job._leased = ctx.claim(row.id)
         if not job._leased:
@@ -144,7 +146,8 @@ class Job:
             size=(row.size or None) if row and row.sha1 != URL_SHA1 else self.landed.get("size"),
             url=self.landed.get("descriptionurl"),
             filekey=row.filekey if row and outcome == NEEDS_REVIEW else None,
-            bytes_sent=self.bytes_sent, ledger_id=row.id if row else None)
+            bytes_sent=self.bytes_sent, ledger_id=row.id if row else None,
+            ledger_ref=row.ref if row else None)
 
     # --- the step function ---------------------------------------------------------------------
     def step(self) -> None:
@@ -183,6 +186,9 @@ class Job:
             return
         if self.row is None:
             return self._verdict(FAILED, reason_code(exc), str(exc))
+        if isinstance(exc, RowLeasedError):  # taken over: the row is the other run's to write
+            self._leased = False
+            return self._verdict(FAILED, "leased", "another run took this file over")
         try:
             self._move(State.FAILED, reason_code(exc), str(exc))
         except Exception as ledger_exc:  # noqa: BLE001 - never silent: the outcome says it
@@ -236,7 +242,7 @@ class Job:
         try:
             row = ctx.ledger.begin(ctx.wiki, self.item.source, sha1=checked.sha1,
                                    size=checked.size, target=checked.target, run_id=ctx.run_id,
-                                   lease=ctx.lease)
+                                   lease=ctx.lease, account=ctx.account, key=self.item.key)
         except RowLeasedError as exc:
             self.row = exc.row
             return self._verdict(FAILED, "leased", "another run is working on this file "
@@ -335,7 +341,8 @@ class Job:
         assert self.chunk is not None and self.row is not None
         if self.chunk.filekey:
             self.ctx.ledger.record_chunk(self.row.id, filekey=self.chunk.filekey,
-                                         offset=self.chunk.offset, chunk_size=self.chunk.chunk_size)
+                                         offset=self.chunk.offset, chunk_size=self.chunk.chunk_size,
+                                         owner=self.ctx.owner if self._leased else None)
             self.row = self.ctx.ledger.get(self.row.id)
 
     # --- 3. publish, decide ----------------------------------------------------------------------
@@ -465,7 +472,9 @@ class Job:
               **fields: Any) -> None:
         row = self._row()
         self.row = self.ctx.ledger.transition(row.id, to, reason=reason, message=message,
-                                              flow_run_id=self.ctx.run_id, **fields)
+                                              flow_run_id=self.ctx.run_id,
+                                              owner=self.ctx.owner if self._leased else None,
+                                              **fields)
         if to in OUTCOMES:
             self._leased = False  # the ledger ended the lease with the move
             level = logging.INFO if to in (State.UPLOADED, State.SKIPPED) else logging.WARNING

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from . import netsafe
-from .ledger import Lease, Ledger
+from .ledger import Lease, Ledger, normalise_account
 from .options import URL_MODES, IngestOptions
 from .session import WikiSession
 from .siteinfo import WikiRules
@@ -53,6 +53,9 @@ class JobContext:
                              f"not {self.options.url_mode!r}")
         self.allow = netsafe.AllowList.parse(self.options.allow_hosts)
         self.wiki = self.session.api_url
+        #: Rows are this account's on this wiki: the user the wiki logged us in as (a bot
+        #: password writes as its user), whose rate limits the writes count against.
+        self.account = normalise_account(self.session.user)
         self.stash_max_age = self.options.stash_max_age(self.wiki)
 
     @property

@@ -1,18 +1,25 @@
-"""The ledger's vocabulary: the states of a file, the allowed moves, and the row types.
+"""The ledger's vocabulary: the states of a file, the allowed moves, the row types, and what
+makes a row's identity (wiki, account, ``sha1:…``/``manifest:…``/``url:…``).
 
-Kept apart from the SQLite store (:mod:`mwingest.ledger`) so the state machine can be read, and
+Kept apart from the store (:mod:`mwingest.ledger`) so the state machine can be read, and
 imported, on its own; ``mwingest.ledger`` re-exports every name here.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from mwingest.errors import MWIngestError
+
+_SHA1 = re.compile(r"[0-9a-f]{40}")
 
 
 class State(StrEnum):
@@ -78,7 +85,15 @@ class IllegalTransitionError(LedgerError):
 
 
 class UnknownItemError(LedgerError, LookupError):
-    """No ledger row has this id."""
+    """No ledger row has this id (or this reference)."""
+
+
+class AmbiguousItemError(LedgerError, LookupError):
+    """A reference matches more than one row; ``refs`` are theirs, to pick one."""
+
+    def __init__(self, message: str, refs: list[str]) -> None:
+        super().__init__(message)
+        self.refs = refs
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,20 @@ class LedgerItem:
     #: Which run drives the row (``host:pid:run``) and until when (schema v3).
     lease_owner: str | None = None
     lease_until: datetime | None = None
+    #: Identity that travels (schema v4): the wiki account ('' for rows from before v4) and
+    #: ``sha1:<SHA-1>:<target>`` or ``manifest:<id>``; ``host`` is the machine whose path
+    #: ``source`` is.
+    account: str = ""
+    ident: str = ""
+    host: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """A reference to this row that means the same on every machine and every ledger of
+        this wiki and account: ``<12 hex of the SHA-1>:<title>`` or ``manifest:<id>``."""
+        if self.ident.startswith("sha1:"):
+            return f"{self.sha1[:12]}:{self.ident[46:]}"
+        return self.ident or str(self.id)
 
     @property
     def done(self) -> bool:
@@ -164,3 +193,57 @@ class RowLeasedError(LedgerError):
     def __init__(self, message: str, row: LedgerItem) -> None:
         super().__init__(message)
         self.row = row
+
+
+def normalise_wiki(wiki: str) -> str:
+    """The API URL with scheme and host lower-cased, so one wiki never gets two identities."""
+    parts = urlsplit(wiki.strip())
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, ""))
+
+
+def normalise_source(source: str | os.PathLike[str]) -> str:
+    """A URL stays as given (trimmed); a path becomes absolute and normalised (no symlink resolution)."""
+    text = os.fspath(source)
+    if re.match(r"\s*[a-zA-Z][a-zA-Z0-9+.-]*://", text):
+        return text.strip()
+    return os.path.abspath(os.path.expanduser(text))  # no strip: a trailing space is a legal name
+
+
+def normalise_account(username: str | None) -> str:
+    """The wiki account a login writes as: a bot password's ``User@bot`` is the user ``User``;
+    underscores are spaces and the first letter is upper-case, as MediaWiki stores user names.
+    The rate limits the wiki applies, and so the pacing, belong to this account."""
+    name = (username or "").partition("@")[0].replace("_", " ").strip()
+    return name[:1].upper() + name[1:]
+
+
+#: The SHA-1 of a copy upload, whose bytes only the wiki sees (``mwingest.options.URL_SHA1``).
+UNKNOWN_SHA1 = "0" * 40
+
+
+def make_ident(sha1: str, target: str, key: str | None = None, *, source: str | None = None) -> str:
+    """A row's identity within (wiki, account): ``manifest:<key>`` when the manifest names the
+    item, else ``sha1:<content SHA-1>:<target title>`` (the same bytes under the same title are
+    the same piece of work on any machine, whatever path they were read from). A copy upload's
+    bytes are unknown, so its URL stands for them: ``url:<source>:<target title>``."""
+    if key is not None and str(key).strip():
+        return f"manifest:{str(key).strip()}"
+    if sha1 == UNKNOWN_SHA1 and source:
+        return f"url:{source}:{target}"
+    if not _SHA1.fullmatch(sha1):
+        raise ValueError("sha1 must be 40 lower-case hex digits")
+    return f"sha1:{sha1}:{target}"
+
+
+#: Columns stored as JSON text.
+JSON_COLUMNS = ("warnings", "decision", "params", "intent")
+
+
+def item_from_row(row: Mapping[str, Any]) -> LedgerItem:
+    """A :class:`LedgerItem` from a database row (timestamps and JSON as stored)."""
+    cols = dict(row)
+    for name in ("stash_created_at", "created_at", "updated_at", "lease_until"):
+        cols[name] = datetime.fromisoformat(cols[name]) if cols.get(name) else None
+    for name in JSON_COLUMNS:
+        cols[name] = json.loads(cols[name]) if cols.get(name) else None
+    return LedgerItem(**{**cols, "state": State(cols["state"])})

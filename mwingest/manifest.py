@@ -30,7 +30,7 @@ from . import metadata
 from .items import IngestItem
 
 MANIFEST_SUFFIXES = {".csv", ".jsonl", ".ndjson", ".xlsx"}
-KNOWN_COLUMNS = {"source", "filename", "text", "comment", "tags", "licence", "license"}
+KNOWN_COLUMNS = {"source", "filename", "text", "comment", "tags", "licence", "license", "id"}
 #: ``scheme://`` at the start: a URL, not a path (only http and https are ever fetched).
 _URL_LIKE = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -276,7 +276,7 @@ def _item_from_row(row: Mapping[str, Any], line: int, where: str, base: Path,
                           error_message=f"{where}: no 'source' (a path or an http(s) URL)")
     item = IngestItem(source=source, filename=_text(row.get("filename")),
                       text=_text(row.get("text")), comment=_text(row.get("comment")), line=line,
-                      licence=clean_licence(row.get("licence")))
+                      licence=clean_licence(row.get("licence")), key=_text(row.get("id")))
     if _URL_LIKE.match(source) and not item.is_url:
         return _not_http(item, source, where)
     if not item.is_url:

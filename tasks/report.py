@@ -7,6 +7,7 @@ stays free of Prefect. Artifact keys are lowercase with dashes (Prefect rejects 
 
 from __future__ import annotations
 
+import shlex
 import sqlite3
 import threading
 import time
@@ -23,10 +24,12 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from mwingest.items import NEEDS_REVIEW, OUTCOMES, Outcome
 from mwingest.ledger import Ledger
 from mwingest.ledger_model import LedgerError
+from mwingest.ledger_store import shown
 from mwingest.pictures import Picture
 
 #: Thumbnails for the summary: published files by name, stashed ones by key.
@@ -98,7 +101,7 @@ def run_decisions(ledger_path: str, outcomes: Sequence[Outcome], run_id: str | N
                 entry = ledger.get(item_id)
                 if entry.decision and entry.flow_run_id == run_id:
                     out[item_id] = describe_decision(entry.decision)
-    except (LedgerError, sqlite3.Error, OSError):
+    except (LedgerError, sqlite3.Error, SQLAlchemyError, OSError):
         return out
     return out
 
@@ -145,7 +148,7 @@ def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
         *(f"| {name} | {counts.get(name, 0)} |" for name in OUTCOMES),
         "",
         f"* {len(outcomes)} files in {seconds:.1f} s; {landed:,} bytes landed, {sent:,} bytes sent",
-        f"* ledger: `{ledger_path}`",
+        f"* ledger: `{shown(ledger_path)}`",
     ]
     uploaded = [o for o in outcomes if o.outcome == "uploaded" and o.url]
     if uploaded:
@@ -157,7 +160,8 @@ def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
         lines += ["", "## Needs review",
                   "Each waits in the wiki's stash (6 h); decide without re-sending its bytes:", ""]
         lines += [f"* `{o.source}` → `{o.filename}`: {o.message or o.reason} — "
-                  f"`mwingest review {o.ledger_id} --decision skip|publish|rename`"
+                  f"`mwingest review {shlex.quote(o.ledger_ref or str(o.ledger_id))}"
+                  " --decision skip|publish|rename`"
                   + thumb(files.get(_key(o.filename)), "on the wiki")
                   + thumb(stash.get(o.filekey or ""), "this file (stashed)")
                   for o in waiting]

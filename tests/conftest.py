@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["tests.prefect_server"]
+pytest_plugins = ["tests.prefect_server", "tests.pg"]
 
 # Prefect hygiene before anything can import it: no telemetry from test runs.
 os.environ.setdefault("DO_NOT_TRACK", "1")

@@ -366,10 +366,10 @@ def test_status_then_review_rename_resolves_the_waiting_item(wiki, cli_env, csv_
     assert (item["state"], item["reason"], item["filekey"]) == (
         "needs-review", "exists", waiting_row["filekey"])
     text = mwingest(cli_env, "status").expect(0).stdout
-    assert f"{item['id']:>6}  needs-review" in text and "mwingest review" in text
+    assert f"{item['ref']}  needs-review" in text and "mwingest review" in text
 
-    new_name = f"Cli resolved {unique()}.png"
-    ran = mwingest(cli_env, "review", str(item["id"]), "--decision", "rename", "--filename",
+    new_name = f"Cli resolved {unique()}.png"  # by the reference that means the same on any machine
+    ran = mwingest(cli_env, "review", item["ref"], "--decision", "rename", "--filename",
                    new_name, "--json").expect(0)
 
     [row] = ran.rows()

@@ -95,7 +95,8 @@ def test_sigkill_mid_chunked_upload_then_rerun_resumes(wiki, prefect_harness, tm
     assert upload.file_info(session, big.name) is None  # nothing published yet
 
     with Ledger(ledger_path) as led:
-        assert led._conn().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        with led._write() as conn:
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
         (row,) = led.items()
         assert row.state is State.STASHING and row.filekey and row.offset == killed_at
 

@@ -348,8 +348,29 @@ def test_review_hands_the_decision_to_resolve(ledger_file, capsys, monkeypatch):
     assert code == 0
     assert json_rows(out)[0]["filename"] == "New name.png"
     [(item_id, decision, kwargs)] = calls
+    with Ledger(path) as led:  # the row's reference travels, not this ledger's row id
+        ref = led.get(ids["review"]).ref
     assert (item_id, decision, kwargs["new_filename"], kwargs["ledger_path"], kwargs["wiki"]) == (
-        ids["review"], "rename", "New name.png", str(path), WIKI)
+        ref, "rename", "New name.png", str(path), WIKI)
+
+
+def test_review_by_the_reference_status_prints(ledger_file, capsys, monkeypatch):
+    path, ids = ledger_file
+    calls: list[Any] = []
+    monkeypatch.setattr(api, "resolve", lambda item, decision, **kw: calls.append(item) or Outcome(
+        "/data/Review.png", "Review.png", "skipped", "decided-skip"))
+    monkeypatch.setattr(api, "preflight", lambda wiki=None: None)
+    _, out, _ = run(["status", "--ledger", str(path)], capsys)
+    ref = next(line.split("  ")[0] for line in out.splitlines() if "needs-review" in line
+               and "Review.png" in line)
+
+    code, _, _ = run(["review", ref, "--decision", "skip", "--ledger", str(path), "--wiki", WIKI],
+                     capsys)
+    assert code == 0 and calls == [ref] and ref.endswith(":Review.png")
+    # A prefix that fits several items names them instead of picking one.
+    code, _, err = run(["review", ref.split(":")[0], "--decision", "skip", "--ledger", str(path),
+                        "--wiki", WIKI], capsys)
+    assert code == 2 and "matches 3 items" in one_line(err) and len(calls) == 1
 
 
 # --- check, and start-up cost ----------------------------------------------------------------------

@@ -364,3 +364,52 @@ def test_a_copy_upload_whose_answer_was_lost_is_found_by_its_uploader(wiki, ledg
     assert (out.outcome, out.filename) == ("uploaded", "Copy.png")
     assert wiki.kinds["copy"] == 1 and len(wiki.versions("Copy.png")) == 1
     assert out.sha1 == wiki.versions("Copy.png")[0]["sha1"]
+
+
+def test_another_machine_with_the_same_file_sends_nothing(wiki, ledger_location, tmp_path):
+    """One shared ledger (both backends), two machines with their own copy of a picture at
+    their own path: the second finds the row by identity and leaves the wiki alone."""
+    first_mount, second_mount = tmp_path / "scan-1", tmp_path / "scan-2"
+    first_mount.mkdir()
+    second_mount.mkdir()
+    path = png(first_mount / "Shared.png", 64)
+    copy = second_mount / "Shared.png"
+    copy.write_bytes(path.read_bytes())
+    with Ledger(ledger_location, host="scan-1") as one, Ledger(ledger_location, host="scan-2") as two:
+        assert run(context(wiki, one), path).outcome().outcome == "uploaded"
+        before = dict(wiki.kinds)
+        out = run(context(wiki, two), copy).outcome()
+        assert (out.outcome, out.reason) == ("skipped", "already-uploaded")
+        assert dict(wiki.kinds) == before and len(wiki.versions("Shared.png")) == 1
+        [row] = two.items()
+        assert (row.host, row.account, row.state) == ("scan-1", wiki.user, State.UPLOADED)
+        assert out.ledger_ref == row.ref
+
+
+def test_a_manifest_id_follows_a_rescanned_file(wiki, ledger, tmp_path):
+    path = png(tmp_path / "Scan.png", 16, seed=1)
+    first = run(context(wiki, ledger), path, key="acc-7").outcome()
+    rescan = png(tmp_path / "Scan (rescan).png", 16, seed=2)
+    second = run(context(wiki, ledger), rescan, key="acc-7").outcome()
+    assert (first.outcome, second.outcome) == ("uploaded", "uploaded")
+    [row] = ledger.items()
+    assert (row.ident, row.source, row.attempts) == ("manifest:acc-7", str(rescan), 2)
+    assert [e.reason for e in ledger.history(row.id)].count("source-changed") == 1
+
+
+def test_a_job_taken_over_mid_upload_stops_without_writing(wiki, ledger, tmp_path):
+    path = png(tmp_path / "Stalled.png", 64)  # three chunks
+    ctx = context(wiki, ledger)
+    job = Job(ctx, IngestItem(source=str(path)))
+    while job.state is not State.STASHING:
+        job.step()
+    job.step()  # one chunk up
+    row = ledger.get(job.row.id)
+    ledger.release(row.id, ctx.owner)  # as if its lease ran out ...
+    assert ledger.claim(row.id, "other:2:run", ttl=timedelta(minutes=5))  # ... and was taken over
+    sent = dict(wiki.kinds)
+    out = job.run()
+    assert (out.outcome, out.reason) == ("failed", "leased")
+    after = ledger.get(row.id)
+    assert (after.state, after.offset, after.lease_owner) == (State.STASHING, row.offset, "other:2:run")
+    assert sum(wiki.kinds.values()) - sum(sent.values()) <= 1  # at most the chunk in flight

@@ -1,4 +1,8 @@
-"""The ledger: state machine, atomic moves, file mode, concurrency, kill -9 durability, migrations."""
+"""The ledger: state machine, atomic moves, file mode, concurrency, kill -9 durability, migrations.
+
+Every test taking ``ledger`` or ``ledger_location`` runs on both backends (SQLite and PostgreSQL,
+see ``tests/unit/conftest.py``); the file's own properties (mode, WAL, PRAGMAs) are SQLite's only.
+"""
 
 from __future__ import annotations
 
@@ -41,12 +45,6 @@ ROUTE: dict[State, list[State]] = {
     S.UPLOADED: [S.VALIDATED, S.UPLOADED], S.SKIPPED: [S.SKIPPED], S.REJECTED: [S.REJECTED],
     S.FAILED: [S.FAILED],
 }
-
-
-@pytest.fixture
-def ledger(tmp_path: Path):
-    with Ledger(tmp_path / "ledger.sqlite3") as led:
-        yield led
 
 
 @pytest.fixture(autouse=True)
@@ -98,13 +96,15 @@ def test_default_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert default_path() == tmp_path / "home" / ".local" / "share" / "mwingest" / "ledger.sqlite3"
 
 
-def test_wal_and_full_sync(ledger: Ledger) -> None:
-    outside = sqlite3.connect(ledger.path)
-    assert outside.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persisted in the file
-    outside.close()
-    conn = ledger._conn()  # synchronous is per connection: look at the ledger's own
-    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
+def test_wal_and_full_sync(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.sqlite3") as ledger:
+        outside = sqlite3.connect(ledger.path)
+        assert outside.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persisted in the file
+        outside.close()
+        with ledger._write() as conn:  # synchronous is per connection: look at the ledger's own
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
 # --- state machine ------------------------------------------------------------------------------------
@@ -197,23 +197,36 @@ def test_restarting_from_validated_forgets_the_stash(ledger: Ledger) -> None:
     assert (item.filekey, item.offset, item.stash_created_at, item.resumable) == (None, 0, None, False)
 
 
+def _sabotage_stashed_events(ledger: Ledger, on: bool) -> None:
+    """A trigger that makes the event insert of a move to ``stashed`` fail (or its removal)."""
+    if ledger.dialect == "sqlite":
+        sql = ["CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.to_state = 'stashed' "
+               "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"] if on else ["DROP TRIGGER boom"]
+    else:
+        sql = ["CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS "
+               "$$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$",
+               "CREATE TRIGGER boom BEFORE INSERT ON events FOR EACH ROW "
+               "WHEN (NEW.to_state = 'stashed') EXECUTE FUNCTION boom()"] if on else [
+               "DROP TRIGGER boom ON events", "DROP FUNCTION boom()"]
+    with ledger._write() as conn:  # another connection than the move's
+        for statement in sql:
+            conn.exec_driver_sql(statement)
+
+
 def test_a_failed_transaction_leaves_the_old_state(ledger: Ledger) -> None:
     """The event insert fails after the row update ran: the update must roll back with it."""
+    import sqlalchemy as sa
+
     item_id = new_item(ledger)
     walk(ledger, item_id, [S.VALIDATED, S.STASHING])
     ledger.record_chunk(item_id, filekey="k.png", offset=1024, chunk_size=1024)
     before, events = ledger.get(item_id), ledger.history(item_id)
-    saboteur = sqlite3.connect(ledger.path)
-    saboteur.execute("CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.to_state = 'stashed' "
-                     "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
-    saboteur.commit()
-    with pytest.raises(sqlite3.IntegrityError, match="disk on fire"):
+    _sabotage_stashed_events(ledger, True)
+    with pytest.raises(sa.exc.DBAPIError, match="disk on fire"):
         ledger.transition(item_id, S.STASHED, filekey="final.png", offset=10_000)
     assert ledger.get(item_id) == before
     assert ledger.history(item_id) == events
-    saboteur.execute("DROP TRIGGER boom")
-    saboteur.commit()
-    saboteur.close()
+    _sabotage_stashed_events(ledger, False)
     assert ledger.transition(item_id, S.STASHED, filekey="final.png").filekey == "final.png"
 
 
@@ -283,9 +296,9 @@ def test_find_by_sha1_summary_and_items(ledger: Ledger) -> None:
     assert ledger.items(since=future) == [] and len(ledger.items(states=[])) == 0
 
 
-def test_stash_clock_and_resumable(tmp_path: Path) -> None:
+def test_stash_clock_and_resumable(ledger_location: str) -> None:
     now = [datetime(2026, 1, 1, 8, 0, tzinfo=UTC)]
-    with Ledger(tmp_path / "l.db", clock=lambda: now[0]) as led:
+    with Ledger(ledger_location, clock=lambda: now[0]) as led:
         item_id = new_item(led)
         walk(led, item_id, [S.VALIDATED, S.STASHING])
         led.record_chunk(item_id, filekey="k.png", offset=1024, chunk_size=1024)
@@ -317,8 +330,17 @@ def test_messages_pass_the_redactor(ledger: Ledger) -> None:
     ledger.transition(item_id, S.FAILED, reason="login-failed", message="bad password hunter2")
     assert ledger.get(item_id).message == "bad password ***"
     assert ledger.history(item_id)[-1].message == "bad password ***"
-    raw = Path(ledger.path).read_bytes() + Path(str(ledger.path) + "-wal").read_bytes()
-    assert b"hunter2" not in raw
+    assert b"hunter2" not in everything_stored(ledger)
+
+
+def everything_stored(ledger: Ledger) -> bytes:
+    """What the database holds: the file and its WAL, or every row of every table."""
+    if ledger.path is not None:
+        return ledger.path.read_bytes() + Path(str(ledger.path) + "-wal").read_bytes()
+    with ledger._write() as conn:
+        rows = [conn.exec_driver_sql(f"SELECT t::text FROM {table} t").scalars().all()
+                for table in ("items", "events", "schema_history")]
+    return "\n".join(str(row) for table in rows for row in table).encode()
 
 
 # --- schema -------------------------------------------------------------------------------------------
@@ -344,16 +366,56 @@ def test_schema_version_and_migration_from_an_older_file(tmp_path: Path,
     check.close()
 
 
-def test_a_version_1_file_gains_the_params_column(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "v1.db"
-    monkeypatch.setattr(ledger_mod, "MIGRATIONS", ledger_mod.MIGRATIONS[:1])
+def _old_ledger_file(path: Path, version: int) -> None:
+    """A ledger as mwingest wrote it at schema ``version`` (1 or 3): an in-flight chunked upload,
+    and two copies of one picture (same bytes, same title) from two folders, with events."""
+    conn = sqlite3.connect(path)
+    for number, step in enumerate(ledger_mod.MIGRATIONS[:version], start=1):
+        for statement in step:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_history VALUES (?, '2026-01-01T00:00:00.000000+00:00')",
+                     (number,))
+    conn.execute(f"PRAGMA user_version = {version}")
+    stamp = "2026-01-01T08:00:00.000000+00:00"
+    rows = [("/data/big.tif", SHA_A, "Big.tif", "stashing", "k1.chunks", 4096),
+            ("/data/x/pier.jpg", SHA_B, "Pier.jpg", "uploaded", None, 0),
+            ("/data/y/pier.jpg", SHA_B, "Pier.jpg", "pending", None, 0)]
+    for n, (source, sha1, target, state, filekey, offset) in enumerate(rows, start=1):
+        conn.execute("INSERT INTO items (id, wiki, source, sha1, size, target, state, filekey,"
+                     ' "offset", stash_created_at, created_at, updated_at, attempts)'
+                     " VALUES (?, ?, ?, ?, 10000, ?, ?, ?, ?, ?, ?, ?, 1)",
+                     (n, WIKI, source, sha1, target, state, filekey, offset,
+                      stamp if filekey else None, stamp, stamp))
+        conn.execute("INSERT INTO events (item_id, from_state, to_state, reason, at)"
+                     " VALUES (?, NULL, 'pending', 'new', ?)", (n, stamp))
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("version", [1, 3])
+def test_an_older_file_opens_with_its_rows_and_history(tmp_path: Path, version: int) -> None:
+    path = tmp_path / "old.sqlite3"
+    _old_ledger_file(path, version)
     with Ledger(path) as led:
-        item_id = new_item(led)
-    monkeypatch.undo()
-    with Ledger(path) as led:
-        led.transition(item_id, S.VALIDATED, params={"text": "== Summary ==", "tags": ["a"]})
-        assert led.get(item_id).params == {"text": "== Summary ==", "tags": ["a"]}
+        big = led.get(1)
+        assert (big.state, big.filekey, big.offset, big.source) == (S.STASHING, "k1.chunks", 4096,
+                                                                    "/data/big.tif")
+        assert (big.account, big.ident, big.host) == ("", f"sha1:{SHA_A}:Big.tif", None)
+        assert [len(led.history(n)) for n in (1, 2, 3)] == [1, 1, 1]  # no event lost to the rebuild
+        # The two copies keep apart: the first owns the identity, the second is told by its id.
+        assert (led.get(2).ident, led.get(3).ident) == (f"sha1:{SHA_B}:Pier.jpg",
+                                                        f"sha1:{SHA_B}:Pier.jpg#3")
+        assert led.find(f"{SHA_B[:8]}:Pier.jpg").id == 2 and led.find(led.get(3).ref).id == 3
+        # A run with a login adopts the row (same id, same stash) and from then on it is the account's.
+        again = led.begin(WIKI, "/data/big.tif", sha1=SHA_A, size=10_000, target="Big.tif",
+                          account="Archivist@ingest")
+        assert (again.id, again.account, again.offset, again.host) == (1, "Archivist", 4096, led.host)
+        led.transition(1, S.STASHING, params={"text": "== Summary ==", "tags": ["a"]})
+        assert led.get(1).params == {"text": "== Summary ==", "tags": ["a"]}
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == len(ledger_mod.MIGRATIONS)
+    assert check.execute("PRAGMA foreign_key_check").fetchall() == []
+    check.close()
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -366,14 +428,40 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         Ledger(path)
 
 
+def test_a_newer_postgres_schema_is_refused(postgres: Any) -> None:
+    url = postgres.fresh_url()
+    with Ledger(url) as led, led._write() as conn:
+        conn.exec_driver_sql("INSERT INTO schema_history VALUES (99, 'later')")
+    with pytest.raises(LedgerError, match="newer"):
+        Ledger(url)
+
+
+def test_postgres_schema_is_at_the_current_version_once(postgres: Any) -> None:
+    """Eight ledgers opened at once on an empty database: one migrates, all work."""
+    url = postgres.fresh_url()
+
+    def open_and_use(n: int) -> int:
+        with Ledger(url) as led:
+            return new_item(led, f"{n}.png")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = list(pool.map(open_and_use, range(8)))
+    assert len(set(ids)) == 8
+    with Ledger(url) as led, led._write() as conn:
+        versions = conn.exec_driver_sql("SELECT version FROM schema_history ORDER BY version").scalars()
+        assert list(versions) == list(range(1, len(ledger_mod.PG_MIGRATIONS) + 1))
+
+
 # --- concurrency and crashes --------------------------------------------------------------------------
 def _full_run(led: Ledger, source: str, chunks: int = 4) -> int:
-    item_id = led.begin(WIKI, source, sha1=SHA_A, size=chunks * 1024, target="T.png").id
+    """One file's whole journey; each source its own title (same bytes, same title = one row)."""
+    target = source.strip("/").replace("/", "-").capitalize()
+    item_id = led.begin(WIKI, source, sha1=SHA_A, size=chunks * 1024, target=target).id
     walk(led, item_id, [S.VALIDATED, S.STASHING])
     for n in range(1, chunks + 1):
         led.record_chunk(item_id, filekey=f"k-{item_id}", offset=n * 1024, chunk_size=1024)
     led.transition(item_id, S.STASHED, filekey=f"f-{item_id}")
-    led.transition(item_id, S.UPLOADED, reason="published", final_name="T.png")
+    led.transition(item_id, S.UPLOADED, reason="published", final_name=target)
     return item_id
 
 
@@ -392,9 +480,9 @@ def _process_worker(path: str, tag: str, barrier: Any, count: int) -> None:
             _full_run(led, f"/{tag}/{n}.png")
 
 
-def test_two_processes_write_at_once(tmp_path: Path) -> None:
-    """Both processes also create and migrate the (missing) file at the same moment."""
-    path = str(tmp_path / "l.db")
+def test_two_processes_write_at_once(ledger_location: str) -> None:
+    """Both processes also create and migrate the (missing) ledger at the same moment."""
+    path = ledger_location
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
     procs = [ctx.Process(target=_process_worker, args=(path, tag, barrier, 60)) for tag in "pq"]
@@ -425,8 +513,8 @@ _CHUNK_LOOP = textwrap.dedent("""
 
 
 @pytest.mark.timeout(120)
-def test_kill_9_keeps_every_reported_chunk(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
+def test_kill_9_keeps_every_reported_chunk(ledger_location: str) -> None:
+    path = ledger_location
     child = subprocess.Popen([sys.executable, "-c", _CHUNK_LOOP, str(path)], stdout=subprocess.PIPE,
                              text=True)
     assert child.stdout is not None
@@ -441,9 +529,10 @@ def test_kill_9_keeps_every_reported_chunk(tmp_path: Path) -> None:
     child.wait()
     assert child.returncode == -signal.SIGKILL
     reported = max([reported, *(int(x) for x in rest.split())])
-    check = sqlite3.connect(path)
-    assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    check.close()
+    if not path.startswith("postgresql"):
+        check = sqlite3.connect(path)
+        assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        check.close()
     with Ledger(path) as led:
         item = led.get(item_id)
         assert item.state is S.STASHING and item.filekey == "big.bin"
@@ -483,9 +572,9 @@ def test_a_lease_keeps_other_runs_off_a_row_until_it_ends(ledger: Ledger) -> Non
     assert done.lease_owner is None and done.lease_until is None
 
 
-def test_a_lease_runs_out_without_renewal(tmp_path: Path) -> None:
+def test_a_lease_runs_out_without_renewal(ledger_location: str) -> None:
     now = [datetime(2026, 12, 3, tzinfo=UTC)]
-    with Ledger(tmp_path / "l.sqlite3", clock=lambda: now[0]) as led:
+    with Ledger(ledger_location, clock=lambda: now[0]) as led:
         item_id = new_item(led)
         assert led.claim(item_id, "host:1:a", ttl=timedelta(minutes=15))
         assert not led.claim(item_id, "host:2:b", ttl=timedelta(minutes=15))
@@ -510,3 +599,20 @@ def test_a_failed_row_remembers_where_it_failed_and_keeps_its_stash(ledger: Ledg
     assert kept.intent == intent and ledger.failed_from(item_id) is State.PUBLISHING
     assert ledger.transition(item_id, State.PUBLISHING).intent == intent
     assert ledger.transition(item_id, State.UPLOADED, reason="verified").intent is None
+
+
+def test_the_ledger_url_wins_and_sqlite_urls_are_files(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from mwingest.ledger import LedgerLocationError, default_location
+
+    monkeypatch.setenv("MWINGEST_LEDGER", str(tmp_path / "file.sqlite3"))
+    assert default_location() == str(tmp_path / "file.sqlite3")
+    monkeypatch.setenv("MWINGEST_LEDGER_URL", f"sqlite:///{tmp_path}/by-url.sqlite3")
+    with Ledger() as led:  # no location: the URL from the environment
+        assert led.path == tmp_path / "by-url.sqlite3" and led.dialect == "sqlite"
+        item_id = new_item(led)
+    with Ledger(tmp_path / "by-url.sqlite3") as led:
+        assert led.get(item_id).state is S.PENDING
+    for bad in ("sqlite://", "mysql://u@h/db"):
+        with pytest.raises(LedgerLocationError):
+            Ledger(bad)

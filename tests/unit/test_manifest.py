@@ -236,3 +236,13 @@ def test_an_unsafe_path_is_reported_before_a_template_problem(tmp_path):
     [item] = read_manifest(manifest, text_template=str(template))
 
     assert item.error == "unsafe-path"
+
+
+def test_an_id_column_is_the_items_identity(tmp_path):
+    _files(tmp_path, "a.png", "b.png")
+    manifest = tmp_path / "list.csv"
+    manifest.write_text("source,ID\na.png,acc-1911-042\nb.png, \n", encoding="utf-8")
+
+    first, second = read_manifest(manifest)
+
+    assert (first.key, second.key) == ("acc-1911-042", None)

@@ -1,0 +1,113 @@
+"""Pacing of writes per (wiki, account), shared by every worker through the ledger database.
+
+Why in the ledger and not in each process: the wiki counts an account's uploads, not a
+machine's. A normal Commons account may upload 380 files per 72 minutes (bot and autopatrolled
+accounts are unlimited); ten workers each keeping "their" 380 would be refused (``ratelimited``)
+after a tenth of the batch. So one token bucket per (wiki, account) lives in a table every worker
+takes from (:class:`mwingest.ledger_pacing.PacingMixin`), and a ``Retry-After`` or ``ratelimited``
+that one worker sees pauses all of them.
+
+This module holds the arithmetic and the wiki's side: the account's limits
+(``meta=userinfo&uiprop=ratelimits|rights``, see https://www.mediawiki.org/wiki/API:Userinfo and
+``$wgRateLimits``) turned into a bucket, and the wait loop. No I/O but the one query.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mwingest.errors import ApiError
+from mwingest.retry import retry_after
+
+#: The share of the wiki's limit we use: the wiki counts in its own windows and clocks differ.
+MARGIN = 0.9
+#: Wait this long after ``ratelimited`` when the wiki gave no ``Retry-After``.
+RATELIMITED_PAUSE_S = 60.0
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The wiki lets the account make ``hits`` uploads per ``seconds`` (``$wgRateLimits``)."""
+
+    hits: int
+    seconds: float
+
+    def bucket(self, margin: float = MARGIN) -> tuple[float, float]:
+        """``(capacity, refill_per_s)`` of a bucket that never exceeds the limit.
+
+        A bucket lets through ``capacity + refill · W`` in any window ``W``; with a burst of a
+        tenth of the limit and the rest refilled over the window, a window of the wiki's length
+        sees at most ``margin · hits``, wherever it starts. A limit of one write per window
+        spaces writes one window apart.
+        """
+        allowed = max(1.0, float(int(self.hits * margin)))
+        capacity = max(1.0, float(int(allowed // 10)))
+        refill = max(allowed - capacity, 1.0) / self.seconds
+        return capacity, refill
+
+
+def limit_from_userinfo(userinfo: Mapping[str, Any], action: str = "upload") -> Limit | None:
+    """The strictest limit on ``action`` that applies to the logged-in account; None when
+    there is none (no entry, or the ``noratelimit`` right that bots and admins have).
+
+    The wiki lists only the limits that apply to this user, per kind (``user``, ``newbie``,
+    ``ip``, ``subnet``, …); all of them count, so the tightest rate wins.
+    """
+    if "noratelimit" in (userinfo.get("rights") or ()):
+        return None
+    found = (userinfo.get("ratelimits") or {}).get(action) or {}
+    limits = [Limit(int(v["hits"]), float(v["seconds"])) for v in found.values()
+              if isinstance(v, Mapping) and v.get("hits") and v.get("seconds")]
+    return min(limits, key=lambda lim: lim.hits / lim.seconds) if limits else None
+
+
+class _Getter(Protocol):
+    def get(self, params: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+def fetch_limit(session: _Getter, action: str = "upload") -> Limit | None:
+    """Ask the wiki for the logged-in account's limit on ``action`` (one GET)."""
+    answer = session.get({"action": "query", "meta": "userinfo", "uiprop": "ratelimits|rights"})
+    return limit_from_userinfo(answer.get("query", {}).get("userinfo", {}), action)
+
+
+def refill(tokens: float, capacity: float, refill_per_s: float, elapsed_s: float) -> float:
+    """Tokens after ``elapsed_s`` seconds (never above capacity; a clock going back adds none)."""
+    return min(capacity, tokens + refill_per_s * max(0.0, elapsed_s))
+
+
+def pause_seconds(exc: BaseException) -> float | None:
+    """How long every worker of the account should wait after ``exc``: the wiki's
+    ``Retry-After`` (429/503, maxlag), or a minute for ``ratelimited``; None for other errors."""
+    asked = retry_after(exc)
+    if asked:
+        return float(asked)
+    if isinstance(exc, ApiError) and exc.code == "ratelimited":
+        return RATELIMITED_PAUSE_S
+    return None
+
+
+class _Pacing(Protocol):
+    def take_token(self, wiki: str, account: str) -> float: ...
+
+
+def wait_for_token(ledger: _Pacing, wiki: str, account: str, *, timeout_s: float | None = None,
+                   sleep: Callable[[float], None] = time.sleep,
+                   clock: Callable[[], float] = time.monotonic) -> float:
+    """Block until the account may make one more write; the seconds waited.
+
+    Each try is one short transaction (:meth:`take_token`); between tries we sleep for the time
+    it said, so waiting workers hold no lock. Raises ``TimeoutError`` after ``timeout_s``.
+    """
+    started = clock()
+    while True:
+        wait = ledger.take_token(wiki, account)
+        if wait <= 0:
+            return clock() - started
+        if timeout_s is not None and clock() - started + wait > timeout_s:
+            raise TimeoutError(f"no write allowed for {account or 'this login'} on {wiki} within "
+                               f"{timeout_s:.0f} s")
+        sleep(min(wait, 30.0))  # re-read at least every 30 s: a pause may be lifted or extended
