@@ -11,6 +11,7 @@ the table artifact and the logs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -40,6 +41,7 @@ from mwingest.manifest import collect
 from mwingest.options import IngestOptions
 from mwingest.policy import Action, WarningPolicy
 from mwingest.retry import DEFAULT_BUDGET_S, RetryPolicy
+from tasks.pacing import paced_writes
 from tasks.report import Progress, publish_report
 from tasks.steps import carry_out, drive
 
@@ -245,8 +247,9 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
     if filename and len(items) == 1:
         items = [replace(items[0], filename=filename)]
     log.info("%d files to ingest into %s as %s", len(items), session.api_url, session.user)
-    with Ledger(ledger_file) as ledger:
+    with Ledger(ledger_file) as ledger, contextlib.ExitStack() as paced:
         ctx = JobContext(session, rules, ledger, options, run_id=run_id)
+        paced.enter_context(paced_writes(session, ledger, ctx.account))
         progress = Progress(len(items))
         slots = threading.Semaphore(max(1, min(concurrency, MAX_WORKERS)))
         finished = Finished(len(items))

@@ -111,3 +111,30 @@ def wait_for_token(ledger: _Pacing, wiki: str, account: str, *, timeout_s: float
             raise TimeoutError(f"no write allowed for {account or 'this login'} on {wiki} within "
                                f"{timeout_s:.0f} s")
         sleep(min(wait, 30.0))  # re-read at least every 30 s: a pause may be lifted or extended
+
+
+class SharedPace:
+    """The account's pace as every worker keeps it: a session asks :meth:`before_write` before
+    each upload the wiki counts against its limit, and reports a throttle with :meth:`throttled`
+    so that all workers of the account hold back, not only the one that was told."""
+
+    def __init__(self, ledger: Any, wiki: str, account: str, *, timeout_s: float | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.ledger, self.wiki, self.account = ledger, wiki, account
+        self.timeout_s = timeout_s
+        self._sleep = sleep
+        self.waited_s = 0.0
+
+    def before_write(self) -> None:
+        self.waited_s += wait_for_token(self.ledger, self.wiki, self.account,
+                                        timeout_s=self.timeout_s, sleep=self._sleep)
+
+    def throttled(self, seconds: float, reason: str) -> None:
+        self.ledger.pause(self.wiki, self.account, seconds, reason)
+
+
+def counted_upload(params: Mapping[str, Any]) -> bool:
+    """Whether a request is one the wiki counts against ``$wgRateLimits['upload']``: a direct
+    upload or a publish of a stashed file; chunks and stash uploads are not (``ApiUpload``
+    checks the throttle only after those are handled)."""
+    return params.get("action") == "upload" and not params.get("stash") and not params.get("chunk")

@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -37,6 +37,7 @@ from .errors import (
     TransportError,
     api_error,
 )
+from .pacing import counted_upload
 from .streams import FilePart
 
 log = logging.getLogger("mwingest.session")
@@ -49,6 +50,14 @@ _RELOGIN_CODES = {"assertuserfailed", "assertnameduserfailed", "mustbeloggedin",
 _RESERVED_SUFFIXES = (".test", ".example", ".invalid", ".localhost", "example.org", "example.com",
                       "example.net")
 _CONTACT = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+|https?://\S+|\bUser:\S", re.IGNORECASE)
+
+
+class Pace(Protocol):
+    """What a session asks of shared pacing (:class:`mwingest.pacing.SharedPace`)."""
+
+    def before_write(self) -> None: ...
+
+    def throttled(self, seconds: float, reason: str) -> None: ...
 
 
 def require_contact(api_url: str, contact: str | None) -> None:
@@ -131,6 +140,12 @@ class WikiSession:
         self.ratelimit_wait = ratelimit_wait
         self.ratelimit_budget = ratelimit_budget
         self._sleep = sleep
+        #: Shared pacing (:class:`mwingest.pacing.SharedPace`): asked before each upload the
+        #: wiki counts, told of every throttle. None: this session paces itself alone.
+        self.pace: Pace | None = None
+        #: Wraps every write request: a cap of writes in flight across processes (the flows
+        #: put a Prefect global concurrency limit here). The default holds nothing.
+        self.write_slot: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
         self._lock = threading.RLock()
         self._csrf: str | None = None
         self.logged_in = False
@@ -248,7 +263,12 @@ class WikiSession:
                 if self.logged_in:
                     full["assert"] = "user"
             try:
-                return self._request(method, full, files, timeout=timeout)
+                if not write:
+                    return self._request(method, full, files, timeout=timeout)
+                if self.pace is not None and counted_upload(params):
+                    self.pace.before_write()
+                with self.write_slot():
+                    return self._request(method, full, files, timeout=timeout)
             except SessionError as exc:
                 if exc.code == "badtoken" and not token_refreshed:
                     token_refreshed = True
@@ -262,6 +282,8 @@ class WikiSession:
                     continue
                 raise
             except TransientApiError as exc:
+                if self.pace is not None and write and (exc.retry_after or exc.code == "ratelimited"):
+                    self.pace.throttled(exc.retry_after or self.ratelimit_wait, exc.code)
                 if exc.code == "maxlag" and lag_tries < self.maxlag_retries:
                     lag_tries += 1
                     self._sleep(min(exc.retry_after or 5.0, 60.0))
@@ -271,6 +293,10 @@ class WikiSession:
                     waited += self.ratelimit_wait
                     self._sleep(self.ratelimit_wait)
                     continue
+                raise
+            except TransportError as exc:  # 429/503 with Retry-After: every worker waits it out
+                if self.pace is not None and write and exc.retry_after:
+                    self.pace.throttled(exc.retry_after, f"http-{exc.status}")
                 raise
 
     def _request(self, method: str, params: Mapping[str, Any],
