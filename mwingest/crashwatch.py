@@ -23,7 +23,7 @@ AUTOMATION_NAME = "mwingest: flow runs without heartbeats crashed"
 #: The flows whose runs send mwingest's heartbeats; the automation watches these alone, so the
 #: other flows of a shared server (Prefect's own heartbeats come every 180 s) are left alone.
 HEARTBEAT_FLOWS = ("ingest-batch", "import-folder", "import-manifest", "import-urls",
-                   "resolve-review", "ask-reviewer")
+                   "resolve-review", "ask-reviewer", "ingest-shard", "report-import")
 #: Events that show a run is alive or over. A pause is not one of them: a run killed while it
 #: waits for a person must be found too.
 _ALIVE_OR_OVER = ("prefect.flow-run.heartbeat", "prefect.flow-run.Completed",

@@ -34,6 +34,12 @@ def owner_alive(owner: str) -> bool:
     return True
 
 
+def default_lease_ttl() -> timedelta:
+    """How long a row stays a dead worker's before another may take it over
+    (``MWINGEST_LEASE_S``, default 15 min; a live worker renews every third of it)."""
+    return timedelta(seconds=float(os.environ.get("MWINGEST_LEASE_S") or 900))
+
+
 @dataclass
 class JobContext:
     """What every job of a run shares: the wiki, its rules, the ledger and the run's settings."""
@@ -45,7 +51,7 @@ class JobContext:
     run_id: str | None = None
     owner: str = field(default_factory=lambda: (
         f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"))
-    lease_ttl: timedelta = timedelta(minutes=15)
+    lease_ttl: timedelta = field(default_factory=lambda: default_lease_ttl())
 
     def __post_init__(self) -> None:
         if self.options.url_mode not in URL_MODES:
