@@ -180,12 +180,7 @@ def _merge(items: list[Any], rows: list[dict[str, Any]], wiki: str,
                               row.get("reason") or None, row.get("message") or None,
                               row.get("sha1") or None, row.get("bytes") or None,
                               row.get("link") or None)
-            found = None
-            if outcome.sha1 and outcome.filename:
-                try:
-                    found = led.find(f"{outcome.sha1[:12]}:{outcome.filename}", wiki=wiki)
-                except Exception:  # noqa: BLE001 - no row (rejected early): the table's row stands
-                    found = None
+            found = _row_of(led, wiki, outcome)
             if found is not None and found.state in OUTCOMES:
                 outcome = Outcome(outcome.source, found.final_name or found.target,
                                   found.state.value, found.reason, found.message, found.sha1,
@@ -194,6 +189,19 @@ def _merge(items: list[Any], rows: list[dict[str, Any]], wiki: str,
                                   0, found.id, found.ref)
             outcomes.append(outcome)
     return outcomes
+
+
+def _row_of(led: Ledger, wiki: str, outcome: Outcome) -> Any:
+    """The file's ledger row by its identity (SHA-1 and title, as the wiki spells the title or
+    as it was asked for), or None (a file rejected before it had a row)."""
+    if not (outcome.sha1 and outcome.filename):
+        return None
+    for title in dict.fromkeys((outcome.filename, outcome.filename.replace("_", " "))):
+        try:
+            return led.find(f"{outcome.sha1[:12]}:{title}", wiki=wiki)
+        except Exception:  # noqa: BLE001, S112 - not under this spelling: try the next
+            continue
+    return None
 
 
 for _flow in (plan_import, ingest_shard, report_import):

@@ -35,7 +35,8 @@ def _upload_times(session: Any, names: set[str]) -> list[float]:
 
 
 def test_a_batch_keeps_to_the_accounts_upload_limit_without_one_refusal(
-        wiki_factory, prefect_harness, monkeypatch, tmp_path: Path, unique) -> None:
+        wiki_factory, prefect_harness, postgres, monkeypatch, tmp_path: Path, unique) -> None:
+    """On a shared (PostgreSQL) ledger, as workers on many machines run it."""
     from prefect.client.orchestration import get_client
 
     from flows.ingest import ingest_batch
@@ -52,7 +53,7 @@ def test_a_batch_keeps_to_the_accounts_upload_limit_without_one_refusal(
     names = {f"Paced {u} {n}.png" for n in range(9)}
     for n, name in enumerate(sorted(names)):
         (folder / name).write_bytes(png_bytes(seed=n + 7))
-    ledger_path = tmp_path / "ledger.sqlite3"
+    ledger_path = postgres.fresh_url()
 
     outcomes = ingest_batch(sources=[str(folder)], wiki=variant.api_url, concurrency=4,
                             review_timeout_s=0, ledger_path=str(ledger_path))
