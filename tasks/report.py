@@ -122,6 +122,7 @@ def outcome_rows(outcomes: Sequence[Outcome],
         "link": o.url or "",
         "sha1": o.sha1 or "",
         "bytes": o.size if o.size is not None else "",
+        "sent": o.bytes_sent,  # by this run: less than the size when it continued a stash
         "source": o.source,
     } for o in outcomes]
 
