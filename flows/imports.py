@@ -33,7 +33,24 @@ class PublishSettings(BaseModel):
                     "{{Information|…}} and categories")
     text_template: str = Field(
         "", title="Page text template (file path)",
-        description="A wikitext file whose {column} placeholders are filled from manifest columns")
+        description="A wikitext file whose {column} placeholders are filled from manifest columns "
+                    "and the file's metadata ({date}, {author}, {description}, {gps.lat} …), e.g. "
+                    "examples/information.wiki")
+    location: bool = Field(
+        False, title="Add the GPS position",
+        description="A {{Location|lat|lon}} line from each photo's GPS position (off: a position "
+                    "can be private)")
+    licence: str = Field(
+        "", title="Licence template",
+        description="For rows without a licence column value, e.g. cc-by-4.0")
+    require_licence: bool = Field(
+        False, title="Require a licence",
+        description="Refuse files without a licence (missing-licence); add {{licence}} to texts "
+                    "that do not use it")
+    required_columns: list[str] = Field(
+        default_factory=list, title="Required manifest columns",
+        description="Columns every row must fill (besides headers ending in *); a row without one "
+                    "is rejected (missing-column-value)")
     tags: list[str] = Field(default_factory=list, title="Change tags",
                             description="Tags (defined on the wiki) added to every upload")
     chunk_size_mb: float = Field(16.0, ge=0.0625, le=100.0, title="Chunk size (MiB)",
@@ -97,6 +114,14 @@ class WarningPolicyForm(BaseModel):
     other_name_warnings: Action = Field(
         Action.REVIEW, title="Other name warnings",
         description="page-exists, thumb, thumb-name, bad-prefix")
+    # Found by mwingest before the upload: publish lets the file go up, any other action refuses it.
+    missing_template: Action = Field(
+        Action.FAIL, title="Template not on the wiki (missing-template)",
+        description="The page text uses a template the wiki does not have; publish: upload anyway")
+    red_category: Action = Field(
+        Action.PUBLISH, title="Category not on the wiki (red-category)",
+        description="The page text puts the file in a category without a page; publish: upload "
+                    "with a warning, any other choice refuses the file")
 
     def overrides(self) -> dict[str, str]:
         """The policy as warning code → action, for the batch."""
@@ -120,7 +145,10 @@ def _run(credentials: MediaWikiCredentials, sources: list[str], settings: Publis
                      allow_hosts=list(settings.allow_hosts), url_mode=settings.url_mode,
                      stash_hours=settings.stash_hours or None,
                      retry_budget_s=settings.retry_budget_s,
-                     max_pixels=settings.max_pixels or None, **extra)  # type: ignore[arg-type]
+                     max_pixels=settings.max_pixels or None, location=settings.location,
+                     licence=settings.licence or None, require_licence=settings.require_licence,
+                     required_columns=list(settings.required_columns),
+                     **extra)  # type: ignore[arg-type]
 
 
 #: The forms' defaults. Prefect's parameter schema keeps only a plain ``default`` of a signature's
@@ -162,8 +190,9 @@ def import_folder(
 
 @flow(name="import-manifest", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
 def import_manifest(
-    manifest: str = Field(..., description="A .csv or .jsonl file on the worker with a 'source' "
-                          "column (and optional filename, text, comment, tags columns)",
+    manifest: str = Field(..., description="A .csv, .xlsx (e.g. from 'mwingest sheet') or .jsonl "
+                          "file on the worker with a 'source' column (and optional filename, "
+                          "text, comment, tags, licence columns)",
                           json_schema_extra={"title": "Manifest file"}),
     credentials: MediaWikiCredentials = Field(..., description=_CREDS,
                                               json_schema_extra={"title": "Wiki and login"}),

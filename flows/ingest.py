@@ -29,7 +29,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.heartbeat import heartbeating
 from flows.plainparams import plain_parameters
 from flows.review import ask_reviewer, describe_conflict
-from mwingest import upload
+from mwingest import pagecheck, pictures, upload
 from mwingest.connect import open_wiki
 from mwingest.credentials import Credentials
 from mwingest.errors import reason_code
@@ -146,7 +146,9 @@ def review_file(job: Job, timeout_s: int) -> Job:
     label = job.item.label
     existing = upload.file_info(job.ctx.session, row.target)
     text = describe_conflict(row.source, row.target, dict(row.warnings or {}), sha1=row.sha1,
-                             size=row.size, existing=existing)
+                             size=row.size, existing=existing,
+                             pictures=pictures.review_pictures(job.ctx.session, row.target,
+                                                               row.filekey))
     log.warning("%s waits for a decision (%s): open the subflow run 'review · %s' (Subflow "
                 "Runs tab), its menu ⋮ → Resume; after %d s it stays needs-review",
                 label, ", ".join(row.warnings or {}), row.target, timeout_s)
@@ -194,7 +196,9 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
               manifest_root: str | None = None, allow_hosts: list[str] | None = None,
               url_mode: str = "wiki", stash_hours: float | None = None,
               retry_budget_s: float = DEFAULT_BUDGET_S, async_assembly: bool = False,
-              max_pixels: int | None = None) -> list[dict]:
+              max_pixels: int | None = None, location: bool = False,
+              required_columns: list[str] | None = None, licence: str | None = None,
+              require_licence: bool = False, check_pages: bool = True) -> list[dict]:
     """The body every import flow shares (called inside a flow run).
 
     ``manifest_root`` widens where manifest paths may lead; ``allow_hosts`` lets URL items reach
@@ -206,7 +210,12 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
     ``async_assembly``: the wiki assembles a chunked file in a job (``async=1`` on the final
     chunk; its job runner must run ``AssembleUploadChunks``), for files too big to assemble
     within one request's time limit. ``max_pixels``: images with more pixels are refused as
-    bombs (default Pillow's 89.5 megapixels).
+    bombs (default Pillow's 89.5 megapixels). ``location``: a ``{{Location}}`` line from each
+    file's GPS position (off: positions can be private); ``required_columns``: manifest columns
+    every row must fill (``missing-column-value``). ``licence``: the batch's licence template
+    (for rows without their own); ``require_licence``: an item without a licence is rejected
+    (``missing-licence``). ``check_pages``: every template and category the texts use is looked
+    up on the wiki first (``missing-template``, ``red-category``; :mod:`mwingest.pagecheck`).
     """
     log = get_run_logger()
     started = time.monotonic()
@@ -222,7 +231,17 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
                             max_pixels=max_pixels)
     ledger_file = ledger_path or default_location()
     items = collect(sources, glob=glob, recursive=recursive, text_template=text_template,
-                    root=manifest_root)
+                    root=manifest_root, location=location, required=required_columns or (),
+                    licence=licence, require_licence=require_licence, default_text=text)
+    notes: list[str] = []  # warnings found before the upload, for the run's summary
+    if check_pages:  # before a byte is sent: one batched lookup for the whole batch
+        checked = retry.call(lambda: pagecheck.check_items(session, items, options.policy,
+                                                           default_text=text),
+                             what="looking up the texts' templates and categories")
+        items = checked.items
+        for _item, message in checked.warnings:
+            log.warning("%s", message)
+            notes.append(message)
     if filename and len(items) == 1:
         items = [replace(items[0], filename=filename)]
     log.info("%d files to ingest into %s as %s", len(items), session.api_url, session.user)
@@ -249,7 +268,8 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
         _ask_people(waiting, wait_s)
     outcomes: list[Outcome] = [_outcome(f) for f in done]
     publish_report(outcomes, wiki=session.api_url, seconds=time.monotonic() - started,
-                   ledger_path=ledger_file)
+                   ledger_path=ledger_file, pictures=pictures.for_outcomes(session, outcomes),
+                   notes=notes)
     return [o.as_dict() for o in outcomes]
 
 
@@ -277,13 +297,19 @@ def ingest_batch(
     retry_budget_s: float = DEFAULT_BUDGET_S,
     async_assembly: bool = False,
     max_pixels: int | None = None,
+    location: bool = False,
+    required_columns: list[str] | None = None,
+    licence: str | None = None,
+    require_licence: bool = False,
+    check_pages: bool = True,
 ) -> list[dict]:
     """Put files, folders, manifests or URLs on a wiki; one outcome per file.
 
     ``wiki`` is the API URL (default ``MWINGEST_API_URL``); the secret comes from
     ``credentials_block`` or the environment, never from a parameter. ``manifest_root``,
     ``allow_hosts``, ``url_mode``, ``stash_hours``, ``retry_budget_s``, ``async_assembly`` and
-    ``max_pixels``: see :func:`run_batch`.
+    ``max_pixels``, ``location``, ``required_columns``, ``licence``, ``require_licence``,
+    ``check_pages``: see :func:`run_batch`.
     """
     return run_batch(
         resolve_credentials(wiki, credentials_block), sources, filename=filename,
@@ -292,7 +318,9 @@ def ingest_batch(
         concurrency=concurrency, review_timeout_s=review_timeout_s, ledger_path=ledger_path,
         glob=glob, recursive=recursive, manifest_root=manifest_root, allow_hosts=allow_hosts,
         url_mode=url_mode, stash_hours=stash_hours, retry_budget_s=retry_budget_s,
-        async_assembly=async_assembly, max_pixels=max_pixels)
+        async_assembly=async_assembly, max_pixels=max_pixels, location=location,
+        required_columns=required_columns, licence=licence, require_licence=require_licence,
+        check_pages=check_pages)
 
 
 plain_parameters(ingest_batch)

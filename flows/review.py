@@ -39,8 +39,10 @@ class ReviewDecision(RunInput):
 
 
 def describe_conflict(source: str, target: str, warnings: dict, *, sha1: str | None,
-                      size: int | None, existing: dict | None) -> str:
-    """The markdown shown above the form: what the conflict is, with both files' facts."""
+                      size: int | None, existing: dict | None, pictures: str = "") -> str:
+    """The markdown shown above the form: what the conflict is, with both files' facts and, when
+    the wiki makes thumbnails, both pictures side by side (``pictures``, from
+    :func:`mwingest.pictures.review_pictures`)."""
     lines = [f"### `{target}` needs a decision", "",
              f"Uploading **{source}** as `File:{target}`, the wiki warned: "
              + ", ".join(f"`{code}`" for code in warnings) + ".", ""]
@@ -53,6 +55,8 @@ def describe_conflict(source: str, target: str, warnings: dict, *, sha1: str | N
                      f"uploaded {existing.get('timestamp', '?')} by {existing.get('user', '?')}")
     for code, value in warnings.items():
         lines.append(f"* warning `{code}`: {value}")
+    if pictures:
+        lines += ["", pictures]
     lines += ["", "Choose **skip** (keep the wiki as it is), **publish** (a new version of the "
               "existing file) or **rename** (upload under another name)."]
     return "\n".join(lines)

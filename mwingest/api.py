@@ -181,14 +181,20 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
            check_connection: bool = True, root: str | None = None,
            allow_hosts: Sequence[str] = (), url_mode: str = "wiki",
            stash_hours: float | None = None, retry_budget_s: float = 150.0,
-           max_pixels: int | None = None) -> list[Outcome]:
+           max_pixels: int | None = None, location: bool = False,
+           required_columns: Sequence[str] = (), licence: str | None = None,
+           require_licence: bool = False, check_pages: bool = True) -> list[Outcome]:
     """Ingest files, folders, manifests or URLs; one :class:`Outcome` per item.
 
     Strict by default: a manifest's paths stay in its folder (``root`` widens that), URLs may
     only reach public addresses (``allow_hosts``, plus env ``MWINGEST_ALLOW_HOSTS``, open
     exceptions), and ``url_mode`` says who downloads them (``wiki`` copy upload, or ``local``).
     ``stash_hours`` (the wiki's stash lifetime), ``retry_budget_s`` and ``max_pixels`` (images
-    with more pixels are refused as bombs): see ``flows.ingest``.
+    with more pixels are refused as bombs): see ``flows.ingest``. ``text_template`` is filled
+    from manifest columns and the file's metadata; ``location`` adds ``{{Location}}`` from its
+    GPS position; ``required_columns`` must have a value in every manifest row; ``licence``,
+    ``require_licence`` and ``check_pages`` (templates and categories looked up first): see
+    ``flows.ingest``.
     ``on_outcome`` is called (from worker threads) with each item's outcome as it happens;
     ``on_progress`` with ``(source, label, bytes on the wiki, size)`` after each step of a file
     (chunk by chunk). ``quiet`` keeps Prefect's console output to warnings, each once, without
@@ -218,7 +224,9 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
                 on_warning=dict(on_warning or {}), concurrency=concurrency,
                 review_timeout_s=review_timeout_s, ledger_path=ledger_path, glob=glob,
                 manifest_root=root, allow_hosts=list(allow_hosts), url_mode=url_mode,
-                stash_hours=stash_hours, retry_budget_s=retry_budget_s, max_pixels=max_pixels)
+                stash_hours=stash_hours, retry_budget_s=retry_budget_s, max_pixels=max_pixels,
+                location=location, required_columns=list(required_columns), licence=licence,
+                require_licence=require_licence, check_pages=check_pages)
     except Exception as exc:
         setup = _setup_error(exc, wiki)
         if setup is not None:

@@ -32,6 +32,14 @@ import typer
 from .cli_output import JSON_KEYS, JsonLines, exit_code, fail, json_line, print_table
 from .cli_run import VERBOSE, exit_after_prefect, exit_fast_with, run_flow, use_prefect
 from .cli_server import server_app
+from .cli_sheet import (
+    CheckPagesOpt,
+    LicenceOpt,
+    LocationOpt,
+    RequireLicenceOpt,
+    RequireOpt,
+    sheet,
+)
 
 __all__ = ["JSON_KEYS", "app", "exit_code", "json_line", "main", "parse_size"]
 
@@ -170,14 +178,17 @@ def upload(
 
 @app.command("import")
 def import_(
-    source: Annotated[str, typer.Argument(help="A folder, or a manifest (.csv / .jsonl)")],
+    source: Annotated[str, typer.Argument(help="A folder, or a manifest (.csv / .xlsx / .jsonl)")],
     wiki: WikiOpt = None, username: UserOpt = None, credentials: BlockOpt = None,
     glob: Annotated[str, typer.Option(help="Folder scan pattern (recursive)")] = "*",
     text: Annotated[str | None, typer.Option(help="Page text for new file pages")] = None,
     text_file: TextFileOpt = None,
     text_template: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False, readable=True,
-        help="Page text template with {column} placeholders from the manifest")] = None,
+        help="Page text template: {column} placeholders from the manifest, {date}, {author}, "
+        "{gps.lat} … from the file's metadata")] = None,
+    location: LocationOpt = False, require: RequireOpt = None, licence: LicenceOpt = None,
+    require_licence: RequireLicenceOpt = False, check_pages: CheckPagesOpt = True,
     comment: CommentOpt = "Uploaded with mwingest",
     tags: TagsOpt = None,
     chunk_size: ChunkOpt = "16MiB",
@@ -190,9 +201,12 @@ def import_(
 ) -> None:
     """Import a folder (recursive) or a manifest; a bad manifest row is that item's rejection."""
     if not Path(source).exists():
-        raise fail(f"{source} does not exist (give a folder or a .csv/.jsonl manifest)")
+        raise fail(f"{source} does not exist (give a folder or a .csv/.xlsx/.jsonl manifest)")
     params = _common(text, text_file, tags, chunk_size, on_warning, root, allow_host, fetch)
-    params.update(retry_budget_s=retry_budget, stash_hours=stash_hours, max_pixels=max_pixels)
+    params.update(retry_budget_s=retry_budget, stash_hours=stash_hours, max_pixels=max_pixels,
+                  location=location, licence=licence, require_licence=require_licence,
+                  check_pages=check_pages,
+                  required_columns=[c.strip() for c in (require or "").split(",") if c.strip()])
     if text_template is not None:
         from .manifest import load_template
 
@@ -332,6 +346,7 @@ def _waiting_item(item: str, ledger: str | None) -> tuple[str, str]:
 
 
 app.add_typer(server_app, name="server")
+app.command("sheet")(sheet)
 
 
 @app.command()
@@ -375,6 +390,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     console_script = argv is None
     if console_script:
         import atexit
+
+        from .warm import run_warm
+
+        warm_code = run_warm(sys.argv[1:])
+        if warm_code is not None:  # the warm runner ran it (mwingest.warm)
+            sys.exit(warm_code)
 
         atexit.register(exit_after_prefect)
     command = typer.main.get_command(app)

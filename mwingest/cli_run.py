@@ -57,7 +57,12 @@ def run_flow(sources: list[str], *, wiki: str | None, username: str | None,
         raise fail(str(exc)) from None
     if choice.kind == "local" and choice.api_url is None:
         choice = use_prefect()  # no server yet, and the login works: start one now
+    if choice.kind == "local" and choice.api_url:
+        from .warm import ensure_started
+
+        ensure_started(choice.api_url)  # the next flow command starts warm
     display = _display(sources, glob, text_template, as_json)
+    stop_on_interrupt()
     try:
         with display if hasattr(display, "__enter__") else contextlib.nullcontext():
             outcomes = ingest(sources, wiki=wiki, credentials_block=credentials, glob=glob,
@@ -71,6 +76,38 @@ def run_flow(sources: list[str], *, wiki: str | None, username: str | None,
     if not as_json and sys.stderr.isatty():
         print_table(outcomes)
     raise typer.Exit(exit_code(outcomes))
+
+
+#: After Ctrl-C, how long a run may take to wind down before the command ends anyway.
+INTERRUPT_GRACE_S = 5.0
+
+
+def stop_on_interrupt() -> None:
+    """Ctrl-C stops the command within ``INTERRUPT_GRACE_S``, a second Ctrl-C at once.
+
+    Why not Python's default alone: the KeyboardInterrupt reaches the flow, but the flow's end
+    waits for its worker threads, and a file waiting for a reviewer polls the server for as long
+    as ``--review-wait`` allows (measured: no exit 40 s after Ctrl-C). The run's heartbeats stop
+    with the process, so the server marks what was in flight ``Crashed``; every file keeps its
+    ledger row and stash key for the next run."""
+    import signal
+    import threading
+
+    def hard_exit() -> None:
+        sys.stderr.write("mwingest: stopped; a file in flight continues from its stash next time\n")
+        sys.stderr.flush()
+        os._exit(130)
+
+    def interrupted(_signum: int, _frame: object) -> None:
+        if getattr(interrupted, "once", False):
+            hard_exit()
+        interrupted.once = True  # type: ignore[attr-defined]
+        timer = threading.Timer(INTERRUPT_GRACE_S, hard_exit)
+        timer.daemon = True
+        timer.start()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupted)
 
 
 def _display(sources: list[str], glob: str, text_template: str | None,

@@ -30,6 +30,9 @@ def server_start(
         info, started = localserver.start(idle_s=idle, port=port)
     except localserver.LocalServerError as exc:
         raise fail(str(exc)) from None
+    from .warm import ensure_started
+
+    ensure_started(info.api_url)  # flow commands then start with Prefect already imported
     typer.echo(f"{'started' if started else 'already running'}: Prefect UI at {info.ui_url} "
                f"(API {info.api_url}, pid {info.pid}); "
                f"{localserver.idle_words(info)}; `mwingest server stop` stops it")

@@ -100,6 +100,11 @@ class SourceChangedError(MWIngestError, ValueError):
     """
 
 
+class ContactRequiredError(MWIngestError, ValueError):
+    """No usable operator contact for the User-Agent of a real wiki (Wikimedia answers such
+    clients with 429, and its operators have nobody to write to)."""
+
+
 class LoginError(MWIngestError):
     """The wiki refused the credentials, or login needs an interactive step (2FA)."""
 

@@ -32,6 +32,7 @@ class IngestItem:
     #: A row that could not even be read (bad manifest line, unsafe path): its reason code.
     error: str | None = None
     error_message: str | None = None
+    licence: str | None = None  # the licence template's name (a manifest's licence column)
 
     @property
     def is_url(self) -> bool:

@@ -16,6 +16,17 @@ the *intent*; a job that finds itself in ``publishing`` asks the wiki whether it
 after every chunk and checked against the wiki's (``checkstatus``, the user's stash) when a job is
 rebuilt from the ledger. Resume is the same loop, started from the row.
 
+**Room for a step after** ``published`` (structured data on Commons: captions and *depicts*
+through ``wbeditentity`` on the file's MediaInfo entity ``M<pageid>``; not built yet): it goes
+between verification and ``uploaded``, as its own state, e.g.
+``published ─▶ (verified) ─▶ describing(intent) ─▶ uploaded``. The same rules hold: one wiki write
+per step, the intent recorded first, and on restart the entity is read to find out whether the
+write landed. Three places change: a :class:`~mwingest.ledger.State` with its moves in
+``TRANSITIONS`` (``published → describing → uploaded | failed``), a handler in :meth:`Job.step`'s
+table, and :meth:`Job._check_landed`, which moves to that state instead of ``uploaded`` when the
+batch's options ask for it. A failure there must keep the file's verified landing (the bytes are
+on the wiki): ``failed`` with its own reason, and a re-run resumes at the step, not the upload.
+
 The job holds no flags besides the row: the chunk state, the fetched URL and the bytes sent are
 caches of the current run, rebuilt from the row when missing. (One module for the whole machine,
 a little over the usual size: its states read best side by side.)
@@ -448,6 +459,7 @@ class Job:
                 return self._move(State.FAILED, "size-mismatch", f"File:{name} has "
                                   f"{info['size']} bytes, expected {row.size}", final_name=name)
         reason = f"decided-{row.decision['action']}" if row.decision else "verified"
+        # A step after publishing (module docstring) would move to its own state here.
         self._move(State.UPLOADED, reason, f"landed as File:{name} (SHA-1 verified)",
                    final_name=name)
 

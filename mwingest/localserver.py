@@ -246,6 +246,9 @@ def stop(paths: Paths | None = None) -> ServerInfo | None:
         info = read_state(paths)
         if info is None:
             return None
+        from . import warm  # here, not at the top: warm builds on this module
+
+        warm.stop(paths)
         _stop_group(info.pid)
         with contextlib.suppress(OSError):
             paths.state.unlink()

@@ -1,4 +1,4 @@
-"""Turn what the user points at (files, URLs, a folder, a CSV/JSONL manifest) into items.
+"""Turn what the user points at (files, URLs, a folder, a CSV/JSONL/XLSX manifest) into items.
 
 Why every problem becomes an item and not an exception: a bulk import of 10,000 rows must not stop
 at row 17. A bad row is that row's ``rejected`` outcome, with a reason naming the line, and the
@@ -6,6 +6,12 @@ rest goes on. Paths from a manifest resolve against the manifest's folder and mu
 (``unsafe-path``) unless the caller widens the root: manifests come from other people. Sources
 that look like URLs of another scheme (``file://``, ``ftp://``) are ``unsafe-url`` at once; http(s)
 URLs are checked later, by the pipeline, against the network rules (:mod:`mwingest.netsafe`).
+
+A text template is filled from the row's columns *and* the file's own metadata
+(:mod:`mwingest.metadata`: ``{date}``, ``{author}``, ``{gps.lat}`` …), a column with a value
+winning; for files and folders given directly, from the metadata alone. A column whose header
+ends in ``*`` (as ``mwingest sheet`` writes ``description*``) or that the caller names in
+``required`` must have a value: a row without one is ``missing-column-value``, naming it.
 """
 
 from __future__ import annotations
@@ -20,20 +26,45 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
+from . import metadata
 from .items import IngestItem
 
-MANIFEST_SUFFIXES = {".csv", ".jsonl", ".ndjson"}
-KNOWN_COLUMNS = {"source", "filename", "text", "comment", "tags", "id"}
+MANIFEST_SUFFIXES = {".csv", ".jsonl", ".ndjson", ".xlsx"}
+KNOWN_COLUMNS = {"source", "filename", "text", "comment", "tags", "licence", "license", "id"}
 #: ``scheme://`` at the start: a URL, not a path (only http and https are ever fetched).
 _URL_LIKE = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def collect(sources: Iterable[str], *, glob: str = "*", recursive: bool = True,
-            text_template: str | None = None, root: str | None = None) -> list[IngestItem]:
+            text_template: str | None = None, root: str | None = None, location: bool = False,
+            required: Iterable[str] = (), licence: str | None = None,
+            require_licence: bool = False, default_text: str | None = None) -> list[IngestItem]:
     """Items for every source: a URL, a file, a folder (scanned) or a manifest (read).
 
     ``root`` widens what a manifest's paths may reach: the manifest's folder *and* ``root``.
+    ``text_template`` fills the page text of every local file (from the manifest row and the
+    file's metadata); ``required``: manifest columns that must have a value. ``location``,
+    ``licence``, ``require_licence`` and ``default_text`` (the batch's text): see
+    :class:`mwingest.describe.Describe`.
     """
+    from .describe import Describe
+
+    describe = Describe(template=load_template(text_template) if text_template else None,
+                        location=location, licence=clean_licence(licence),
+                        require_licence=require_licence, default_text=default_text)
+    items = _collect(sources, glob=glob, recursive=recursive, text_template=text_template,
+                     root=root, required=required, licence=describe.licence)
+    return [describe(item) for item in items] if describe.active else items
+
+
+def clean_licence(value: Any) -> str | None:
+    """A licence cell as a template name: ``{{cc-by-4.0}}`` and `` cc-by-4.0 `` are ``cc-by-4.0``."""
+    text = str(value or "").strip().removeprefix("{{").removesuffix("}}").strip()
+    return text or None
+
+
+def _collect(sources: Iterable[str], *, glob: str, recursive: bool, text_template: str | None,
+             root: str | None, required: Iterable[str], licence: str | None) -> list[IngestItem]:
     items: list[IngestItem] = []
     for source in sources:
         if source.lower().startswith(("http://", "https://")):
@@ -46,7 +77,8 @@ def collect(sources: Iterable[str], *, glob: str = "*", recursive: bool = True,
         if path.is_dir():
             items.extend(scan_folder(path, glob=glob, recursive=recursive))
         elif path.suffix.lower() in MANIFEST_SUFFIXES and path.is_file():
-            items.extend(read_manifest(path, text_template=text_template, root=root))
+            items.extend(read_manifest(path, text_template=text_template, root=root,
+                                       required=required, licence=licence))
         else:
             items.append(IngestItem(source=str(path)))
     return items
@@ -87,20 +119,26 @@ def load_template(path: str | os.PathLike[str]) -> str:
     except ValueError as exc:
         raise ValueError(f"text template {path}: {exc} (write {{{{ and }}}} for literal braces)") from None
     for name in fields:
-        if not name.strip() or name.isdigit() or "." in name or "[" in name:
+        dotted = "." in name and name not in metadata.FIELDS  # {gps.lat} yes, {title.upper} no
+        if not name.strip() or name.isdigit() or "[" in name or dotted:
             raise ValueError(f"text template {path}: {{{name}}} is not a column name "
-                             f"(placeholders are manifest columns, like {{title}})")
+                             f"(placeholders are manifest columns or metadata fields, like "
+                             f"{{title}} or {{gps.lat}})")
     return template
 
 
 def read_manifest(path: Path, *, text_template: str | None = None,
-                  root: str | None = None) -> list[IngestItem]:
-    """Rows of a ``.csv`` (header row) or ``.jsonl`` manifest as items; bad rows as rejected items.
+                  root: str | None = None, required: Iterable[str] = (),
+                  licence: str | None = None) -> list[IngestItem]:
+    """Rows of a ``.csv``/``.xlsx`` (header row) or ``.jsonl`` manifest as items; bad rows as
+    rejected items.
 
-    ``text_template`` is a file whose ``{column}`` placeholders are filled from each row (for rows
-    without a ``text`` column value). ``root`` widens what the rows' paths may reach (the
-    manifest's folder and ``root``; the default is the folder alone). Raises ``ValueError`` only
-    for a malformed template.
+    ``text_template`` is a file whose ``{column}`` placeholders are filled from each row and the
+    file's metadata (for rows without a ``text`` column value). ``root`` widens what the rows'
+    paths may reach (the manifest's folder and ``root``; the default is the folder alone).
+    ``required``: columns that must have a value, besides those whose header ends in ``*``.
+    ``licence``: the batch's licence template, for rows whose ``licence`` cell is empty.
+    Raises ``ValueError`` only for a malformed template.
     """
     base = path.resolve().parent
     allowed_root = (base, Path(root).expanduser().resolve()) if root else (base,)
@@ -111,6 +149,17 @@ def read_manifest(path: Path, *, text_template: str | None = None,
         if problem:
             items.append(IngestItem(source=f"{path}:{line}", line=line, error="bad-manifest-row",
                                     error_message=f"{where}: {problem}"))
+            continue
+        row, starred = _required_columns(row)
+        row_licence = clean_licence(row.get("licence") or row.get("license")) or licence
+        row = {**row, "licence": row_licence or ""}
+        missing = [c for c in (*required, *starred) if not _text(row.get(c))]
+        if missing:
+            columns = ", ".join(repr(c) for c in dict.fromkeys(missing))
+            items.append(IngestItem(source=_text(row.get("source")) or f"{path}:{line}", line=line,
+                                    filename=_text(row.get("filename")),
+                                    error="missing-column-value",
+                                    error_message=f"{where}: no value in the required column {columns}"))
             continue
         items.append(_item_from_row(row, line, where, base, allowed_root, template,
                                     label=f"{path}:{line}"))
@@ -127,6 +176,12 @@ def _rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any], str | None]]:
         handle = path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
     except OSError as exc:
         yield 0, {}, f"cannot read the manifest: {exc.strerror}"
+        return
+    if path.suffix.lower() == ".xlsx":
+        handle.close()
+        from .sheet import xlsx_rows
+
+        yield from xlsx_rows(path, KNOWN_COLUMNS)
         return
     rows = _csv_rows(handle) if path.suffix.lower() == ".csv" else _jsonl_rows(handle)
     line = 0
@@ -153,8 +208,7 @@ def _undecodable(text: str) -> bool:
 def _csv_rows(handle: IO[str]) -> Iterator[tuple[int, Mapping[str, Any], str | None]]:
     reader = csv.DictReader(handle)
     if reader.fieldnames:  # " Source " in a hand-made header still means source
-        reader.fieldnames = [name.strip().lower() if name.strip().lower() in KNOWN_COLUMNS
-                             else name.strip() for name in reader.fieldnames]
+        reader.fieldnames = [header_name(name, KNOWN_COLUMNS) for name in reader.fieldnames]
     if not reader.fieldnames or "source" not in reader.fieldnames:
         yield 1, {}, "the CSV header has no 'source' column"
         return
@@ -185,6 +239,26 @@ def _jsonl_rows(handle: IO[str]) -> Iterator[tuple[int, Mapping[str, Any], str |
             yield number, row, None
 
 
+def header_name(name: str, known: Iterable[str]) -> str:
+    """A header cell as a column name: trimmed, known columns in lower case (``Source *`` is
+    ``source*``)."""
+    name = name.strip()
+    plain = name.rstrip("* ").lower()
+    return plain + name[len(name.rstrip("* ")):].replace(" ", "") if plain in known else name
+
+
+def _required_columns(row: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The row with ``*`` taken off its column names, and the columns that had one."""
+    plain: dict[str, Any] = {}
+    starred = []
+    for key, value in row.items():
+        name = key.rstrip("* ") if key.endswith("*") else key
+        if name != key:
+            starred.append(name)
+        plain[name] = value
+    return plain, starred
+
+
 def _text(value: Any) -> str | None:
     """A manifest cell as text: JSONL may hold numbers; empty means "not given"."""
     if value is None:
@@ -202,6 +276,7 @@ def _item_from_row(row: Mapping[str, Any], line: int, where: str, base: Path,
                           error_message=f"{where}: no 'source' (a path or an http(s) URL)")
     item = IngestItem(source=source, filename=_text(row.get("filename")),
                       text=_text(row.get("text")), comment=_text(row.get("comment")), line=line,
+                      licence=clean_licence(row.get("licence")),
                       key=_text(row.get("id")))
     if _URL_LIKE.match(source) and not item.is_url:
         return _not_http(item, source, where)
@@ -224,8 +299,9 @@ def _item_from_row(row: Mapping[str, Any], line: int, where: str, base: Path,
                        error_message=f"{where}: 'tags' must be a list or a|b text")
     item = replace(item, tags=tuple(str(t) for t in tags))
     if template and not item.text:
+        meta = metadata.read_metadata(item.source) if not item.is_url else metadata.FileMetadata()
         try:
-            item = replace(item, text=_fill(template, row))
+            item = replace(item, text=fill_template(template, metadata.template_values(row, meta)))
         except KeyError as exc:
             return replace(item, error="template-field-missing",
                            error_message=f"{where}: the text template needs column {exc}")
@@ -268,10 +344,19 @@ def _not_http(item: IngestItem, source: str, where: str | None = None) -> Ingest
                    error_message=f"{prefix}only http and https URLs are fetched, not {scheme}:")
 
 
-def _fill(template: str, row: Mapping[str, Any]) -> str:
-    """``{column}`` placeholders filled from the row (``{{``/``}}`` for literal braces)."""
-    values = {k: "" if v is None else v for k, v in row.items()}
+class _WholeNames(string.Formatter):
+    """``{gps.lat}`` is the field named ``gps.lat``, not attribute ``lat`` of ``gps``: field
+    names are looked up whole (and no attribute of a value is ever reached from a template)."""
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, str]:
+        return self.get_value(field_name, args, kwargs), field_name
+
+
+def fill_template(template: str, values: Mapping[str, Any]) -> str:
+    """``{column}`` placeholders filled from ``values`` (``{{``/``}}`` for literal braces);
+    ``KeyError`` names a placeholder without a value."""
+    values = {k: "" if v is None else v for k, v in values.items()}
     for _, field_name, _, _ in string.Formatter().parse(template):
         if field_name and field_name not in values:
             raise KeyError(field_name)
-    return template.format_map(values)
+    return _WholeNames().vformat(template, (), values)

@@ -40,6 +40,10 @@ DEFAULT_ACTIONS: Mapping[str, Action] = {
     "large-file": Action.PUBLISH,
     "filetype-unwanted-type": Action.FAIL,
     "empty-file": Action.FAIL,
+    # Not the wiki's warnings but ours, found before the upload (mwingest.pagecheck): ``publish``
+    # lets the file go up with a warning, any other action refuses it (``rejected``).
+    "missing-template": Action.FAIL,
+    "red-category": Action.PUBLISH,
 }
 #: For codes nobody configured (a newer MediaWiki's warnings): ask a human.
 FALLBACK_ACTION = Action.REVIEW

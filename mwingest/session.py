@@ -12,18 +12,23 @@ elsewhere, the CSRF token and cookies stay inside the ``requests.Session``.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from . import __version__
-from .credentials import Credentials, redact, register_secret
+from .credentials import ENV_CONTACT, Credentials, redact, register_secret
 from .errors import (
     ApiError,
+    ContactRequiredError,
     LoginError,
     OversizedRequestError,
     ResponseLostError,
@@ -38,6 +43,33 @@ log = logging.getLogger("mwingest.session")
 
 DEFAULT_TIMEOUT = (15.0, 600.0)  # (connect, read): a chunk assembly can take minutes
 _RELOGIN_CODES = {"assertuserfailed", "assertnameduserfailed", "mustbeloggedin", "notloggedin"}
+
+
+#: Host names that can never be a real wiki (RFC 2606 and 6761): no contact needed there.
+_RESERVED_SUFFIXES = (".test", ".example", ".invalid", ".localhost", "example.org", "example.com",
+                      "example.net")
+_CONTACT = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+|https?://\S+|\bUser:\S", re.IGNORECASE)
+
+
+def require_contact(api_url: str, contact: str | None) -> None:
+    """Refuse to talk to a real wiki without the operator's contact in the User-Agent.
+
+    Wikimedia's User-Agent policy asks for a way to reach the operator (e-mail, URL or a
+    ``User:`` page) and answers anonymous clients with 429. The local test wiki (loopback) and
+    reserved example names need none."""
+    host = (urlsplit(api_url).hostname or "").lower()
+    if host == "localhost" or host.endswith(_RESERVED_SUFFIXES):
+        return
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    if contact and _CONTACT.search(contact):
+        return
+    what = f"{contact!r} is not an e-mail, URL or User: page" if contact else "it is not set"
+    raise ContactRequiredError(
+        f"{ENV_CONTACT} (or the credentials block's contact) must say how to reach you for "
+        f"{host}: {what}. Wikimedia's User-Agent policy asks for it, e.g. "
+        f"MWINGEST_CONTACT='User:Example' or an e-mail address")
 
 
 def user_agent(contact: str | None) -> str:
@@ -88,6 +120,7 @@ class WikiSession:
         self.credentials = (credentials if isinstance(credentials, Credentials)
                             else Credentials(api_url=credentials))
         self.api_url = self.credentials.api_url
+        require_contact(self.api_url, self.credentials.contact)
         self.http = http or requests.Session()
         self.http.headers["User-Agent"] = user_agent(self.credentials.contact)
         if self.credentials.oauth_token:

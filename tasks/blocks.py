@@ -19,6 +19,12 @@ class MediaWikiCredentials(Block):
     _block_type_name = "MediaWiki Credentials"
     _block_type_slug = "mediawiki-credentials"
     _description = "A wiki's api.php URL and a bot password or OAuth token for mwingest uploads."
+    # Without a logo the UI shows a broken image beside the block picker. Prefect wants an
+    # http(s) URL (no data: URI) and the UI hot-links it: MediaWiki's own logo (Wikimedia
+    # Foundation, CC BY-SA 4.0) as a thumbnail Commons serves in a standard width.
+    _logo_url = ("https://upload.wikimedia.org/wikipedia/commons/thumb/a/a6/"  # type: ignore[assignment]
+                 "MediaWiki-2020-icon.svg/120px-MediaWiki-2020-icon.svg.png")
+    _documentation_url = "https://www.mediawiki.org/wiki/Manual:Bot_passwords"  # type: ignore[assignment]
 
     api_url: str = Field(title="API URL", description="The wiki's api.php, e.g. "
                          "https://commons.wikimedia.org/w/api.php")

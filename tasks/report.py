@@ -30,6 +30,10 @@ from mwingest.items import NEEDS_REVIEW, OUTCOMES, Outcome
 from mwingest.ledger import Ledger
 from mwingest.ledger_model import LedgerError
 from mwingest.ledger_store import shown
+from mwingest.pictures import Picture
+
+#: Thumbnails for the summary: published files by name, stashed ones by key.
+Pictures = tuple[Mapping[str, Picture], Mapping[str, Picture]]
 
 TABLE_KEY = "ingest-outcomes"
 SUMMARY_KEY = "ingest-summary"
@@ -123,8 +127,17 @@ def outcome_rows(outcomes: Sequence[Outcome],
 
 
 def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
-                     ledger_path: str) -> str:
-    """Counts, bytes, time, and the items waiting for a decision with the command to resolve them."""
+                     ledger_path: str, pictures: Pictures | None = None,
+                     notes: Sequence[str] = ()) -> str:
+    """Counts, bytes, time, and the items waiting for a decision with the command to resolve them.
+
+    ``pictures`` (published files by name, stashed ones by key; :func:`mwingest.pictures.for_outcomes`)
+    puts each landed file's thumbnail beside its link, and both pictures beside a file waiting
+    for review. ``notes``: warnings found before the upload (a red category), listed too."""
+    files, stash = pictures or ({}, {})
+
+    def thumb(picture: Picture | None, alt: str) -> str:
+        return f" ![{alt}]({picture.thumb_url})" if picture else ""
     counts = Counter(o.outcome for o in outcomes)
     sent = sum(o.bytes_sent for o in outcomes)
     landed = sum(o.size or 0 for o in outcomes if o.outcome == "uploaded")
@@ -139,7 +152,9 @@ def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
     ]
     uploaded = [o for o in outcomes if o.outcome == "uploaded" and o.url]
     if uploaded:
-        lines += ["", "## Landed", *(f"* [{o.filename}]({o.url})" for o in uploaded[:50])]
+        lines += ["", "## Landed", *(f"* [{o.filename}]({o.url})"
+                                     + thumb(files.get(_key(o.filename)), o.filename or "")
+                                     for o in uploaded[:50])]
     waiting = [o for o in outcomes if o.outcome == NEEDS_REVIEW]
     if waiting:
         lines += ["", "## Needs review",
@@ -147,7 +162,11 @@ def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
         lines += [f"* `{o.source}` → `{o.filename}`: {o.message or o.reason} — "
                   f"`mwingest review {shlex.quote(o.ledger_ref or str(o.ledger_id))}"
                   " --decision skip|publish|rename`"
+                  + thumb(files.get(_key(o.filename)), "on the wiki")
+                  + thumb(stash.get(o.filekey or ""), "this file (stashed)")
                   for o in waiting]
+    if notes:
+        lines += ["", "## Warnings before the upload", *(f"* {note}" for note in notes[:100])]
     problems = [o for o in outcomes if o.outcome in ("rejected", "failed")]
     if problems:
         lines += ["", "## Rejected or failed",
@@ -155,8 +174,13 @@ def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
     return "\n".join(lines)
 
 
+def _key(name: str | None) -> str:
+    return (name or "").replace(" ", "_")
+
+
 def publish_report(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
-                   ledger_path: str, before_review: bool = False) -> None:
+                   ledger_path: str, before_review: bool = False,
+                   pictures: Pictures | None = None, notes: Sequence[str] = ()) -> None:
     """The table and the summary artifacts of one run.
 
     ``before_review``: the table of a run that is about to wait for people, under keys of its
@@ -170,5 +194,6 @@ def publish_report(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
                           description=f"one row per file ({len(outcomes)})")
     create_markdown_artifact(key=SUMMARY_KEY + suffix,
                              markdown=summary_markdown(outcomes, wiki=wiki, seconds=seconds,
-                                                       ledger_path=ledger_path),
+                                                       ledger_path=ledger_path, pictures=pictures,
+                                                       notes=notes),
                              description="batch summary")

@@ -18,6 +18,7 @@ import pytest
 
 from tests.e2e.browser import CHROMIUM, Shots, chromium_page
 from tests.e2e.serving import REPO, Served, client_env, delete_served_deployments, save_block
+from tests.integration.wikihelpers import SCALER_SETTINGS
 
 #: Screenshots of each step land here and stay (gitignored), whatever the test's result.
 SHOTS_DIR = REPO / "test-output" / "ui"
@@ -49,15 +50,25 @@ def _require_browser() -> None:
 
 
 @pytest.fixture(scope="module")
-def served(prefect_server, wiki, tmp_path_factory) -> Iterator[dict[str, Any]]:
+def ui_wiki(wiki_factory) -> Any:
+    """A wiki that makes thumbnails (ImageMagick), so the review form shows both pictures."""
+    return wiki_factory(extra_settings=SCALER_SETTINGS)
+
+
+@pytest.fixture(scope="module")
+def served(prefect_server, ui_wiki, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """The credentials block saved and ``deployments/serve.py`` running, until module end.
 
     The serve process gets no wiki secret (the login comes from the block), polls for runs every
-    second instead of ten (Prefect 3.9 findings §5) and writes its ledger into a temp dir.
+    second instead of ten (Prefect 3.9 findings §5) and writes its ledger into a temp dir. The
+    block holds the Admin's bot password: a stashed file's picture shows only to its own
+    account, and the test's browser logs in to the wiki as the Admin, as the reviewer whose
+    account a batch uploads with would be.
     """
     _require_browser()
     home = tmp_path_factory.mktemp("ui-serve")
-    save_block(prefect_server.env, wiki.api_url, wiki.username, wiki.password)
+    save_block(prefect_server.env, ui_wiki.api_url, ui_wiki.admin_bot_username,
+               ui_wiki.admin_bot_password)
     env = {**client_env(prefect_server.env), "PREFECT_RUNNER_POLL_FREQUENCY": "1",
            "MWINGEST_LEDGER": str(home / "ledger.sqlite3")}
     proc = Served(env, home / "serve.log")

@@ -23,6 +23,7 @@ import pytest
 
 from mwingest import upload
 from mwingest.names import title_key as key
+from tasks.blocks import MediaWikiCredentials
 from tests.e2e import prefect_ui as ui
 from tests.e2e import readme_shots
 from tests.e2e.browser import VIEWPORT
@@ -59,20 +60,20 @@ class Batch:
 
 
 @pytest.fixture
-def batch(wiki, tmp_path: Path, unique) -> Batch:
-    session = session_for(wiki)
+def batch(ui_wiki, tmp_path: Path, unique) -> Batch:
+    session = session_for(ui_wiki)
     u = unique()
     folder = tmp_path / "scans"
     folder.mkdir()
     b = Batch(folder=folder, new=f"Pier {u}.png", copy=f"Harbour {u} copy.png",
               broken=f"Notes {u}.jpg", taken=f"Harbour {u}.png", original=f"Harbour {u} 1911.png",
               renamed=f"Harbour {u} from the pier.png", sha1={}, theirs="")
-    dup, theirs = png_bytes(), png_bytes()
+    dup, theirs = png_bytes(size=(320, 240)), png_bytes(size=(320, 240))
     upload.upload_bytes(session, dup, b.original)
     upload.upload_bytes(session, theirs, b.taken)
     b.theirs = _sha1(theirs)
     for name, data in {b.new: png_bytes(), b.copy: dup, b.broken: BAD_BYTES,
-                       b.taken: png_bytes()}.items():
+                       b.taken: png_bytes(size=(240, 320))}.items():
         (folder / name).write_bytes(data)
         b.sha1[name] = _sha1(data)
     return b
@@ -82,6 +83,11 @@ def _fill_and_submit(page: Any, base: str, batch: Batch, shots: Any, readme: lis
     ui.open_custom_run(page, base, DEPLOYMENT)
     # The login is a saved block, preselected by the deployment: nothing secret is typed.
     assert page.get_by_role("button", name="Select a block").inner_text().strip() == BLOCK
+    # Beside the picker, the block type's logo (not a broken image).
+    logo = page.locator(f"img[src='{MediaWikiCredentials._logo_url}']").first
+    logo.wait_for(timeout=ui.STEP_TIMEOUT_MS)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                           arg=logo.element_handle(), timeout=ui.STEP_TIMEOUT_MS)
     page.get_by_role("textbox", name="Folder", exact=True).fill(str(batch.folder))
     # Defaults a person can read: the warning policy as choices, "exists" sent to a person.
     assert page.get_by_role("button", name="Select Name already taken (exists)").inner_text() \
@@ -101,6 +107,13 @@ def _answer_review(page: Any, batch: Batch, served: dict, shots: Any, readme: li
     text = dialog.inner_text()
     # What the conflict is, with both files' facts, before anyone decides.
     assert "exists" in text and batch.sha1[batch.taken] in text and batch.theirs in text, text
+    # Both pictures, side by side with their sizes: the wiki's file and our stashed copy.
+    assert "320×240 px" in text and "240×320 px" in text, text
+    for alt in ("on the wiki", "this file"):
+        picture = dialog.get_by_role("img", name=alt)
+        picture.wait_for(timeout=ui.STEP_TIMEOUT_MS)
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                               arg=picture.element_handle(), timeout=ui.STEP_TIMEOUT_MS)
     wiki_link = dialog.get_by_role("link", name=f"File:{batch.taken}")
     assert key(unquote(wiki_link.get_attribute("href") or "").rsplit("File:", 1)[-1]) \
         == key(batch.taken)
@@ -158,11 +171,22 @@ def _check_summary(page: Any, base: str, path: str, batch: Batch, shots: Any) ->
     assert batch.broken in summary.inner_text()  # listed under "Rejected or failed"
 
 
+def _log_in_to_the_wiki(page: Any, wiki: Any) -> None:
+    """The reviewer's browser is logged in to the wiki (Special:UserLogin, MediaWiki 1.39's form)."""
+    page.goto(f"{wiki.index_url}?title=Special:UserLogin")
+    page.locator("#wpName1").fill(wiki.admin_username)
+    page.locator("#wpPassword1").fill(wiki.admin_password)
+    page.locator("#wpLoginAttempt").click()
+    page.wait_for_url(lambda url: "UserLogin" not in url, timeout=ui.STEP_TIMEOUT_MS)
+
+
 def test_folder_import_with_a_review_decision_from_the_prefect_ui(
-        served, prefect_server, wiki, batch, page, shots):
+        served, prefect_server, ui_wiki, batch, page, shots):
+    wiki = ui_wiki
     base = prefect_server.api_url.removesuffix("/api")
     readme: list[tuple[str, Path | None]] = []
     started = time.monotonic()
+    _log_in_to_the_wiki(page, wiki)
 
     run_url = _fill_and_submit(page, base, batch, shots, readme)
     shots.take(page, "run-started")
@@ -189,7 +213,7 @@ def test_folder_import_with_a_review_decision_from_the_prefect_ui(
     shots.take(page, "parameters")
     shown = params.inner_text()
     assert str(batch.folder) in shown
-    assert wiki.password not in shown and "password" not in shown.lower()
+    assert wiki.admin_bot_password not in shown and "password" not in shown.lower()
     print(f"UI path from the form to the parameters tab: {time.monotonic() - started:.1f} s")
 
     # The wiki itself: the renamed file is ours, the file that was there is untouched.

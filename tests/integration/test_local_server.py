@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import requests
 
 from mwingest import crashwatch, localserver, upload
 from mwingest.devwiki import free_port
+from mwingest.procs import alive
 from tests.integration.test_cli import mwingest, sha1_of
 from tests.integration.wikihelpers import png_bytes, session_for
 
@@ -66,6 +68,24 @@ def _group(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
             found.append(int(stat.parent.name))
     return found
+
+
+def wait_for_runner(root: Path, timeout: float = 120.0) -> dict[str, Any]:
+    """The runner's state once its imports are done (``server start`` launched it)."""
+    path = root / "prefect-server" / "warm.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            return json.loads(path.read_text())
+        time.sleep(0.2)
+    raise AssertionError(f"no warm runner after {timeout:.0f} s:\n"
+                         + (root / "prefect-server" / "server.log").read_text()[-3000:])
+
+
+def children_served(root: Path, command: str = "upload") -> list[int]:
+    """The pids the runner ran ``command`` in, from its log (in order)."""
+    log = (root / "prefect-server" / "server.log").read_text()
+    return [int(pid) for pid in re.findall(rf"runs {command} in child (\d+)", log)]
 
 
 def _runs(api_url: str) -> list[dict[str, Any]]:
@@ -148,14 +168,20 @@ def test_ephemeral_opt_out_starts_no_server(wiki, env, home, tmp_path, unique):
     assert info is not None and info["sha1"] == sha1_of(path)
 
 
-def test_a_killed_run_is_shown_crashed_within_a_few_heartbeats(wiki, env, home, tmp_path, unique):
-    """The run waits in a review form (a file whose name is taken); its process is killed
-    with SIGKILL; the server's automation must mark it Crashed from the missing heartbeats."""
+@pytest.mark.parametrize("where", ["warm runner", "in process"])
+def test_a_killed_run_is_shown_crashed_within_a_few_heartbeats(where, wiki, env, home, tmp_path,
+                                                                unique):
+    """The run waits in a review form (a file whose name is taken); its command is killed
+    with SIGKILL; the server's automation must mark it Crashed from the missing heartbeats.
+    Run in the warm runner's child, the kill of the command must end that child too."""
     heartbeat_s = 3
-    env = {**env, "MWINGEST_HEARTBEAT_S": str(heartbeat_s)}
+    env = {**env, "MWINGEST_HEARTBEAT_S": str(heartbeat_s),
+           "MWINGEST_WARM": "1" if where == "warm runner" else "0"}
     u = unique()
     taken, ours = _write_pngs(tmp_path / "in", f"Taken {u}.png", f"Ours {u}.png").values()
     mwingest(env, "upload", str(taken)).expect(0)
+    if where == "warm runner":
+        wait_for_runner(home)
     api_url = _state(home)["api_url"]
     before = {r["id"] for r in _runs(api_url)}
 
@@ -175,6 +201,11 @@ def test_a_killed_run_is_shown_crashed_within_a_few_heartbeats(wiki, env, home, 
         os.killpg(child.pid, signal.SIGKILL)
         child.wait(timeout=10)
     killed_at = time.monotonic()
+    if where == "warm runner":
+        [served] = children_served(home)
+        while alive(served) and time.monotonic() - killed_at < 10:
+            time.sleep(0.1)
+        assert not alive(served), "the run's process outlived its killed command"
     ours_runs: list[dict[str, Any]] = []
     while time.monotonic() - killed_at < 90:
         ours_runs = [r for r in _runs(api_url) if r["id"] not in before]

@@ -213,3 +213,14 @@ __all__ = [
     "jpeg_bytes",
     "page_revision_count", "page_text", "png_bytes", "png_of_size", "session_for", "wait_next_second",
 ]
+
+
+#: Settings for a variant wiki that makes thumbnails and rotates by EXIF orientation, as a
+#: production wiki does (the default throwaway wiki has no image scaler). Debian's ImageMagick,
+#: by its full path: another ``convert`` earlier on PATH is not asked.
+SCALER_SETTINGS = """
+$wgUseImageMagick = true;
+$wgImageMagickConvertCommand = '/usr/bin/convert';
+$wgEnableAutoRotation = true;
+$wgShowEXIF = true;
+"""

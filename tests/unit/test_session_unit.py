@@ -21,6 +21,7 @@ from requests.adapters import BaseAdapter
 
 from mwingest.credentials import MASK, Credentials, redact, register_secret
 from mwingest.errors import (
+    ContactRequiredError,
     LoginError,
     OversizedRequestError,
     ResponseLostError,
@@ -344,3 +345,29 @@ def test_credentials_repr_and_modes() -> None:
                                                                         "ops@example.org")
     with pytest.raises(ValueError, match="MWINGEST_API_URL"):
         Credentials.from_env({})
+
+
+@pytest.mark.parametrize(("api_url", "contact"), [
+    ("https://commons.wikimedia.org/w/api.php", None),
+    ("https://commons.wikimedia.org/w/api.php", "me"),
+    ("https://wiki.museum.example.net.au/api.php", "   "),
+])
+def test_a_real_wiki_needs_the_operators_contact_before_any_request(api_url, contact):
+    http = requests.Session()
+    http.get = http.post = None  # type: ignore[assignment] - any request would fail loudly
+    with pytest.raises(ContactRequiredError, match="MWINGEST_CONTACT"):
+        WikiSession(Credentials(api_url=api_url, contact=contact), http=http)
+
+
+@pytest.mark.parametrize(("api_url", "contact"), [
+    ("https://commons.wikimedia.org/w/api.php", "User:Example"),
+    ("https://commons.wikimedia.org/w/api.php", "archive-team@museum.example.org"),
+    ("https://wiki.museum.org/api.php", "https://museum.org/contact"),
+    ("http://127.0.0.1:8123/api.php", None),
+    ("http://localhost/w/api.php", None),
+    ("http://[::1]:9000/api.php", None),
+    ("https://wiki.example.org/w/api.php", None),
+])
+def test_a_contact_or_a_local_test_wiki_is_enough(api_url, contact):
+    session = WikiSession(Credentials(api_url=api_url, contact=contact))
+    assert (contact or "no contact configured") in session.http.headers["User-Agent"]

@@ -1,0 +1,72 @@
+"""The warm runner's plain parts: which commands go warm, the wire format with real file
+descriptors, the code stamp and when a command does not even try (``mwingest.warm``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from mwingest import warm
+from mwingest.localserver import Paths
+
+
+@pytest.mark.parametrize(("argv", "command"), [
+    (["upload", "a.png"], "upload"),
+    (["-v", "import", "folder"], "import"),
+    (["upload", "--help"], None),
+    (["status"], "status"),
+    ([], None),
+])
+def test_the_command_word_past_the_apps_options(argv, command):
+    assert warm._command_of(argv) == command
+
+
+def test_a_message_carries_real_descriptors_the_other_side_can_write_to(tmp_path):
+    """What the runner receives are the command's own streams, not copies of their content."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    read_end, write_end = os.pipe()
+    big = {"argv": ["upload", "x"], "env": {f"VAR{n}": "v" * 100 for n in range(500)}}
+    warm._send(ours, big, [write_end, write_end, write_end])
+    message, fds = warm._recv(theirs, with_fds=3)
+    assert message == big and len(fds) == 3  # 50 kB: more than one read of the socket
+    os.write(fds[1], b"through the passed descriptor")
+    for fd in fds:
+        os.close(fd)
+    os.close(write_end)
+    assert os.read(read_end, 100) == b"through the passed descriptor"
+    ours.close()
+    with pytest.raises(EOFError):
+        warm._recv(theirs)
+
+
+def test_the_code_stamp_changes_with_a_module_on_disk():
+    module = Path(warm.__file__)
+    before = warm.code_stamp()
+    st = module.stat()
+    try:
+        os.utime(module, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        assert warm.code_stamp() != before
+    finally:
+        os.utime(module, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert warm.code_stamp() == before
+
+
+def test_the_socket_path_is_short_and_per_home(tmp_path):
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    path = warm.socket_path(Paths(deep))
+    assert len(str(path)) < 100 and path != warm.socket_path(Paths(tmp_path))
+
+
+@pytest.mark.parametrize("env", [{"MWINGEST_WARM": "0"}, {"PREFECT_API_URL": "http://x/api"},
+                                 {"MWINGEST_PREFECT": "ephemeral"}, {}])
+def test_no_runner_or_another_prefect_means_running_here(env, monkeypatch, tmp_path):
+    for name in ("MWINGEST_WARM", "PREFECT_API_URL", "MWINGEST_PREFECT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MWINGEST_HOME", str(tmp_path / "home"))  # no runner listens for it
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert warm.run_warm(["upload", "a.png"]) is None
+    assert warm.run_warm(["status"]) is None
