@@ -192,14 +192,18 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin):
         rows = conn.execute(stmt.bindparams(*expanding) if expanding else stmt, params).mappings()
         return (item_from_row(row) for row in rows.all())
 
-    def item(self, wiki: str, source: str | os.PathLike[str], *, account: str = "") -> LedgerItem | None:
-        """The row this machine last saw at this path for this wiki (and account), or None."""
+    def item(self, wiki: str, source: str | os.PathLike[str], *,
+             account: str | None = None) -> LedgerItem | None:
+        """The row this machine last saw at this path for this wiki (of any account, or of this
+        one), or None."""
+        where = "wiki = :wiki AND source = :source AND (host = :host OR host IS NULL)"
+        params = {"wiki": normalise_wiki(wiki), "source": normalise_source(source), "host": self.host}
+        if account is not None:
+            where += " AND account IN (:account, '')"
+            params["account"] = normalise_account(account)
         with self._read() as conn:
-            return next(self._items_where(
-                conn, "wiki = :wiki AND account IN (:account, '') AND source = :source"
-                " AND (host = :host OR host IS NULL)", order="updated_at DESC, id DESC",
-                wiki=normalise_wiki(wiki), account=normalise_account(account),
-                source=normalise_source(source), host=self.host), None)
+            return next(self._items_where(conn, where, order="updated_at DESC, id DESC", **params),
+                        None)
 
     def get(self, item_id: int) -> LedgerItem:
         """The row with this id; :class:`UnknownItemError` if there is none."""

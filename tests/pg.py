@@ -109,22 +109,22 @@ def start_postgres() -> PostgresServer:
         pytest.skip("PostgreSQL binaries (initdb, postgres) are not installed: "
                     "run `bash scripts/install-system-deps` (Debian package postgresql)")
     root = Path(tempfile.mkdtemp(prefix="mwingest-pg-", dir="/tmp"))
-    drop = _as_server_user()
-    if drop:
-        os.chown(root, int(drop["user"]), int(drop["group"]))  # type: ignore[call-overload]
-    data, log = root / "data", root / "server.log"
-    subprocess.run([str(folder / "initdb"), "-D", str(data), "-U", "mwingest", "--auth=trust",
-                    "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], check=True, capture_output=True,
-                   cwd=root, **drop)  # type: ignore[call-overload]
-    port = _free_port()
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(folder / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
-             "-k", str(root), "-c", "fsync=off", "-c", "full_page_writes=off",
-             "-c", "max_connections=200"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=root, preexec_fn=_die_with_parent,
-            **drop)  # type: ignore[call-overload]
+    try:
+        port, process = _init_and_start(folder, root)
+    except BaseException:  # initdb refused, postgres did not exec: leave nothing behind
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     server = PostgresServer(root, port, process)
+    try:
+        _create_database(server)
+    except BaseException:
+        stop_postgres(server)
+        raise
+    return server
+
+
+def _create_database(server: PostgresServer) -> None:
+    """Wait until the server answers (60 s at most), then create the test database."""
     import psycopg
 
     deadline = time.monotonic() + 60
@@ -132,13 +132,33 @@ def start_postgres() -> PostgresServer:
         try:
             with psycopg.connect(server.dsn("postgres"), autocommit=True, connect_timeout=2) as conn:
                 conn.execute(f"CREATE DATABASE {DATABASE}")
-            return server
+            return
         except psycopg.OperationalError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                stop_postgres(server)
-                raise RuntimeError("the test PostgreSQL did not start: "
-                                   + log.read_text(errors="replace")[-2000:]) from None
+            if server.process.poll() is not None or time.monotonic() > deadline:
+                said = (server.root / "server.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"the test PostgreSQL did not start: {said}") from None
             time.sleep(0.1)
+
+
+def _init_and_start(folder: Path, root: Path) -> tuple[int, subprocess.Popen[bytes]]:
+    """initdb into ``root/data`` and start ``postgres`` on a free loopback port (as ``nobody``
+    when we are root); its port and process."""
+    drop = _as_server_user()
+    if drop:
+        os.chown(root, int(drop["user"]), int(drop["group"]))  # type: ignore[call-overload]
+    data = root / "data"
+    subprocess.run([str(folder / "initdb"), "-D", str(data), "-U", "mwingest", "--auth=trust",
+                    "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], check=True, capture_output=True,
+                   cwd=root, **drop)  # type: ignore[call-overload]
+    port = _free_port()
+    with open(root / "server.log", "wb") as out:
+        process = subprocess.Popen(
+            [str(folder / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
+             "-k", str(root), "-c", "fsync=off", "-c", "full_page_writes=off",
+             "-c", "max_connections=200"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=root, preexec_fn=_die_with_parent,
+            **drop)  # type: ignore[call-overload]
+    return port, process
 
 
 def stop_postgres(server: PostgresServer) -> None:

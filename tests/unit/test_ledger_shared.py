@@ -222,3 +222,11 @@ def test_copy_uploads_are_known_by_their_url(ledger: Ledger) -> None:
     two = ledger.begin(WIKI, "https://mirror.example.org/a.tif", sha1=unknown, size=0, target="A.tif")
     assert one.id != two.id and one.ident == "url:https://files.example.org/a.tif:A.tif"
     assert ledger.find(two.ref, wiki=WIKI).id == two.id
+
+
+def test_item_by_path_is_this_machines(ledger_location: str) -> None:
+    with machine(ledger_location, "a") as a, machine(ledger_location, "b") as b:
+        row = a.begin(WIKI, "/in/p.png", sha1=SHA_A, size=1, target="P.png", account="Ann")
+        assert a.item(WIKI, "/in/p.png") == row == a.item(WIKI, "/in/p.png", account="Ann")
+        assert a.item(WIKI, "/in/p.png", account="Bob") is None
+        assert b.item(WIKI, "/in/p.png") is None  # b's /in/p.png is another file
