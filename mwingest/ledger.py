@@ -220,13 +220,7 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin):
         head, _, title = text.partition(":")
         if head == "sha1":  # the full ident: sha1:<40 hex>:<title>
             head, _, title = title.partition(":")
-        scope, params = [], {}
-        if wiki is not None:
-            scope.append("wiki = :wiki")
-            params["wiki"] = normalise_wiki(wiki)
-        if account is not None:
-            scope.append("account IN (:account, '')")
-            params["account"] = normalise_account(account)
+        scope, params = _scope(wiki, account)
         # Digits are a row id (``mwingest review 42``) unless no row has it and they can be the
         # start of a SHA-1; the 12 digits status prints are always a SHA-1's.
         tries: list[tuple[str, dict[str, Any]]] = []
@@ -266,13 +260,8 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin):
               account: str | None = None) -> list[LedgerItem]:
         """Rows filtered by wiki, account, states and last change (``updated_at >= since``),
         oldest id first."""
-        where, params = ["TRUE"], {}
-        if wiki is not None:
-            where.append("wiki = :wiki")
-            params["wiki"] = normalise_wiki(wiki)
-        if account is not None:
-            where.append("account IN (:account, '')")
-            params["account"] = normalise_account(account)
+        where, params = _scope(wiki, account)
+        where.insert(0, "TRUE")
         if states is not None:
             wanted = [State(s).value for s in states]
             if not wanted:
@@ -319,3 +308,17 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin):
         if row is None:
             raise UnknownItemError(f"no ledger item {item_id}")
         return item_from_row(row)
+
+
+def _scope(wiki: str | None, account: str | None) -> tuple[list[str], dict[str, Any]]:
+    """The WHERE clauses (and their parameters) that narrow rows to a login's wiki and account;
+    a row with no account (made before accounts were recorded) belongs to any account."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    if wiki is not None:
+        clauses.append("wiki = :wiki")
+        params["wiki"] = normalise_wiki(wiki)
+    if account is not None:
+        clauses.append("account IN (:account, '')")
+        params["account"] = normalise_account(account)
+    return clauses, params

@@ -204,15 +204,23 @@ def _wait_for(conn: socket.socket, pid: int) -> int:
         conn.close()
 
 
+def _runner_pid(paths: Paths) -> int | None:
+    """The pid the runner's state file records, or None (no runner started, or a torn file)."""
+    try:
+        return int(json.loads(_state_path(paths).read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def ensure_started(api_url: str, paths: Paths | None = None) -> None:
     """Start a runner for the local server at ``api_url`` when none runs (in the background:
     this command does not wait for it, the next one profits)."""
     if not enabled():
         return
     paths = paths or Paths()
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        if alive(int(json.loads(_state_path(paths).read_text())["pid"])):
-            return
+    pid = _runner_pid(paths)
+    if pid is not None and alive(pid):
+        return
     env = {k: v for k, v in os.environ.items() if not any(w in k.upper() for w in SECRET_WORDS)}
     env["PREFECT_API_URL"] = api_url
     with contextlib.suppress(OSError), open(paths.log, "ab") as log:
@@ -224,9 +232,8 @@ def ensure_started(api_url: str, paths: Paths | None = None) -> None:
 def stop(paths: Paths | None = None, grace: float = 5.0) -> None:
     """Stop the runner (``mwingest server stop``); commands it is running go on to their end."""
     paths = paths or Paths()
-    try:
-        pid = int(json.loads(_state_path(paths).read_text())["pid"])
-    except (OSError, ValueError, KeyError):
+    pid = _runner_pid(paths)
+    if pid is None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, signal.SIGTERM)
@@ -304,9 +311,10 @@ def serve(paths: Paths | None = None) -> int:
             try:
                 conn, _ = sock.accept()
             except TimeoutError:
-                if _retire_reason(paths, api_url, stamp, path) is None:
+                reason = _retire_reason(paths, api_url, stamp, path)
+                if reason is None:
                     continue
-                _log(_retire_reason(paths, api_url, stamp, path) or "stopping")
+                _log(reason)
                 return 0
             peer = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
             if struct.unpack("3i", peer)[1] != os.getuid():
