@@ -1,10 +1,12 @@
 """Benchmark: the plan step of a planned import (``flows/fanout.py``) on a big manifest.
 
-What ``plan-import`` does before it starts any shard: read the manifest once (``collect``), stat
-each file for its size, split the items into shards (``mwingest.shards.plan_shards``). Printed:
-wall time and peak RSS (``VmHWM``) of this process, which does nothing else. Prefect's part of the
-plan step (one ``run_deployment`` per shard) is not in it: it is one API call per shard, and the
-shards are few (rows / 50). Nothing is asserted.
+What ``plan-import`` does before it starts any shard: read the manifest once (``collect``), then
+stat each file for its size, split the items into shards and write the plan (every item with its
+shard, one row per shard) into the ledger (``mwingest.shards.write_plan``), on a SQLite file and
+on a throwaway PostgreSQL (``tests/pg.py``, ``fsync`` off: a floor for a real server). Then what a
+shard does first: read its own 50 items back. Printed: wall times and peak RSS (``VmHWM``) of
+this process, which does nothing else. Prefect's part of the plan step (one ``run_deployment``
+per shard) is not in it: one API call per shard. Nothing is asserted.
 
     .venv/bin/python bench/bench_plan.py --rows 100000
 """
@@ -15,12 +17,18 @@ import argparse
 import csv
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from mwingest.manifest import collect
-from mwingest.shards import plan_shards
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mwingest.ledger import Ledger  # noqa: E402
+from mwingest.manifest import collect  # noqa: E402
+from mwingest.shards import write_plan  # noqa: E402
+
+WIKI = "https://commons.wikimedia.org/w/api.php"
 
 
 def _hwm_mib() -> float:
@@ -51,18 +59,29 @@ def main() -> int:
         started = time.perf_counter()
         items = collect([str(manifest)])
         read = time.perf_counter() - started
-        sizes = []
-        for item in items:
-            try:
-                sizes.append(os.stat(item.source).st_size)
-            except OSError:
-                sizes.append(0)
-        stat = time.perf_counter() - started - read
-        shards = plan_shards(sizes, max_files=50, max_bytes=2048 * 1024 * 1024)
-        total = time.perf_counter() - started
-        print(f"{len(items):,} manifest rows: read {read:.2f} s, stat {stat:.2f} s, "
-              f"{len(shards):,} shards; plan step {total:.2f} s")
-        print(f"peak RSS {_hwm_mib():.1f} MiB (before reading the manifest: {before:.1f} MiB)")
+        print(f"{len(items):,} manifest rows read in {read:.2f} s "
+              f"(peak RSS {_hwm_mib():.1f} MiB; before reading {before:.1f} MiB)")
+        from tests.pg import start_postgres, stop_postgres
+
+        server = start_postgres()
+        try:
+            for name, where in (("sqlite", str(work / "ledger.sqlite3")),
+                                ("postgresql", server.fresh_url())):
+                with Ledger(where) as ledger:
+                    began = time.perf_counter()
+                    plan = write_plan(ledger, f"bench-{name}", items, wiki=WIKI,
+                                      login_block="mwingest-wiki", params={"comment": "bench"},
+                                      max_files=50, max_bytes=2048 * 1024 * 1024)
+                    wrote = time.perf_counter() - began
+                    began = time.perf_counter()
+                    mine = ledger.plan_items(plan.id, plan.shards // 2)
+                    shard = time.perf_counter() - began
+                print(f"{name:<10}: stat, split and write {plan.files:,} items in "
+                      f"{plan.shards:,} shards {wrote:.2f} s; plan step {read + wrote:.2f} s; "
+                      f"a shard reads its {len(mine)} items in {shard * 1000:.1f} ms")
+        finally:
+            stop_postgres(server)
+        print(f"peak RSS {_hwm_mib():.1f} MiB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

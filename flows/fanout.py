@@ -3,26 +3,30 @@
 The story, for a backlog too big for one machine (read with ``prefect.yaml``'s ``planned-import``):
 
 1. **plan-import** (the one deployment a person starts from the UI) reads the sources once — a
-   folder's listing or a manifest, each file's size from the file system — splits the items into
-   shards by count and bytes (:mod:`mwingest.shards`), starts one ``ingest-shard`` run per shard
-   on the work pool and one ``report-import`` run that watches them, and ends: it never waits.
-2. **ingest-shard** runs the batch body (:func:`flows.ingest.run_batch`) over its slice on
-   whichever worker pulled it. Every file is driven under a lease in the shared ledger
-   (``MWINGEST_LEDGER_URL``), writes take tokens from the account's shared bucket, and a Prefect
-   global concurrency limit caps the writes in flight (:mod:`tasks.pacing`).
+   folder's listing, a manifest or URLs, each file's size from the file system — splits the
+   items into shards by count and bytes and writes the plan into the shared ledger database:
+   every item with its shard, and one row per shard (:func:`mwingest.shards.write_plan`). It
+   starts one ``report-import`` run and one ``ingest-shard`` run per shard on the work pool,
+   records each shard's run in the plan, and ends: it never waits.
+2. **ingest-shard** reads its own items from the plan (never the manifest again) and runs the
+   batch body (:func:`flows.ingest.run_batch`) over them on whichever worker pulled it. Every
+   file is driven under a lease in the shared ledger (``MWINGEST_LEDGER_URL``), writes take
+   tokens from the account's shared bucket, and a Prefect global concurrency limit caps the
+   writes in flight (:mod:`tasks.pacing`).
 3. **report-import** waits for the shards. A shard whose run crashed (its worker died: the
    heartbeats stop and the server's automation marks it Crashed) is started again once the dead
    worker's leases have run out (``MWINGEST_LEASE_S``); its files continue from the ledger and the
    wiki's offsets, and those already landed are not sent again. Then one outcome table: each
-   shard's table, with the ledger's final state for every file that has a row.
+   shard's table, with the ledger's final state for every file that has a row. A report whose
+   own worker died is started again by the server (:func:`mwingest.crashwatch.report_automation`)
+   and takes over from the plan's rows: which runs drive the shards now, how often each started.
 
-Workers must see the sources at the same paths (shared storage) and share the ledger database.
+Workers must see local sources at the same paths (shared storage) and share the ledger database.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -32,31 +36,32 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+from prefect.context import get_run_context
 from prefect.deployments import run_deployment
+from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.heartbeat import heartbeats
 from flows.ingest import MAX_WORKERS, resolve_credentials, run_batch
 from flows.plainparams import plain_parameters
-from mwingest.items import OUTCOMES, Outcome
+from mwingest.items import OUTCOMES, IngestItem, Outcome
 from mwingest.jobcontext import default_lease_ttl
-from mwingest.ledger import Ledger, State, default_location
+from mwingest.ledger import Ledger, Plan, PlanShard, State, default_location
 from mwingest.manifest import collect
-from mwingest.shards import plan_shards
+from mwingest.shards import write_plan
 from tasks.report import TABLE_KEY, publish_report
 
 SHARD_DEPLOYMENT = "ingest-shard/ingest-shard"
 REPORT_DEPLOYMENT = "report-import/report-import"
-#: A crashed shard is started again at most this often before the report gives it up.
+#: A crashed shard is started at most this often in all before the report gives it up.
 MAX_SHARD_ATTEMPTS = 3
+#: A report started more often than this (its worker died each time) gives up at once.
+MAX_REPORT_ATTEMPTS = 3
 POLL_S = 3.0
 
 
-def _size(source: str) -> int:
-    try:
-        return os.stat(source).st_size
-    except OSError:
-        return 0  # a URL, or a file the shard will report as missing
+def _this_run() -> str:
+    return str(get_run_context().flow_run.id)  # type: ignore[union-attr]
 
 
 @flow(name="plan-import")
@@ -64,91 +69,130 @@ def plan_import(sources: list[str], credentials_block: str = "mwingest-wiki",
                 shard_files: int = 50, shard_mib: float = 2048.0, glob: str = "*",
                 text_template: str | None = None, comment: str = "Uploaded with mwingest",
                 chunk_size_mb: float = 16.0, concurrency: int = 4, review_timeout_s: int = 0,
+                licence: str | None = None, require_licence: bool = False,
                 ledger: str | None = None) -> dict[str, Any]:
-    """Plan a big import: shards on the work pool and a report run; the plan's id and runs.
+    """Plan a big import: the plan in the ledger, shards on the work pool and a report run.
 
     ``credentials_block``: the MediaWiki Credentials block every shard logs in with (by name:
     no secret travels in a parameter). ``ledger``: the shared ledger's URL (default: the
-    workers' ``MWINGEST_LEDGER_URL``)."""
+    workers' ``MWINGEST_LEDGER_URL``). The rest: see :func:`flows.ingest.run_batch`."""
     log = get_run_logger()
-    items = collect(sources, glob=glob, text_template=text_template)
-    shards = plan_shards([_size(item.source) for item in items], max_files=max(1, shard_files),
-                         max_bytes=max(1, int(shard_mib * 1024 * 1024)))
+    items = collect(sources, glob=glob, text_template=text_template, licence=licence,
+                    require_licence=require_licence)
+    wiki = resolve_credentials(None, credentials_block).api_url
     plan_id = uuid.uuid4().hex[:12]
-    common = {"sources": sources, "credentials_block": credentials_block, "glob": glob,
-              "text_template": text_template, "comment": comment, "chunk_size_mb": chunk_size_mb,
-              "concurrency": concurrency, "review_timeout_s": review_timeout_s, "ledger": ledger}
-    runs = []
-    for number, (start, stop) in enumerate(shards):
-        run = run_deployment(SHARD_DEPLOYMENT, parameters={**common, "start": start, "stop": stop},
-                             timeout=0, as_subflow=False, tags=[f"plan:{plan_id}"],
-                             flow_run_name=f"shard {number + 1}/{len(shards)} · plan {plan_id}")
-        runs.append(str(run.id))
-    report = run_deployment(REPORT_DEPLOYMENT, timeout=0, as_subflow=False,
-                            tags=[f"plan:{plan_id}"], flow_run_name=f"report · plan {plan_id}",
-                            parameters={"plan_id": plan_id, "shard_runs": runs,
-                                        "sources": sources, "glob": glob,
-                                        "text_template": text_template, "ledger": ledger,
-                                        "credentials_block": credentials_block})
+    params = {"comment": comment, "chunk_size_mb": chunk_size_mb, "concurrency": concurrency,
+              "review_timeout_s": review_timeout_s, "plan_run": _this_run()}
+    tags = [f"plan:{plan_id}"]
+    with Ledger(ledger or default_location()) as led:
+        plan = write_plan(led, plan_id, items, wiki=wiki, login_block=credentials_block,
+                          params=params, max_files=max(1, shard_files),
+                          max_bytes=max(1, int(shard_mib * 1024 * 1024)))
+        # The report first: it is the oldest run, so the first free worker takes it.
+        report = run_deployment(REPORT_DEPLOYMENT, timeout=0, as_subflow=False, tags=tags,
+                                flow_run_name=f"report · plan {plan_id}",
+                                parameters={"plan_id": plan_id, "ledger": ledger})
+        for shard in led.shards_of(plan_id):
+            _start_shard(led, plan, shard, ledger, tags)
     log.info("plan %s: %d files, %d shards (at most %d files or %g MiB each); report run %s",
-             plan_id, len(items), len(shards), shard_files, shard_mib, report.id)
-    return {"plan": plan_id, "files": len(items), "shards": runs, "report": str(report.id)}
+             plan_id, plan.files, plan.shards, shard_files, shard_mib, report.id)
+    return {"plan": plan_id, "files": plan.files, "shards": plan.shards,
+            "report": str(report.id)}
+
+
+def _start_shard(led: Ledger, plan: Plan, shard: PlanShard, ledger: str | None,
+                 tags: list[str]) -> str | None:
+    """Start a run for the shard and record it in the plan, unless another watcher recorded one
+    first (then ours is cancelled before a worker takes it); the new run's id, or None."""
+    again = " · again" * (shard.attempts > 0)
+    run = run_deployment(SHARD_DEPLOYMENT, timeout=0, as_subflow=False, tags=tags,
+                         parameters={"plan_id": plan.id, "shard": shard.shard, "ledger": ledger},
+                         flow_run_name=f"shard {shard.shard + 1}/{plan.shards} · plan {plan.id}"
+                                       f"{again}")
+    if led.set_shard_run(plan.id, shard.shard, str(run.id), expect=shard.run_id):
+        return str(run.id)
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run.id, Cancelled(message="another watcher started this shard"),
+                                  force=True)
+    return None
 
 
 @flow(name="ingest-shard", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
-def ingest_shard(sources: list[str], start: int, stop: int,
-                 credentials_block: str = "mwingest-wiki", glob: str = "*",
-                 text_template: str | None = None, comment: str = "Uploaded with mwingest",
-                 chunk_size_mb: float = 16.0, concurrency: int = 4, review_timeout_s: int = 0,
-                 ledger: str | None = None) -> list[dict]:
-    """One shard of a planned import: the items ``[start, stop)`` of what the sources list."""
-    return run_batch(resolve_credentials(None, credentials_block), sources, glob=glob,
-                     text_template=text_template, comment=comment, chunk_size_mb=chunk_size_mb,
-                     concurrency=concurrency, review_timeout_s=review_timeout_s,
-                     ledger_path=ledger, item_range=(start, stop))
+def ingest_shard(plan_id: str, shard: int, ledger: str | None = None) -> list[dict]:
+    """One shard of a planned import: its own items, read from the plan in the ledger."""
+    with Ledger(ledger or default_location()) as led:
+        plan = led.plan(plan_id)
+        items = led.plan_items(plan_id, shard)
+    p = plan.params
+    return run_batch(resolve_credentials(None, plan.login_block), [], planned=items,
+                     comment=p["comment"], chunk_size_mb=p["chunk_size_mb"],
+                     concurrency=p["concurrency"], review_timeout_s=p["review_timeout_s"],
+                     ledger_path=ledger)
 
 
 @flow(name="report-import")
-def report_import(plan_id: str, shard_runs: list[str], sources: list[str], glob: str = "*",
-                  text_template: str | None = None, ledger: str | None = None,
-                  credentials_block: str = "mwingest-wiki") -> list[dict]:
+def report_import(plan_id: str, ledger: str | None = None) -> list[dict]:
     """Wait for the plan's shards, start crashed ones again, and report every file once."""
     log = get_run_logger()
     started = time.monotonic()
-    lease_s = default_lease_ttl().total_seconds()
-    current = list(shard_runs)
-    attempts = [1] * len(current)
-    with get_client(sync_client=True) as client, heartbeats():
-        while True:
-            runs = [client.read_flow_run(uuid.UUID(run_id)) for run_id in current]
-            waiting = False
-            for n, run in enumerate(runs):
-                state = run.state
-                if state is None or not state.is_final():
-                    waiting = True
-                elif state.is_crashed() and attempts[n] < MAX_SHARD_ATTEMPTS:
-                    waiting = True
-                    ended = state.timestamp or datetime.now(UTC)
-                    if (datetime.now(UTC) - ended).total_seconds() >= lease_s:
-                        again = run_deployment(SHARD_DEPLOYMENT, parameters=dict(run.parameters),
-                                               timeout=0, as_subflow=False,
-                                               tags=[f"plan:{plan_id}"],
-                                               flow_run_name=f"{run.name} · again")
-                        log.warning("shard run %s crashed (its worker died?); started it again "
-                                    "as %s after its leases ran out", run.name, again.id)
-                        current[n], attempts[n] = str(again.id), attempts[n] + 1
-            if not waiting:
-                break
-            time.sleep(POLL_S)
-        rows = _shard_tables(client, current)
-    items = collect(sources, glob=glob, text_template=text_template)
-    wiki = resolve_credentials(None, credentials_block).api_url
-    outcomes = _merge(items, rows, wiki, ledger)
-    publish_report(outcomes, wiki=wiki, seconds=time.monotonic() - started,
+    me = _this_run()
+    with Ledger(ledger or default_location()) as led, heartbeats():
+        plan = led.adopt_report(plan_id, me)
+        if plan.report_attempts > MAX_REPORT_ATTEMPTS:
+            raise RuntimeError(f"plan {plan_id}: the report was started {plan.report_attempts} "
+                               "times; giving up (run report-import again by hand to retry)")
+        if plan.report_attempts > 1:
+            log.warning("plan %s: taking over the report (start %d): the last report's worker "
+                        "died", plan_id, plan.report_attempts)
+        shards = _watch(led, plan, ledger, me)
+        if shards is None:
+            return []
+        with get_client(sync_client=True) as client:
+            rows = _shard_tables(client, [s.run_id for s in shards if s.run_id])
+        outcomes = _merge(led.plan_items(plan_id), rows, plan.wiki, led)
+    publish_report(outcomes, wiki=plan.wiki, seconds=time.monotonic() - started,
                    ledger_path=ledger or default_location())
     counts = {o: sum(1 for x in outcomes if x.outcome == o) for o in sorted(OUTCOMES)}
     log.info("plan %s: %s", plan_id, ", ".join(f"{n} {o}" for o, n in counts.items() if n))
     return [o.as_dict() for o in outcomes]
+
+
+def _watch(led: Ledger, plan: Plan, ledger: str | None, me: str) -> list[PlanShard] | None:
+    """Poll the shards' runs until each has ended for good, starting crashed ones again; the
+    shards as they ended, or None when another report run took over from this one."""
+    log = get_run_logger()
+    lease_s = default_lease_ttl().total_seconds()
+    tags = [f"plan:{plan.id}"]
+    with get_client(sync_client=True) as client:
+        while True:
+            if led.plan(plan.id).report_run != me:
+                log.warning("plan %s: another report run took over; this one stops", plan.id)
+                return None
+            shards = led.shards_of(plan.id)
+            waiting = False
+            for shard in shards:
+                if shard.run_id is None:  # the plan is still starting its shards, or died
+                    waiting = True
+                    planner = client.read_flow_run(uuid.UUID(plan.params["plan_run"]))
+                    if planner.state is not None and planner.state.is_final():
+                        log.warning("plan %s: shard %d was never started; starting it",
+                                    plan.id, shard.shard + 1)
+                        _start_shard(led, plan, shard, ledger, tags)
+                    continue
+                state = client.read_flow_run(uuid.UUID(shard.run_id)).state
+                if state is None or not state.is_final():
+                    waiting = True
+                elif state.is_crashed() and shard.attempts < MAX_SHARD_ATTEMPTS:
+                    waiting = True
+                    ended = state.timestamp or datetime.now(UTC)
+                    if (datetime.now(UTC) - ended).total_seconds() >= lease_s:
+                        new = _start_shard(led, plan, shard, ledger, tags)
+                        log.warning("shard %d of plan %s crashed (its worker died?); started it "
+                                    "again as %s after its leases ran out", shard.shard + 1,
+                                    plan.id, new)
+            if not waiting:
+                return shards
+            time.sleep(POLL_S)
 
 
 def _shard_tables(client: Any, run_ids: list[str]) -> list[dict[str, Any]]:
@@ -163,31 +207,30 @@ def _shard_tables(client: Any, run_ids: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def _merge(items: list[Any], rows: list[dict[str, Any]], wiki: str,
-           ledger: str | None) -> list[Outcome]:
+def _merge(items: list[IngestItem], rows: list[dict[str, Any]], wiki: str,
+           led: Ledger) -> list[Outcome]:
     """One outcome per planned item: the shard table's row, with the ledger's final state where
     the file has a row (a file landed by a worker that then died shows ``uploaded``)."""
     by_source = {str(Path(r["source"])): r for r in rows if r.get("source")}
     outcomes = []
-    with Ledger(ledger or default_location()) as led:
-        for item in items:
-            row = by_source.get(str(Path(item.source)))
-            if row is None:
-                outcomes.append(Outcome(item.source, item.filename, "failed", "not-run",
-                                        "no shard reported this file"))
-                continue
-            outcome = Outcome(row["source"], row.get("target") or None, row["outcome"],
-                              row.get("reason") or None, row.get("message") or None,
-                              row.get("sha1") or None, row.get("bytes") or None,
-                              row.get("link") or None)
-            found = _row_of(led, wiki, outcome)
-            if found is not None and found.state in OUTCOMES:
-                outcome = Outcome(outcome.source, found.final_name or found.target,
-                                  found.state.value, found.reason, found.message, found.sha1,
-                                  found.size, outcome.url,
-                                  found.filekey if found.state is State.NEEDS_REVIEW else None,
-                                  0, found.id, found.ref)
-            outcomes.append(outcome)
+    for item in items:
+        row = by_source.get(str(Path(item.source)))
+        if row is None:
+            outcomes.append(Outcome(item.source, item.filename, "failed", "not-run",
+                                    "no shard reported this file"))
+            continue
+        outcome = Outcome(row["source"], row.get("target") or None, row["outcome"],
+                          row.get("reason") or None, row.get("message") or None,
+                          row.get("sha1") or None, row.get("bytes") or None,
+                          row.get("link") or None)
+        found = _row_of(led, wiki, outcome)
+        if found is not None and found.state in OUTCOMES:
+            outcome = Outcome(outcome.source, found.final_name or found.target,
+                              found.state.value, found.reason, found.message, found.sha1,
+                              found.size, outcome.url,
+                              found.filekey if found.state is State.NEEDS_REVIEW else None,
+                              int(row.get("sent") or 0), found.id, found.ref)
+        outcomes.append(outcome)
     return outcomes
 
 

@@ -201,7 +201,7 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
               max_pixels: int | None = None, location: bool = False,
               required_columns: list[str] | None = None, licence: str | None = None,
               require_licence: bool = False, check_pages: bool = True,
-              item_range: tuple[int, int] | None = None) -> list[dict]:
+              planned: list[IngestItem] | None = None) -> list[dict]:
     """The body every import flow shares (called inside a flow run).
 
     ``manifest_root`` widens where manifest paths may lead; ``allow_hosts`` lets URL items reach
@@ -219,8 +219,8 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
     (for rows without their own); ``require_licence``: an item without a licence is rejected
     (``missing-licence``). ``check_pages``: every template and category the texts use is looked
     up on the wiki first (``missing-template``, ``red-category``; :mod:`mwingest.pagecheck`).
-    ``item_range``: only the items ``[start, stop)`` of what the sources list (a shard of a
-    planned import, :mod:`flows.fanout`).
+    ``planned``: the items themselves, already read by a plan (a shard of a planned import,
+    :mod:`flows.fanout`); ``sources`` is then not read.
     """
     log = get_run_logger()
     started = time.monotonic()
@@ -235,11 +235,10 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
                             stash_hours=stash_hours, retry=retry, async_assembly=async_assembly,
                             max_pixels=max_pixels)
     ledger_file = ledger_path or default_location()
-    items = collect(sources, glob=glob, recursive=recursive, text_template=text_template,
-                    root=manifest_root, location=location, required=required_columns or (),
-                    licence=licence, require_licence=require_licence, default_text=text)
-    if item_range is not None:
-        items = items[item_range[0]:item_range[1]]
+    items = planned if planned is not None else collect(
+        sources, glob=glob, recursive=recursive, text_template=text_template, root=manifest_root,
+        location=location, required=required_columns or (), licence=licence,
+        require_licence=require_licence, default_text=text)
     notes: list[str] = []  # warnings found before the upload, for the run's summary
     if check_pages:  # before a byte is sent: one batched lookup for the whole batch
         checked = retry.call(lambda: pagecheck.check_items(session, items, options.policy,

@@ -82,20 +82,71 @@ def crash_automation(heartbeat_s: float | None = None) -> dict[str, Any]:
     }
 
 
+#: The second automation: a report run of a planned import whose worker died starts again.
+REPORT_AUTOMATION_NAME = "mwingest: a crashed report of a planned import starts again"
+REPORT_FLOW = "report-import"
+
+
+def report_automation() -> dict[str, Any]:
+    """When a ``report-import`` run is marked Crashed, run its deployment again for the same plan.
+
+    Why the server and not another flow: the report is what watches the shards, so nothing of
+    ours is left to watch it. The new run takes over from the plan's rows in the ledger (which
+    runs drive the shards now) and gives up after a few starts (``flows.fanout``), so a report
+    that crashes for a reason of its own does not start for ever."""
+    template = "{{ flow_run.parameters.%s }}"
+    return {
+        "name": REPORT_AUTOMATION_NAME,
+        "description": "mwingest: a report-import run whose worker died is started again for "
+                       "the same plan; it takes over from the plan's rows in the ledger.",
+        "enabled": True,
+        "trigger": {"type": "event", "posture": "Reactive",
+                    "match": {"prefect.resource.id": "prefect.flow-run.*"},
+                    "match_related": {"prefect.resource.role": "flow",
+                                      "prefect.resource.name": [REPORT_FLOW]},
+                    "expect": ["prefect.flow-run.Crashed"], "for_each": ["prefect.resource.id"],
+                    "threshold": 1, "within": 0},
+        "actions": [{"type": "run-deployment", "source": "inferred",
+                     "parameters": {"plan_id": template % "plan_id",
+                                    "ledger": template % "ledger"}}],
+    }
+
+
 def install_crash_automation(server: str | Send, heartbeat_s: float | None = None) -> str:
-    """Create (or bring up to date) the crash automation on a Prefect server; its id.
+    """Create (or bring up to date) the crash automation on a Prefect server, and the one that
+    starts a crashed report again; the crash automation's id.
 
     ``server``: a local server's API URL, or a :data:`Send` over another client."""
     send = rest_sender(server) if isinstance(server, str) else server
-    body = crash_automation(heartbeat_s)
+    _install(send, report_automation())
+    return _install(send, crash_automation(heartbeat_s))
+
+
+def _install(send: Send, body: dict[str, Any]) -> str:
+    """Create the automation named in ``body``, or replace it when it differs; its id."""
     existing = send("POST", "/automations/filter",
-                    {"automations": {"name": {"any_": [AUTOMATION_NAME]}}})
+                    {"automations": {"name": {"any_": [body["name"]]}}})
     if existing:
         current = existing[0]
-        trigger = current.get("trigger", {})
-        if (trigger.get("within") != body["trigger"]["within"] or not current.get("enabled")
-                or sorted(trigger.get("expect") or []) != sorted(_ALIVE_OR_OVER)
-                or trigger.get("match_related") != body["trigger"]["match_related"]):
+        if not _same(current, body):
             send("PUT", f"/automations/{current['id']}", body)
         return str(current["id"])
     return str(send("POST", "/automations/", body)["id"])
+
+
+def _same(current: dict[str, Any], body: dict[str, Any]) -> bool:
+    """Whether the server's automation already does what ``body`` says (the server adds fields
+    of its own, so only ours are compared)."""
+    if not current.get("enabled"):
+        return False
+    trigger = current.get("trigger", {})
+    for key, value in body["trigger"].items():
+        have = trigger.get(key)
+        if isinstance(value, list):
+            have, value = sorted(have or []), sorted(value)
+        if have != value:
+            return False
+    actions = current.get("actions") or []
+    return len(actions) == len(body["actions"]) and all(
+        all(have.get(k) == v for k, v in want.items())
+        for have, want in zip(actions, body["actions"], strict=True))

@@ -105,6 +105,12 @@ class ContactRequiredError(MWIngestError, ValueError):
     clients with 429, and its operators have nobody to write to)."""
 
 
+class WriteCapUnavailableError(MWIngestError):
+    """The shared cap of writes in flight (a Prefect global concurrency limit) could not be
+    reached for longer than its budget: no write is sent without it, so the file stops here and
+    a re-run continues it."""
+
+
 class LoginError(MWIngestError):
     """The wiki refused the credentials, or login needs an interactive step (2FA)."""
 
@@ -328,4 +334,6 @@ def reason_code(exc: BaseException) -> str:
         return "login-failed"
     if isinstance(exc, SourceChangedError):
         return "source-changed"
+    if isinstance(exc, WriteCapUnavailableError):
+        return "write-cap-unavailable"
     return type(exc).__name__

@@ -18,7 +18,8 @@ A row's identity travels between machines: (wiki, account, ``sha1:<SHA-1>:<title
 saw it. Each move is one transaction that updates the row *and* appends an ``events`` row, so
 history is complete and a crash leaves either the old state or the new one (the backends'
 differences live in :mod:`mwingest.ledger_store`; claims and leases in
-:mod:`mwingest.ledger_leases`; the shared pacing of writes in :mod:`mwingest.ledger_pacing`).
+:mod:`mwingest.ledger_leases`; the shared pacing of writes in :mod:`mwingest.ledger_pacing`;
+planned imports in :mod:`mwingest.ledger_plans`).
 The ledger never stores secrets: field names that look like
 credentials are refused and free text passes through :func:`set_redactor`.
 """
@@ -58,6 +59,7 @@ from mwingest.ledger_model import (  # noqa: F401 - re-exported: the ledger's pu
     normalise_wiki,
 )
 from mwingest.ledger_pacing import PaceState, PacingMixin  # noqa: F401 - re-exported
+from mwingest.ledger_plans import Plan, PlanMixin, PlanShard, UnknownPlanError  # noqa: F401
 from mwingest.ledger_schema import MIGRATIONS, PG_HISTORY, PG_MIGRATIONS
 from mwingest.ledger_store import (  # noqa: F401 - re-exported
     WRITE,
@@ -75,7 +77,7 @@ _HEX_PREFIX = re.compile(r"[0-9a-fA-F]{6,40}")
 _PG_MIGRATION_LOCK = 0x6D77_6C65  # "mwle": one migrator at a time per database
 
 
-class Ledger(WritesMixin, LeaseMixin, PacingMixin):
+class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
     """The ledger; safe to share between threads and processes (and, on PostgreSQL, machines).
 
     ``location`` is a file path, ``sqlite:///PATH`` or ``postgresql+psycopg://USER@HOST/DB``;

@@ -103,3 +103,24 @@ _V5 = ("""CREATE TABLE pacing (
     limits TEXT, PRIMARY KEY (wiki, account))""",)
 MIGRATIONS.append(_V5)
 PG_MIGRATIONS.append(_V5)
+
+#: v6 (both backends): planned imports (``flows/fanout.py``). The plan reads the sources once and
+#: writes every item it found (``plan_items``, the item as JSON, in the order the sources list
+#: them, with its shard) and one row per shard (``plan_shards``: the flow run driving it now and
+#: how many were started); a shard run reads its own items, never the manifest again, and a
+#: report run, a restarted one too, knows from here which runs to watch. ``login_block`` is the
+#: *name* of the credentials block the shards log in with, never a secret.
+_V6 = ("""CREATE TABLE plans (
+    id TEXT PRIMARY KEY, wiki TEXT NOT NULL, login_block TEXT NOT NULL, params TEXT NOT NULL,
+    files BIGINT NOT NULL, shards INTEGER NOT NULL, created_at TEXT NOT NULL, report_run TEXT,
+    report_attempts INTEGER NOT NULL DEFAULT 0)""",
+       """CREATE TABLE plan_items (
+    plan TEXT NOT NULL REFERENCES plans (id) ON DELETE CASCADE, seq BIGINT NOT NULL,
+    shard INTEGER NOT NULL, size BIGINT NOT NULL, item TEXT NOT NULL, PRIMARY KEY (plan, seq))""",
+       "CREATE INDEX plan_items_by_shard ON plan_items (plan, shard, seq)",
+       """CREATE TABLE plan_shards (
+    plan TEXT NOT NULL REFERENCES plans (id) ON DELETE CASCADE, shard INTEGER NOT NULL,
+    files BIGINT NOT NULL, bytes BIGINT NOT NULL, run_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (plan, shard))""")
+MIGRATIONS.append(_V6)
+PG_MIGRATIONS.append(_V6)

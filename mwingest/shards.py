@@ -3,12 +3,18 @@
 Why by count *and* bytes: a shard is one flow run on one worker. Fifty small photos or one 4 GiB
 scan are each a fair share; a shard of fifty 4 GiB scans would keep one machine busy for hours
 while the others idle. Shards are contiguous slices of the item list (as the sources list them),
-so a shard is named by two numbers and any worker can rebuild its items from the same sources.
+and the plan writes every item with its shard number into the ledger database
+(:func:`write_plan`): a shard run on any machine reads its own items from there.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import Any
+
+from mwingest.items import IngestItem
+from mwingest.ledger import Ledger, Plan
 
 
 def plan_shards(sizes: Sequence[int], *, max_files: int, max_bytes: int) -> list[tuple[int, int]]:
@@ -29,3 +35,24 @@ def plan_shards(sizes: Sequence[int], *, max_files: int, max_bytes: int) -> list
     if count:
         shards.append((start, len(sizes)))
     return shards
+
+
+def size_of(item: IngestItem) -> int:
+    """The item's size as the file system says now (0 for a URL, or a file the shard will
+    report as missing: it costs its shard nothing)."""
+    if item.is_url or item.error:
+        return 0
+    try:
+        return os.stat(item.source).st_size
+    except OSError:
+        return 0
+
+
+def write_plan(ledger: Ledger, plan_id: str, items: Sequence[IngestItem], *, wiki: str,
+               login_block: str, params: dict[str, Any], max_files: int,
+               max_bytes: int) -> Plan:
+    """Split ``items`` into shards and write the plan, its items and its shards to the ledger."""
+    sizes = [size_of(item) for item in items]
+    shards = plan_shards(sizes, max_files=max_files, max_bytes=max_bytes)
+    return ledger.create_plan(plan_id, wiki=wiki, login_block=login_block, params=params,
+                              items=items, sizes=sizes, shards=shards)

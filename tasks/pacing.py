@@ -22,6 +22,7 @@ import httpx
 from prefect.client.orchestration import get_client
 from prefect.logging import get_run_logger
 
+from mwingest.errors import WriteCapUnavailableError
 from mwingest.ledger import Ledger
 from mwingest.pacing import SharedPace, fetch_limit
 from mwingest.session import WikiSession
@@ -30,6 +31,16 @@ from mwingest.session import WikiSession
 DEFAULT_WRITES_IN_FLIGHT = 3
 #: A killed worker's slot comes back after this long (Prefect renews it while the write runs).
 SLOT_LEASE_S = 60.0
+#: How long a write waits through the Prefect server's own troubles (503s under load, a
+#: restart) before its file fails with ``write-cap-unavailable``.
+SLOT_BUDGET_S = 300.0
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "")))
+    except ValueError:
+        return None
 
 
 def writes_in_flight() -> int:
@@ -95,8 +106,9 @@ class WriteSlots:
     renewed only for a write that outlasts half of it (a slow chunk), and a killed worker's slot
     comes back when its lease runs out."""
 
-    def __init__(self, client: Any, name: str, lease_s: float = SLOT_LEASE_S) -> None:
-        self.client, self.name, self.lease_s = client, name, lease_s
+    def __init__(self, client: Any, name: str, lease_s: float = SLOT_LEASE_S,
+                 budget_s: float = SLOT_BUDGET_S) -> None:
+        self.client, self.name, self.lease_s, self.budget_s = client, name, lease_s, budget_s
 
     @contextlib.contextmanager
     def __call__(self) -> Iterator[None]:
@@ -113,16 +125,33 @@ class WriteSlots:
                 self.client.release_concurrency_slots_with_lease(lease_id)
 
     def _acquire(self) -> Any:
-        wait = 0.05
+        """A slot's lease id. Every slot taken (423) means wait; so does a server in trouble
+        (5xx, 429, no connection: a SQLite-backed server answers 503 under load, measured), for
+        at most ``budget_s``, honouring its ``Retry-After``. Anything else is our bug: raised."""
+        wait, troubled_since = 0.05, None
         while True:
             try:
                 answer = self.client.increment_concurrency_slots_with_lease(
                     [self.name], 1, "concurrency", self.lease_s)
                 return answer.json()["lease_id"]
             except httpx.HTTPStatusError as exc:
-                if exc.response.status_code != 423:  # 423 Locked: every slot is taken
+                status = exc.response.status_code
+                if status == 423:  # Locked: every slot is taken
+                    troubled_since, pause = None, wait
+                elif status >= 500 or status == 429:
+                    troubled_since = troubled_since or time.monotonic()
+                    pause = _retry_after(exc.response) or max(wait, 0.5)
+                else:
                     raise
-            time.sleep(wait)
+                problem = f"HTTP {status}"
+            except httpx.TransportError as exc:
+                troubled_since = troubled_since or time.monotonic()
+                pause, problem = max(wait, 0.5), type(exc).__name__
+            if troubled_since is not None and time.monotonic() - troubled_since > self.budget_s:
+                raise WriteCapUnavailableError(
+                    f"the Prefect server did not hand out a write slot of {self.name!r} for "
+                    f"{self.budget_s:.0f} s ({problem})")
+            time.sleep(min(pause, 10.0))
             wait = min(wait * 2, 1.0)
 
     def _renew(self, lease_id: Any, done: threading.Event) -> None:

@@ -139,3 +139,53 @@ def test_concurrent_takers_never_spend_more_than_the_bucket(ledger_location: str
     for thread in threads:
         thread.join()
     assert sum(got) == capacity == 90
+
+
+class _SlotServer:
+    """A scripted Prefect concurrency API: a real server cannot be made to answer 503 or drop
+    connections on demand. ``answers``: status codes (or an exception) in order, then 200s."""
+
+    def __init__(self, answers: list[object]) -> None:
+        self.answers, self.calls = list(answers), 0
+
+    def increment_concurrency_slots_with_lease(self, names, slots, mode, lease):  # noqa: ANN001, ANN201
+        import httpx
+
+        self.calls += 1
+        request = httpx.Request("POST", "http://prefect/v2/concurrency_limits/increment")
+        answer = self.answers.pop(0) if self.answers else 200
+        if isinstance(answer, Exception):
+            raise answer
+        response = httpx.Response(answer, request=request, json={"lease_id": "L1"},
+                                  headers={"Retry-After": "0.01"} if answer != 200 else {})
+        if answer != 200:
+            raise httpx.HTTPStatusError("no", request=request, response=response)
+        return response
+
+    def release_concurrency_slots_with_lease(self, lease_id):  # noqa: ANN001, ANN201
+        self.released = lease_id
+
+
+def test_a_write_slot_waits_through_a_troubled_prefect_server_and_for_a_free_slot():
+    import httpx
+
+    from tasks.pacing import WriteSlots
+
+    server = _SlotServer([503, 423, httpx.ConnectError("refused"), 429, 200])
+    with WriteSlots(server, "mwingest-writes w A", budget_s=30)():
+        pass
+    assert server.calls == 5 and server.released == "L1"
+
+
+def test_a_write_slot_gives_up_after_its_budget_with_a_reason_and_raises_our_own_bugs():
+    import httpx
+
+    from mwingest.errors import WriteCapUnavailableError, reason_code
+    from tasks.pacing import WriteSlots
+
+    with pytest.raises(WriteCapUnavailableError) as caught, \
+            WriteSlots(_SlotServer([503] * 1000), "mwingest-writes w A", budget_s=0.3)():
+        pass
+    assert reason_code(caught.value) == "write-cap-unavailable" and "HTTP 503" in str(caught.value)
+    with pytest.raises(httpx.HTTPStatusError), WriteSlots(_SlotServer([404]), "x")():
+        pass
