@@ -120,6 +120,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="files in flight per shard")
     parser.add_argument("--limit", type=int, default=3, help="shard runs at once per worker")
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--prefect-db", choices=("postgresql", "sqlite"), default="postgresql",
+                        help="the Prefect server's database (a team's server runs on PostgreSQL)")
+    parser.add_argument("--writes-in-flight", default="3",
+                        help="MWINGEST_WRITES_IN_FLIGHT of the workers (0: no cap at all)")
     args = parser.parse_args()
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -130,11 +134,19 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="mwingest-bench-fanout-"))
     wiki = start_wiki(workers=4, opcache=True)
     pg = start_postgres()
-    server = start_server(work / "prefect-home")
+    database = None
+    if args.prefect_db == "postgresql":
+        import psycopg
+
+        with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE prefect")
+        database = f"postgresql+asyncpg://mwingest@127.0.0.1:{pg.port}/prefect"
+    server = start_server(work / "prefect-home", database)
     try:
         keep = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MWINGEST_"))}
         env = {**keep, **server.env, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-               "MWINGEST_CONTACT": "bench@example.org"}
+               "MWINGEST_CONTACT": "bench@example.org",
+               "MWINGEST_WRITES_IN_FLIGHT": args.writes_in_flight}
         _run([sys.executable, "-m", "deployments.register", "--save", "mwingest-wiki"],
              {**env, "MWINGEST_API_URL": wiki.api_url, "MWINGEST_USERNAME": wiki.username,
               "MWINGEST_PASSWORD": wiki.password})
@@ -143,8 +155,10 @@ def main() -> int:
         _run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"],
              {**env, "MWINGEST_DROP_FOLDER": str(work / "drop")})
         print(f"{args.files} small PNGs, shards of {args.shard_files}, {args.concurrency} files "
-              f"in flight per shard, {args.limit} shard runs per worker, 3 writes in flight per "
-              f"account; {os.cpu_count()} CPUs shared by wiki, PostgreSQL, Prefect and workers")
+              f"in flight per shard, {args.limit} shard runs per worker, "
+              f"{args.writes_in_flight if args.writes_in_flight != '0' else 'any number of'} writes "
+              f"in flight per account; Prefect server on {args.prefect_db}; "
+              f"{os.cpu_count()} CPUs shared by wiki, PostgreSQL, Prefect and workers")
         print(f"{'workers':>7} {'trigger→report':>15} {'shards ran':>11} {'files/s':>8}  outcomes")
         for count in (int(w) for w in args.workers.split(",")):
             got = one_import(env, server.api_url, pg.fresh_url(), work, workers=count,

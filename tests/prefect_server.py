@@ -97,12 +97,17 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=STOP_GRACE_S)
 
 
-def start_server(home: Path) -> PrefectServer:
-    """Start ``prefect server start`` with ``home`` as its ``PREFECT_HOME``; return once healthy."""
+def start_server(home: Path, database_url: str | None = None) -> PrefectServer:
+    """Start ``prefect server start`` with ``home`` as its ``PREFECT_HOME``; return once healthy.
+
+    ``database_url``: the server's database (``postgresql+asyncpg://…``), as a team's server
+    runs; default SQLite in ``home``."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {**_base_env(), **client_env(api_url, home), "PREFECT_UI_API_URL": api_url}
+    if database_url:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     del env["PREFECT_API_URL"]  # the server is not its own client
     prefect = Path(sys.executable).parent / "prefect"
     log_path = home / "server.log"
