@@ -70,6 +70,7 @@ def plan_import(sources: list[str], credentials_block: str = "mwingest-wiki",
                 text_template: str | None = None, comment: str = "Uploaded with mwingest",
                 chunk_size_mb: float = 16.0, concurrency: int = 4, review_timeout_s: int = 0,
                 licence: str | None = None, require_licence: bool = False,
+                allow_hosts: list[str] | None = None, url_mode: str = "wiki",
                 ledger: str | None = None) -> dict[str, Any]:
     """Plan a big import: the plan in the ledger, shards on the work pool and a report run.
 
@@ -82,7 +83,8 @@ def plan_import(sources: list[str], credentials_block: str = "mwingest-wiki",
     wiki = resolve_credentials(None, credentials_block).api_url
     plan_id = uuid.uuid4().hex[:12]
     params = {"comment": comment, "chunk_size_mb": chunk_size_mb, "concurrency": concurrency,
-              "review_timeout_s": review_timeout_s, "plan_run": _this_run()}
+              "review_timeout_s": review_timeout_s, "allow_hosts": list(allow_hosts or ()),
+              "url_mode": url_mode, "plan_run": _this_run()}
     tags = [f"plan:{plan_id}"]
     with Ledger(ledger or default_location()) as led:
         plan = write_plan(led, plan_id, items, wiki=wiki, login_block=credentials_block,
@@ -127,6 +129,7 @@ def ingest_shard(plan_id: str, shard: int, ledger: str | None = None) -> list[di
     return run_batch(resolve_credentials(None, plan.login_block), [], planned=items,
                      comment=p["comment"], chunk_size_mb=p["chunk_size_mb"],
                      concurrency=p["concurrency"], review_timeout_s=p["review_timeout_s"],
+                     allow_hosts=p.get("allow_hosts"), url_mode=p.get("url_mode", "wiki"),
                      ledger_path=ledger)
 
 

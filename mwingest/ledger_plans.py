@@ -72,7 +72,7 @@ def item_from_json(text: str) -> IngestItem:
 
 
 class PlanMixin:
-    """create_plan, plan, plan_items, shards_of, set_shard_run and adopt_report."""
+    """create_plan, plan, plan_ids, plan_items, shards_of, set_shard_run and adopt_report."""
 
     _clock: Callable[[], datetime]
     _write: Callable[[], AbstractContextManager[sa.Connection]]
@@ -115,6 +115,12 @@ class PlanMixin:
                     params=json.loads(row["params"]), files=row["files"], shards=row["shards"],
                     created_at=row["created_at"], report_run=row["report_run"],
                     report_attempts=row["report_attempts"])
+
+    def plan_ids(self) -> list[str]:
+        """Every plan in this database, the newest first."""
+        with self._read() as conn:
+            return list(conn.execute(sa.text(
+                "SELECT id FROM plans ORDER BY created_at DESC, id")).scalars())
 
     def plan_items(self, plan_id: str, shard: int | None = None) -> list[IngestItem]:
         """The plan's items in the sources' order: all of them, or one shard's."""

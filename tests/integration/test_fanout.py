@@ -13,11 +13,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import pytest
 
@@ -128,8 +131,35 @@ def _shards_by_worker(prefect_server: Any, started: float, workers: list[Backgro
     return [sum(_ran_on(w, run) for run in shards) for w in workers]
 
 
+@contextlib.contextmanager
+def served(files: dict[str, bytes]) -> Iterator[str]:
+    """A plain HTTP server on loopback serving ``files`` by name; its base URL."""
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            body = files.get(unquote(self.path.lstrip("/")))
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args: object) -> None:
+            """Quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_planned_import_runs_on_both_workers_and_lands_every_file_once(
         deployed, base_env, prefect_server, postgres, wiki, tmp_path, unique):  # noqa: F811
+    """200 files of a folder and 3 URLs in one plan: the plan's rows in the ledger, both
+    workers run shards, every file lands once with one ledger row."""
     ledger_url = postgres.fresh_url()
     u = unique()
     folder = tmp_path / "backlog"
@@ -137,23 +167,33 @@ def test_a_planned_import_runs_on_both_workers_and_lands_every_file_once(
     files = {f"Backlog {u} {n:03d}.png": png_bytes() for n in range(200)}
     for name, data in files.items():
         (folder / name).write_bytes(data)
+    remote = {f"Remote {u} {n}.png": png_bytes() for n in range(3)}
 
-    with machines(base_env, tmp_path, ledger_url) as group:
+    with served(remote) as base, machines(base_env, tmp_path, ledger_url) as group:
         workers = [group.start("a"), group.start("b")]
         started = time.time() - 1
-        _trigger(prefect_server, PLAN, sources=[str(folder)], shard_files=50, ledger=ledger_url,
-                 concurrency=3)
+        urls = [f"{base}/{quote(name)}" for name in remote]
+        _trigger(prefect_server, PLAN, sources=[str(folder), *urls], shard_files=50,
+                 ledger=ledger_url, concurrency=3, url_mode="local",
+                 allow_hosts=[base.removeprefix("http://")])
         report = _wait_report(prefect_server, started, group)
         per_worker = _shards_by_worker(prefect_server, started, workers)
 
     shards = _runs_of(prefect_server, "ingest-shard", started)
-    assert len(shards) == 4, [(r.name, r.state_name, str(r.id)) for r in shards]
-    assert sum(per_worker) == 4 and all(per_worker), per_worker  # both machines did shards
+    assert len(shards) == 5, [(r.name, r.state_name, str(r.id)) for r in shards]
+    assert sum(per_worker) == 5 and all(per_worker), per_worker  # both machines did shards
     rows = _outcome_rows(prefect_server, report.id)
-    assert len(rows) == 200 and {r["outcome"] for r in rows.values()} == {"uploaded"}, [
+    assert len(rows) == 203 and {r["outcome"] for r in rows.values()} == {"uploaded"}, [
         r for r in rows.values() if r["outcome"] != "uploaded"][:5]
-    _landed_once(session_for(wiki), files)
+    _landed_once(session_for(wiki), {**files, **remote})
     _one_row_each(ledger_url, folder, list(files))
+    with Ledger(ledger_url) as ledger:  # the plan the shards read their items from
+        [plan_id] = ledger.plan_ids()
+        plan = ledger.plan(plan_id)
+        assert (plan.files, plan.shards) == (203, 5)
+        assert [s.files for s in ledger.shards_of(plan_id)] == [50, 50, 50, 50, 3]
+        assert all(s.attempts == 1 and s.run_id for s in ledger.shards_of(plan_id))
+        assert [i.source for i in ledger.plan_items(plan_id, 4)] == urls
 
 
 def test_a_killed_worker_s_report_and_shards_are_taken_over_from_the_wiki_s_offset(

@@ -52,6 +52,7 @@ def test_a_plan_is_written_once_and_each_shard_reads_back_its_own_items(ledger, 
     shards = ledger.shards_of("p1")
     assert [(s.shard, s.files, s.bytes, s.run_id, s.attempts) for s in shards] == [
         (0, 3, 30, None, 0), (1, 1, 50, None, 0), (2, 2, 10, None, 0)]
+    assert ledger.plan_ids() == ["p1"]
     assert ledger.plan_items("p1") == items  # every field back, tags a tuple again
     assert ledger.plan_items("p1", 1) == items[3:4]
     assert ledger.plan_items("p1", 2) == items[4:]
