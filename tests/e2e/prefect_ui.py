@@ -8,9 +8,11 @@ A field with a default is labelled ``"<title> (Optional)"``; our forms set every
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 #: Every state a flow run's header badge can show.
 STATES = ("Scheduled", "Late", "AwaitingRetry", "Pending", "Running", "Retrying", "Paused",
@@ -52,10 +54,10 @@ def submit_run(page: Any, ui: str) -> str:
     return page.url
 
 
-def wait_for_header(page: Any) -> None:
+def wait_for_header(page: Any, timeout_ms: float = STEP_TIMEOUT_MS) -> None:
     """Wait until a run page has drawn its header (the state badge), not just an empty shell."""
     page.locator("main [data-slot='badge']").filter(has_text=_STATE_RE).first.wait_for(
-        timeout=STEP_TIMEOUT_MS)
+        timeout=timeout_ms)
 
 
 def run_state(page: Any) -> str | None:
@@ -70,8 +72,11 @@ def wait_for_state(page: Any, wanted: str, timeout_s: float, on_bad: Any = None)
     """Wait until the run page shows ``wanted``; fail at once on a bad final state.
 
     The page polls the server by itself, but a badge that has not moved for a while is reloaded,
-    as a person would press F5. ``on_bad`` gives extra text for the failure message (the serve
-    log, where a flow run's traceback is).
+    as a person would press F5 — and then given time to draw its header again before it is
+    judged: only a page that shows a state is reloaded (a page reloaded every ``RELOAD_AFTER_S``
+    whatever it showed could be reloaded for ever before drawing it on a busy machine: a failure
+    saw ``['Paused', None]`` for 90 s). ``on_bad`` gives extra text for the failure message (the
+    serve log, where a flow run's traceback is); the message also says what the API says.
     """
     deadline = time.monotonic() + timeout_s
     seen: list[str | None] = []
@@ -85,12 +90,36 @@ def wait_for_state(page: Any, wanted: str, timeout_s: float, on_bad: Any = None)
             return
         if state in FINAL_BAD and wanted not in FINAL_BAD:
             break
-        if time.monotonic() - since > RELOAD_AFTER_S:
+        if state is not None and time.monotonic() - since > RELOAD_AFTER_S:
             page.reload()
+            try:
+                wait_for_header(page, max(1.0, deadline - time.monotonic()) * 1000)
+            except Exception:  # noqa: BLE001 - judged below, with what the API says
+                break
             since = time.monotonic()
+            continue
         page.wait_for_timeout(500)
     extra = on_bad() if callable(on_bad) else ""
-    raise AssertionError(f"run states seen {seen}, wanted {wanted!r} ({page.url})\n{extra}")
+    raise AssertionError(f"run states seen {seen}, wanted {wanted!r} ({page.url}); the API says "
+                         f"{api_state(page.url)}\n{extra}")
+
+
+def api_state(run_url: str) -> str:
+    """The run's state as the Prefect API has it (for failure messages), from its page's URL."""
+    import requests
+
+    parts = urlsplit(run_url)
+    match = re.search(r"/runs/flow-run/([0-9a-f-]{36})", parts.path)
+    if match is None:
+        return "(no run id in the URL)"
+    http = requests.Session()
+    http.trust_env = False  # loopback only
+    try:
+        run = http.get(f"{parts.scheme}://{parts.netloc}/api/flow_runs/{match.group(1)}",
+                       timeout=10).json()
+    except (requests.RequestException, json.JSONDecodeError) as exc:
+        return f"(not read: {exc})"
+    return f"{run.get('state_name')!r} ({run.get('state_type')})"
 
 
 def open_tab(page: Any, name: str) -> None:
