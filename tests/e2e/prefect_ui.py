@@ -23,6 +23,15 @@ _STATE_RE = re.compile(rf"^\s*({'|'.join(STATES)})\s*$")
 STEP_TIMEOUT_MS = 30_000
 #: A run page whose state badge has not changed for this long is reloaded.
 RELOAD_AFTER_S = 10.0
+#: Prefect's server answers a write with 503 "Service Unavailable" when SQLite refuses it with
+#: "database is locked": a request that read first and then writes (resume, create a run from a
+#: deployment: DEFERRED transactions) fails at once, without waiting, when another writer — the
+#: served flow run's logs, states and events — committed in between. The Python client retries
+#: these by itself; the UI only shows a toast and leaves the form as it was. Seen on the 2-core
+#: VM under load (test-output/ui/console.txt: ``503 POST …/resume``; server.log: ``sqlite3.
+#: OperationalError: database is locked`` in ``validate_proposed_state``).
+RETRYABLE = frozenset({503})
+WRITE_ATTEMPTS = 5
 
 
 def open_custom_run(page: Any, ui: str, deployment: str) -> None:
@@ -35,23 +44,79 @@ def open_custom_run(page: Any, ui: str, deployment: str) -> None:
 
 
 def submit_run(page: Any, ui: str) -> str:
-    """Submit the form; follow the toast's "View run" link; the run page's URL."""
-    page.get_by_role("button", name="Submit").click()
+    """Submit the form; follow the toast's "View run" link; the run page's URL.
+
+    The run is created once the API says so (``create_flow_run`` answered 201), not when a
+    toast happens to be seen; a 503 is answered as a person would, by pressing Submit again.
+    """
+    created = click_until_written(
+        page, page.get_by_role("button", name="Submit"),
+        lambda path: re.search(r"/deployments/[^/]+/create_flow_run$", path), "Submit")
+    run_id = created.json()["id"]
     link = page.get_by_role("link", name="View run").first
     toasts = page.get_by_role("region", name=re.compile("^Notifications"))
     said: list[str] = []
     deadline = time.monotonic() + STEP_TIMEOUT_MS / 1000
     while link.count() == 0:
         if (text := toasts.inner_text().strip()) and text not in said:
-            said.append(text)  # an error toast (the server refused the parameters) fades away
+            said.append(text)
         if time.monotonic() > deadline:
-            raise AssertionError(f"no run after Submit; the page said: {said}")
+            raise AssertionError(f"run {run_id} created, but no toast links to it; the page said: "
+                                 f"{said}")
         page.wait_for_timeout(250)
     href = link.get_attribute("href")
-    assert href and "/runs/flow-run/" in href, f"no run link in the toast: {href!r}"
+    assert href and href.endswith(f"/runs/flow-run/{run_id}"), \
+        f"the toast links to {href!r}, not to the run the API created ({run_id})"
     page.goto(f"{ui}{href}")
     wait_for_header(page)
     return page.url
+
+
+def click_until_written(page: Any, button: Any, is_write: Any, what: str) -> Any:
+    """Click ``button`` and return the API's answer to the write it sends (a POST whose path
+    ``is_write`` accepts): the real end of a UI action, rather than a toast that fades.
+
+    A 503 (``RETRYABLE``: SQLite's "database is locked", nothing was written) is met by
+    clicking again, up to ``WRITE_ATTEMPTS`` times, each retry printed; any other error fails
+    at once with the server's words.
+    """
+    answers: list[str] = []
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            with page.expect_response(
+                    lambda r: r.request.method == "POST" and is_write(urlsplit(r.url).path),
+                    timeout=STEP_TIMEOUT_MS) as answer:
+                button.click(timeout=STEP_TIMEOUT_MS)
+            response = answer.value
+        except Exception as exc:  # playwright's TimeoutError: the UI sent nothing
+            raise AssertionError(f"{what}: no request reached the API after the click "
+                                 f"({answers or 'first try'}); the page's notifications: "
+                                 f"{_notifications(page)!r}") from exc
+        if response.ok:
+            return response
+        body = _text(response)
+        answers.append(f"{response.status} {body}")
+        if response.status not in RETRYABLE:
+            break
+        page.wait_for_timeout(1000 * attempt)
+        print(f"{what}: the Prefect API answered {response.status} {body}, the page said "
+              f"{_notifications(page)!r}; pressing {what} again ({attempt}/{WRITE_ATTEMPTS})")
+    raise AssertionError(f"{what}: the Prefect API refused it: {answers}")
+
+
+def _notifications(page: Any) -> str:
+    try:
+        return page.get_by_role("region", name=re.compile("^Notifications")).inner_text(
+            timeout=1000).strip()
+    except Exception as exc:  # noqa: BLE001 - for the message only
+        return f"(not read: {exc})"
+
+
+def _text(response: Any) -> str:
+    try:
+        return response.text()[:500]
+    except Exception as exc:  # noqa: BLE001 - the body is for the message only
+        return f"(no body: {exc})"
 
 
 def wait_for_header(page: Any, timeout_ms: float = STEP_TIMEOUT_MS) -> None:
@@ -163,6 +228,20 @@ def open_resume_dialog(page: Any, form_heading: str, timeout_s: float) -> Any:
                 raise
             dialog.get_by_role("button", name="Cancel").click()
             page.wait_for_timeout(1000)
+
+
+def resume(page: Any, dialog: Any) -> None:
+    """Press the dialog's Resume; return once the API accepted the answer and the dialog closed.
+
+    Without this a refused or failed resume (a 503, or the server's REJECT of the input) left
+    the run Paused and the test waiting for Completed until its timeout, with no word why.
+    """
+    answer = click_until_written(
+        page, dialog.get_by_role("button", name="Resume"),
+        lambda path: re.search(r"/flow_runs/[^/]+/resume$", path), "Resume")
+    result = answer.json()
+    assert result.get("status") == "ACCEPT", f"the API did not resume the run: {result}"
+    dialog.wait_for(state="hidden", timeout=STEP_TIMEOUT_MS)
 
 
 def choose(page: Any, scope: Any, field_title: str, option: str) -> None:
