@@ -25,11 +25,13 @@ STEP_TIMEOUT_MS = 30_000
 RELOAD_AFTER_S = 10.0
 #: Prefect's server answers a write with 503 "Service Unavailable" when SQLite refuses it with
 #: "database is locked": a request that read first and then writes (resume, create a run from a
-#: deployment: DEFERRED transactions) fails at once, without waiting, when another writer — the
-#: served flow run's logs, states and events — committed in between. The Python client retries
-#: these by itself; the UI only shows a toast and leaves the form as it was. Seen on the 2-core
-#: VM under load (test-output/ui/console.txt: ``503 POST …/resume``; server.log: ``sqlite3.
-#: OperationalError: database is locked`` in ``validate_proposed_state``).
+#: deployment: DEFERRED transactions) fails at once, without waiting, when another writer
+#: committed in between: the served flow run's logs, states and events, and serve's own poll
+#: (every second here, ``PREFECT_RUNNER_POLL_FREQUENCY=1``), after which the server marks the
+#: deployments ready, a write. The Python client retries these by itself; the UI only shows a
+#: toast and leaves the form as it was. Seen in 3 of 9 runs on the 2-core VM, loaded or not
+#: (test-output/ui/console.txt: ``503 POST …/resume``; server.log: ``sqlite3.OperationalError:
+#: database is locked`` in ``validate_proposed_state``).
 RETRYABLE = frozenset({503})
 WRITE_ATTEMPTS = 5
 
