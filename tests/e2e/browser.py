@@ -11,7 +11,9 @@ that does not exist, so nothing the page router cannot see leaves the machine ei
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -63,9 +65,47 @@ class Shots:
         return path
 
 
+#: Reads the UI sends as POST (filters, counts): not worth a line each.
+_READS = re.compile(r"/(filter|count|paginate|history|lineage|graph[^/]*)/?$")
+
+
+def _worth_noting(response: Any) -> bool:
+    """An error answer, or a write (a new run, a resume, a validation): what a step changed."""
+    method = response.request.method
+    if response.status >= 400:
+        return True
+    return method not in ("GET", "HEAD", "OPTIONS") and not _READS.search(urlsplit(response.url).path)
+
+
+def _describe(response: Any) -> str:
+    """Status, method, URL and, for the Prefect API only, the start of the body (a wiki login
+    form carries a password: never written down)."""
+    request = response.request
+    body = (request.post_data or "")[:400] if "/api/" in urlsplit(request.url).path else ""
+    return f"{response.status} {request.method} {response.url} {body}".rstrip()
+
+
+def _record_console(page: Any, lines: list[str]) -> None:
+    started = time.monotonic()
+
+    def note(kind: str, text: str) -> None:
+        lines.append(f"{time.monotonic() - started:8.2f}s {kind:9} {text}\n")
+
+    page.on("console", lambda m: note(m.type, f"{m.text} ({m.location.get('url', '')})"))
+    page.on("pageerror", lambda e: note("pageerror", str(e)))
+    page.on("requestfailed", lambda r: note("reqfailed", f"{r.method} {r.url} {r.failure}"))
+    page.on("response", lambda r: note("response", _describe(r)) if _worth_noting(r) else None)
+    page.on("framenavigated", lambda f: note("navigated", f.url) if f == page.main_frame else None)
+
+
 @contextmanager
-def chromium_page(blocked: list[str]) -> Iterator[Any]:
-    """A fresh page in headless Chromium that only reaches loopback; aborted URLs go to ``blocked``."""
+def chromium_page(blocked: list[str], console: list[str] | None = None) -> Iterator[Any]:
+    """A fresh page in headless Chromium that only reaches loopback; aborted URLs go to ``blocked``.
+
+    ``console``, when given, collects the page's console messages, uncaught errors, failed
+    requests and every API write or error response, one timestamped line each: the evidence
+    beside a failing step's screenshot.
+    """
     from playwright.sync_api import sync_playwright
 
     from tasks.blocks import MediaWikiCredentials
@@ -88,6 +128,9 @@ def chromium_page(blocked: list[str]) -> Iterator[Any]:
             context = browser.new_context(viewport=VIEWPORT, locale="en-US", timezone_id="UTC",
                                           service_workers="block")
             context.route("**/*", guard)
-            yield context.new_page()
+            page = context.new_page()
+            if console is not None:
+                _record_console(page, console)
+            yield page
         finally:
             browser.close()

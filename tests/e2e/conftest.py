@@ -8,6 +8,7 @@ install step.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from collections.abc import Iterator
@@ -90,11 +91,22 @@ def shots() -> Shots:
 
 @pytest.fixture
 def page(request: pytest.FixtureRequest, shots: Shots) -> Iterator[Any]:
-    """A loopback-only Chromium page; when the test fails, the page as it was is saved too."""
+    """A loopback-only Chromium page; when the test fails, the page as it was is saved too.
+
+    The page's console (messages, uncaught errors, failed requests, navigations) is written
+    next to the screenshots as ``console.txt``, and on failure the folder's path is printed.
+    """
     blocked: list[str] = []
-    with chromium_page(blocked) as page:
-        yield page
-        report = getattr(request.node, "rep_call", None)
-        if report is not None and report.failed:
-            shots.take(page, "failure")
-    (shots.folder / "blocked-requests.txt").write_text("".join(f"{u}\n" for u in blocked))
+    console: list[str] = []
+    try:
+        with chromium_page(blocked, console) as page:
+            yield page
+            report = getattr(request.node, "rep_call", None)
+            if report is not None and report.failed:
+                shots.take(page, "failure")
+                with contextlib.suppress(Exception):  # the DOM too: what a locator could match
+                    (shots.folder / "failure.html").write_text(page.content())
+                print(f"\nUI evidence (screenshots, console.txt): {shots.folder}")
+    finally:
+        (shots.folder / "blocked-requests.txt").write_text("".join(f"{u}\n" for u in blocked))
+        (shots.folder / "console.txt").write_text("".join(console))

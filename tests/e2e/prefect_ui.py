@@ -8,9 +8,11 @@ A field with a default is labelled ``"<title> (Optional)"``; our forms set every
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 #: Every state a flow run's header badge can show.
 STATES = ("Scheduled", "Late", "AwaitingRetry", "Pending", "Running", "Retrying", "Paused",
@@ -21,6 +23,17 @@ _STATE_RE = re.compile(rf"^\s*({'|'.join(STATES)})\s*$")
 STEP_TIMEOUT_MS = 30_000
 #: A run page whose state badge has not changed for this long is reloaded.
 RELOAD_AFTER_S = 10.0
+#: Prefect's server answers a write with 503 "Service Unavailable" when SQLite refuses it with
+#: "database is locked": a request that read first and then writes (resume, create a run from a
+#: deployment: DEFERRED transactions) fails at once, without waiting, when another writer
+#: committed in between: the served flow run's logs, states and events, and serve's own poll
+#: (every second here, ``PREFECT_RUNNER_POLL_FREQUENCY=1``), after which the server marks the
+#: deployments ready, a write. The Python client retries these by itself; the UI only shows a
+#: toast and leaves the form as it was. Seen in 3 of 9 runs on the 2-core VM, loaded or not
+#: (test-output/ui/console.txt: ``503 POST …/resume``; server.log: ``sqlite3.OperationalError:
+#: database is locked`` in ``validate_proposed_state``).
+RETRYABLE = frozenset({503})
+WRITE_ATTEMPTS = 5
 
 
 def open_custom_run(page: Any, ui: str, deployment: str) -> None:
@@ -33,29 +46,85 @@ def open_custom_run(page: Any, ui: str, deployment: str) -> None:
 
 
 def submit_run(page: Any, ui: str) -> str:
-    """Submit the form; follow the toast's "View run" link; the run page's URL."""
-    page.get_by_role("button", name="Submit").click()
+    """Submit the form; follow the toast's "View run" link; the run page's URL.
+
+    The run is created once the API says so (``create_flow_run`` answered 201), not when a
+    toast happens to be seen; a 503 is answered as a person would, by pressing Submit again.
+    """
+    created = click_until_written(
+        page, page.get_by_role("button", name="Submit"),
+        lambda path: re.search(r"/deployments/[^/]+/create_flow_run$", path), "Submit")
+    run_id = created.json()["id"]
     link = page.get_by_role("link", name="View run").first
     toasts = page.get_by_role("region", name=re.compile("^Notifications"))
     said: list[str] = []
     deadline = time.monotonic() + STEP_TIMEOUT_MS / 1000
     while link.count() == 0:
         if (text := toasts.inner_text().strip()) and text not in said:
-            said.append(text)  # an error toast (the server refused the parameters) fades away
+            said.append(text)
         if time.monotonic() > deadline:
-            raise AssertionError(f"no run after Submit; the page said: {said}")
+            raise AssertionError(f"run {run_id} created, but no toast links to it; the page said: "
+                                 f"{said}")
         page.wait_for_timeout(250)
     href = link.get_attribute("href")
-    assert href and "/runs/flow-run/" in href, f"no run link in the toast: {href!r}"
+    assert href and href.endswith(f"/runs/flow-run/{run_id}"), \
+        f"the toast links to {href!r}, not to the run the API created ({run_id})"
     page.goto(f"{ui}{href}")
     wait_for_header(page)
     return page.url
 
 
-def wait_for_header(page: Any) -> None:
+def click_until_written(page: Any, button: Any, is_write: Any, what: str) -> Any:
+    """Click ``button`` and return the API's answer to the write it sends (a POST whose path
+    ``is_write`` accepts): the real end of a UI action, rather than a toast that fades.
+
+    A 503 (``RETRYABLE``: SQLite's "database is locked", nothing was written) is met by
+    clicking again, up to ``WRITE_ATTEMPTS`` times, each retry printed; any other error fails
+    at once with the server's words.
+    """
+    answers: list[str] = []
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            with page.expect_response(
+                    lambda r: r.request.method == "POST" and is_write(urlsplit(r.url).path),
+                    timeout=STEP_TIMEOUT_MS) as answer:
+                button.click(timeout=STEP_TIMEOUT_MS)
+            response = answer.value
+        except Exception as exc:  # playwright's TimeoutError: the UI sent nothing
+            raise AssertionError(f"{what}: no request reached the API after the click "
+                                 f"({answers or 'first try'}); the page's notifications: "
+                                 f"{_notifications(page)!r}") from exc
+        if response.ok:
+            return response
+        body = _text(response)
+        answers.append(f"{response.status} {body}")
+        if response.status not in RETRYABLE:
+            break
+        page.wait_for_timeout(1000 * attempt)
+        print(f"{what}: the Prefect API answered {response.status} {body}, the page said "
+              f"{_notifications(page)!r}; pressing {what} again ({attempt}/{WRITE_ATTEMPTS})")
+    raise AssertionError(f"{what}: the Prefect API refused it: {answers}")
+
+
+def _notifications(page: Any) -> str:
+    try:
+        return page.get_by_role("region", name=re.compile("^Notifications")).inner_text(
+            timeout=1000).strip()
+    except Exception as exc:  # noqa: BLE001 - for the message only
+        return f"(not read: {exc})"
+
+
+def _text(response: Any) -> str:
+    try:
+        return response.text()[:500]
+    except Exception as exc:  # noqa: BLE001 - the body is for the message only
+        return f"(no body: {exc})"
+
+
+def wait_for_header(page: Any, timeout_ms: float = STEP_TIMEOUT_MS) -> None:
     """Wait until a run page has drawn its header (the state badge), not just an empty shell."""
     page.locator("main [data-slot='badge']").filter(has_text=_STATE_RE).first.wait_for(
-        timeout=STEP_TIMEOUT_MS)
+        timeout=timeout_ms)
 
 
 def run_state(page: Any) -> str | None:
@@ -70,8 +139,11 @@ def wait_for_state(page: Any, wanted: str, timeout_s: float, on_bad: Any = None)
     """Wait until the run page shows ``wanted``; fail at once on a bad final state.
 
     The page polls the server by itself, but a badge that has not moved for a while is reloaded,
-    as a person would press F5. ``on_bad`` gives extra text for the failure message (the serve
-    log, where a flow run's traceback is).
+    as a person would press F5 — and then given time to draw its header again before it is
+    judged: only a page that shows a state is reloaded (a page reloaded every ``RELOAD_AFTER_S``
+    whatever it showed could be reloaded for ever before drawing it on a busy machine: a failure
+    saw ``['Paused', None]`` for 90 s). ``on_bad`` gives extra text for the failure message (the
+    serve log, where a flow run's traceback is); the message also says what the API says.
     """
     deadline = time.monotonic() + timeout_s
     seen: list[str | None] = []
@@ -85,12 +157,36 @@ def wait_for_state(page: Any, wanted: str, timeout_s: float, on_bad: Any = None)
             return
         if state in FINAL_BAD and wanted not in FINAL_BAD:
             break
-        if time.monotonic() - since > RELOAD_AFTER_S:
+        if state is not None and time.monotonic() - since > RELOAD_AFTER_S:
             page.reload()
+            try:
+                wait_for_header(page, max(1.0, deadline - time.monotonic()) * 1000)
+            except Exception:  # noqa: BLE001 - judged below, with what the API says
+                break
             since = time.monotonic()
+            continue
         page.wait_for_timeout(500)
     extra = on_bad() if callable(on_bad) else ""
-    raise AssertionError(f"run states seen {seen}, wanted {wanted!r} ({page.url})\n{extra}")
+    raise AssertionError(f"run states seen {seen}, wanted {wanted!r} ({page.url}); the API says "
+                         f"{api_state(page.url)}\n{extra}")
+
+
+def api_state(run_url: str) -> str:
+    """The run's state as the Prefect API has it (for failure messages), from its page's URL."""
+    import requests
+
+    parts = urlsplit(run_url)
+    match = re.search(r"/runs/flow-run/([0-9a-f-]{36})", parts.path)
+    if match is None:
+        return "(no run id in the URL)"
+    http = requests.Session()
+    http.trust_env = False  # loopback only
+    try:
+        run = http.get(f"{parts.scheme}://{parts.netloc}/api/flow_runs/{match.group(1)}",
+                       timeout=10).json()
+    except (requests.RequestException, json.JSONDecodeError) as exc:
+        return f"(not read: {exc})"
+    return f"{run.get('state_name')!r} ({run.get('state_type')})"
 
 
 def open_tab(page: Any, name: str) -> None:
@@ -134,6 +230,20 @@ def open_resume_dialog(page: Any, form_heading: str, timeout_s: float) -> Any:
                 raise
             dialog.get_by_role("button", name="Cancel").click()
             page.wait_for_timeout(1000)
+
+
+def resume(page: Any, dialog: Any) -> None:
+    """Press the dialog's Resume; return once the API accepted the answer and the dialog closed.
+
+    Without this a refused or failed resume (a 503, or the server's REJECT of the input) left
+    the run Paused and the test waiting for Completed until its timeout, with no word why.
+    """
+    answer = click_until_written(
+        page, dialog.get_by_role("button", name="Resume"),
+        lambda path: re.search(r"/flow_runs/[^/]+/resume$", path), "Resume")
+    result = answer.json()
+    assert result.get("status") == "ACCEPT", f"the API did not resume the run: {result}"
+    dialog.wait_for(state="hidden", timeout=STEP_TIMEOUT_MS)
 
 
 def choose(page: Any, scope: Any, field_title: str, option: str) -> None:

@@ -124,7 +124,7 @@ def _answer_review(page: Any, batch: Batch, served: dict, shots: Any, readme: li
     shots.take(page, "review-dialog", full_page=False)
     readme.append(("ui-review.png", readme_shots.capture(
         page, dialog, shots.folder / "readme-review.png")))
-    dialog.get_by_role("button", name="Resume").click()
+    ui.resume(page, dialog)
     ui.wait_for_state(page, "Completed", FINISH_TIMEOUT_S, served["proc"].output)
 
 
