@@ -173,11 +173,14 @@ def _watch(led: Ledger, plan: Plan, ledger: str | None, me: str) -> list[PlanSha
                 return None
             shards = led.shards_of(plan.id)
             waiting = False
+            planner_over = None  # whether the plan's own run has ended: asked once per poll
             for shard in shards:
                 if shard.run_id is None:  # the plan is still starting its shards, or died
                     waiting = True
-                    planner = client.read_flow_run(uuid.UUID(plan.params["plan_run"]))
-                    if planner.state is not None and planner.state.is_final():
+                    if planner_over is None:
+                        planner = client.read_flow_run(uuid.UUID(plan.params["plan_run"])).state
+                        planner_over = planner is not None and planner.is_final()
+                    if planner_over:
                         log.warning("plan %s: shard %d was never started; starting it",
                                     plan.id, shard.shard + 1)
                         _start_shard(led, plan, shard, ledger, tags)

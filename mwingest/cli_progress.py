@@ -10,8 +10,6 @@ the live display.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 import time
 from collections import Counter
@@ -26,15 +24,10 @@ if TYPE_CHECKING:
 
 def batch_size(sources: list[str], glob: str, text_template: str | None) -> tuple[int, int]:
     """(files, local bytes) the sources stand for: the totals of the display."""
-    from .manifest import collect
+    from .manifest import collect, local_size
 
     items = collect(sources, glob=glob, text_template=text_template)
-    total = 0
-    for item in items:
-        if not item.error and not item.is_url:
-            with contextlib.suppress(OSError):
-                total += os.stat(item.source).st_size
-    return len(items), total
+    return len(items), sum(local_size(item) for item in items)
 
 
 def summary_line(outcomes: Sequence[Outcome], seconds: float) -> str:

@@ -57,6 +57,17 @@ def collect(sources: Iterable[str], *, glob: str = "*", recursive: bool = True,
     return [describe(item) for item in items] if describe.active else items
 
 
+def local_size(item: IngestItem) -> int:
+    """The item's size as the file system says now: 0 for a URL, a refused row or a file that
+    is gone (the pipeline reports those; they cost no bytes)."""
+    if item.is_url or item.error:
+        return 0
+    try:
+        return os.stat(item.source).st_size
+    except OSError:
+        return 0
+
+
 def clean_licence(value: Any) -> str | None:
     """A licence cell as a template name: ``{{cc-by-4.0}}`` and `` cc-by-4.0 `` are ``cc-by-4.0``."""
     text = str(value or "").strip().removeprefix("{{").removesuffix("}}").strip()

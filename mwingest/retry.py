@@ -31,6 +31,17 @@ T = TypeVar("T")
 DEFAULT_BUDGET_S = 150.0
 
 
+def parse_retry_after(value: str | None) -> float | None:
+    """A ``Retry-After`` header in seconds (from the wiki, its front end or a Prefect server);
+    an HTTP date counts as 60 s; None when there is none."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return 60.0
+
+
 def retry_after(exc: BaseException) -> float | None:
     """Seconds the wiki asked us to wait (``Retry-After`` on 429/503, maxlag's lag), if any."""
     if isinstance(exc, TransientApiError):

@@ -38,6 +38,7 @@ from .errors import (
     api_error,
 )
 from .pacing import counted_upload
+from .retry import parse_retry_after
 from .streams import FilePart
 
 log = logging.getLogger("mwingest.session")
@@ -365,9 +366,10 @@ class WikiSession:
                     f"the wiki answered HTML instead of JSON to an upload ({action}): the request "
                     f"was probably larger than the server's post_max_size", sent=True,
                     status=resp.status_code) from None
+            wait = parse_retry_after(resp.headers.get("Retry-After"))
             raise ResponseLostError(f"the wiki answered HTTP {resp.status_code} with a non-JSON "
                                     f"body to {action}", status=resp.status_code,
-                                    retry_after=_retry_after(resp)) from None
+                                    retry_after=wait) from None
         if not isinstance(body, dict):
             raise ResponseLostError(f"unexpected JSON answer to {action}")
         if "error" in body:
@@ -380,17 +382,6 @@ class WikiSession:
                 err["retry-after"] = resp.headers["Retry-After"]
             raise api_error(code, info, err, action=action)
         return body
-
-
-def _retry_after(resp: requests.Response) -> float | None:
-    """``Retry-After`` in seconds (429/503 from the wiki or its front end); dates count as 60 s."""
-    value = resp.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return 60.0
 
 
 def _never_sent(exc: requests.ConnectionError) -> bool:

@@ -9,12 +9,12 @@ and the plan writes every item with its shard number into the ledger database
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
 from mwingest.items import IngestItem
 from mwingest.ledger import Ledger, Plan
+from mwingest.manifest import local_size
 
 
 def plan_shards(sizes: Sequence[int], *, max_files: int, max_bytes: int) -> list[tuple[int, int]]:
@@ -37,22 +37,11 @@ def plan_shards(sizes: Sequence[int], *, max_files: int, max_bytes: int) -> list
     return shards
 
 
-def size_of(item: IngestItem) -> int:
-    """The item's size as the file system says now (0 for a URL, or a file the shard will
-    report as missing: it costs its shard nothing)."""
-    if item.is_url or item.error:
-        return 0
-    try:
-        return os.stat(item.source).st_size
-    except OSError:
-        return 0
-
-
 def write_plan(ledger: Ledger, plan_id: str, items: Sequence[IngestItem], *, wiki: str,
                login_block: str, params: dict[str, Any], max_files: int,
                max_bytes: int) -> Plan:
     """Split ``items`` into shards and write the plan, its items and its shards to the ledger."""
-    sizes = [size_of(item) for item in items]
+    sizes = [local_size(item) for item in items]
     shards = plan_shards(sizes, max_files=max_files, max_bytes=max_bytes)
     return ledger.create_plan(plan_id, wiki=wiki, login_block=login_block, params=params,
                               items=items, sizes=sizes, shards=shards)

@@ -25,6 +25,7 @@ from prefect.logging import get_run_logger
 from mwingest.errors import WriteCapUnavailableError
 from mwingest.ledger import Ledger
 from mwingest.pacing import SharedPace, fetch_limit
+from mwingest.retry import parse_retry_after
 from mwingest.session import WikiSession
 
 #: Wikimedia's API etiquette: at most this many write requests in flight per account.
@@ -34,13 +35,6 @@ SLOT_LEASE_S = 60.0
 #: How long a write waits through the Prefect server's own troubles (503s under load, a
 #: restart) before its file fails with ``write-cap-unavailable``.
 SLOT_BUDGET_S = 300.0
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "")))
-    except ValueError:
-        return None
 
 
 def writes_in_flight() -> int:
@@ -140,7 +134,8 @@ class WriteSlots:
                     troubled_since, pause = None, wait
                 elif status >= 500 or status == 429:
                     troubled_since = troubled_since or time.monotonic()
-                    pause = _retry_after(exc.response) or max(wait, 0.5)
+                    asked = parse_retry_after(exc.response.headers.get("Retry-After"))
+                    pause = asked or max(wait, 0.5)
                 else:
                     raise
                 problem = f"HTTP {status}"
