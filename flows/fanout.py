@@ -46,7 +46,7 @@ from flows.ingest import MAX_WORKERS, resolve_credentials, run_batch
 from flows.plainparams import plain_parameters
 from mwingest.items import OUTCOMES, IngestItem, Outcome
 from mwingest.jobcontext import default_lease_ttl
-from mwingest.ledger import Ledger, Plan, PlanShard, State, default_location
+from mwingest.ledger import Ledger, Plan, PlanShard, State, default_location, parameter_location
 from mwingest.manifest import collect
 from mwingest.shards import write_plan
 from tasks.report import TABLE_KEY, publish_report
@@ -78,6 +78,7 @@ def plan_import(sources: list[str], credentials_block: str = "mwingest-wiki",
     no secret travels in a parameter). ``ledger``: the shared ledger's URL (default: the
     workers' ``MWINGEST_LEDGER_URL``). The rest: see :func:`flows.ingest.run_batch`."""
     log = get_run_logger()
+    parameter_location(ledger)  # before anything is planned or copied to a shard
     items = collect(sources, glob=glob, text_template=text_template, licence=licence,
                     require_licence=require_licence)
     wiki = resolve_credentials(None, credentials_block).api_url

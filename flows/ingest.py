@@ -36,7 +36,7 @@ from mwingest.credentials import Credentials
 from mwingest.errors import reason_code
 from mwingest.items import NEEDS_REVIEW, IngestItem, Outcome
 from mwingest.job import OUTCOME_LOG, Job, JobContext
-from mwingest.ledger import Ledger, default_location
+from mwingest.ledger import Ledger, default_location, parameter_location
 from mwingest.manifest import collect
 from mwingest.options import IngestOptions
 from mwingest.policy import Action, WarningPolicy
@@ -234,7 +234,7 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
                             allow_hosts=tuple(allow_hosts or ()), url_mode=url_mode,
                             stash_hours=stash_hours, retry=retry, async_assembly=async_assembly,
                             max_pixels=max_pixels)
-    ledger_file = ledger_path or default_location()
+    ledger_file = parameter_location(ledger_path) or default_location()
     items = planned if planned is not None else collect(
         sources, glob=glob, recursive=recursive, text_template=text_template, root=manifest_root,
         location=location, required=required_columns or (), licence=licence,

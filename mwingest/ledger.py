@@ -68,6 +68,7 @@ from mwingest.ledger_store import (  # noqa: F401 - re-exported
     default_path,
     is_url,
     make_engine,
+    parameter_location,
     shown,
     sqlite_file,
 )

@@ -72,6 +72,23 @@ def shown(location: str | os.PathLike[str] | URL) -> str:
         return re.sub(r"//[^@/]*@", "//***@", text)  # unparseable: hide any userinfo at all
 
 
+def parameter_location(location: str | None) -> str | None:
+    """A ledger location given as a flow parameter, refused when it carries a password: flow
+    parameters are stored and shown by Prefect (and copied to every shard), so a shared
+    database's password belongs in the workers' ``MWINGEST_LEDGER_URL`` or ``~/.pgpass``."""
+    if location and is_url(location):
+        try:
+            password = make_url(location).password
+        except sa.exc.ArgumentError:
+            password = "@" in location.split("//", 1)[-1].split("/", 1)[0]
+        if password:
+            raise LedgerLocationError(
+                f"the ledger parameter {shown(location)} carries a password; flow parameters "
+                "are stored and shown by Prefect: set it in the workers' MWINGEST_LEDGER_URL "
+                "(or ~/.pgpass) and leave the parameter empty")
+    return location
+
+
 def sqlite_file(location: str | os.PathLike[str]) -> Path | None:
     """The file behind a path or ``sqlite:///`` URL; None for a server database."""
     text = os.fspath(location)

@@ -230,3 +230,15 @@ def test_item_by_path_is_this_machines(ledger_location: str) -> None:
         assert a.item(WIKI, "/in/p.png") == row == a.item(WIKI, "/in/p.png", account="Ann")
         assert a.item(WIKI, "/in/p.png", account="Bob") is None
         assert b.item(WIKI, "/in/p.png") is None  # b's /in/p.png is another file
+
+
+def test_a_ledger_parameter_with_a_password_is_refused_and_the_password_not_shown():
+    from mwingest.ledger import LedgerLocationError, parameter_location
+
+    assert parameter_location(None) is None
+    assert parameter_location("/srv/ledger.sqlite3") == "/srv/ledger.sqlite3"
+    plain = "postgresql+psycopg://mwingest@db/mwingest"
+    assert parameter_location(plain) == plain  # the password comes from ~/.pgpass or the env
+    with pytest.raises(LedgerLocationError) as caught:
+        parameter_location("postgresql+psycopg://mwingest:s3cret-pw@db/mwingest")
+    assert "s3cret-pw" not in str(caught.value) and "MWINGEST_LEDGER_URL" in str(caught.value)
