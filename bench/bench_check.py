@@ -33,9 +33,10 @@ EXTENSIONS = frozenset({"png", "gif", "jpg", "jpeg", "webp", "svg", "pdf", "tif"
 _CHILD = r"""
 import json, os, sys, time, tracemalloc, resource
 from pathlib import Path
-from mwingest.siteinfo import WikiRules
-from mwingest.validate import validate_file
-import mwingest.content, mwingest.pdfcheck, mwingest.mediacheck, mwingest.tiffcheck  # noqa: imports first
+from mwingest.wiki.siteinfo import WikiRules
+from mwingest.checks.validate import validate_file
+import mwingest.checks.content, mwingest.checks.mediacheck  # noqa: imports first
+import mwingest.checks.pdfcheck, mwingest.checks.tiffcheck  # noqa: imports first
 import pypdf, tifffile  # noqa: F401  (lazy in the code: paid here, not in the measurement)
 
 def hwm():
@@ -70,7 +71,7 @@ def measure(path: Path) -> dict:
 def _ogg(path: Path, mib: int) -> None:
     """Ogg pages of 255 full segments each (one packet continuing across pages), CRCs right."""
     sys.path.insert(0, str(REPO))
-    from mwingest.mediacheck import ogg_crc
+    from mwingest.checks.mediacheck import ogg_crc
 
     body = os.urandom(255 * 255)
     with open(path, "wb") as out:

@@ -3,7 +3,7 @@
 Two questions, each answered with printed figures (nothing is asserted):
 
 * **Warm one-file upload**: ``mwingest upload photo.png`` with the local Prefect server and its
-  warm runner (``mwingest.warm``) already running, against the plainest correct ``requests``
+  warm runner (``mwingest.runtime.warm``) already running, against the plainest correct ``requests``
   script doing the same upload (login, token, one POST), and the same command with
   ``MWINGEST_WARM=0``. Also the first command in a new home (it starts the server) and the
   ephemeral mode.
@@ -37,7 +37,7 @@ from typing import Any
 
 from bench_ingest import make_wav
 
-from mwingest.devwiki import free_port, start_wiki
+from mwingest.dev.devwiki import free_port, start_wiki
 
 REPO = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
@@ -100,7 +100,7 @@ def run(cmd: list[str], env: dict[str, str], *, watch_memory: bool = False,
 
 
 def warm_runner_pid(env: dict[str, str]) -> int | None:
-    """The warm runner's pid when it runs for this home (``mwingest.warm``)."""
+    """The warm runner's pid when it runs for this home (``mwingest.runtime.warm``)."""
     with contextlib.suppress(OSError, ValueError, KeyError):
         return int(json.loads((Path(env["MWINGEST_HOME"]) / "prefect-server" / "warm.json")
                               .read_text())["pid"])

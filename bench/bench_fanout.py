@@ -127,7 +127,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from mwingest.devwiki import start_wiki
+    from mwingest.dev.devwiki import start_wiki
     from tests.pg import start_postgres, stop_postgres
     from tests.prefect_server import _stop_group, start_server
 

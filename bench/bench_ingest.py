@@ -3,7 +3,7 @@
 Workloads: **W1** many small generated PNGs (direct uploads), **W2** one big generated WAV (chunked
 upload, then publish). Each phase runs in a fresh subprocess of this script, so that its peak RSS
 (VmHWM, see ``measure.py``) belongs to that phase alone. The parent starts one throwaway wiki
-(``mwingest.devwiki.start_wiki``), generates each phase's data just before it (unique bytes and
+(``mwingest.dev.devwiki.start_wiki``), generates each phase's data just before it (unique bytes and
 names: the wiki warns ``duplicate``/``exists`` otherwise), and deletes data and wiki at the end.
 
 Why a subprocess per phase and not pytest-benchmark: peak memory is per process, and the pipeline
@@ -153,7 +153,7 @@ def run_one(phase: dict[str, Any], work: Path, args: argparse.Namespace, wiki: A
 
 def run_all(args: argparse.Namespace, root: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Start the wiki, run every pass of every phase, stop the wiki (whatever happens)."""
-    from mwingest.devwiki import start_wiki
+    from mwingest.dev.devwiki import start_wiki
 
     started = time.perf_counter()
     wiki = start_wiki(workers=4, opcache=not args.no_opcache)

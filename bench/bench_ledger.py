@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mwingest.ledger import Ledger, State  # noqa: E402
+from mwingest.ledger.ledger import Ledger, State  # noqa: E402
 
 WIKI = "http://127.0.0.1:9412/w/api.php"
 WRITES_PER_FILE = 9

@@ -2,7 +2,7 @@
 
 What ``plan-import`` does before it starts any shard: read the manifest once (``collect``), then
 stat each file for its size, split the items into shards and write the plan (every item with its
-shard, one row per shard) into the ledger (``mwingest.shards.write_plan``), on a SQLite file and
+shard, one row per shard) into the ledger (``mwingest.job.shards.write_plan``), on a SQLite file and
 on a throwaway PostgreSQL (``tests/pg.py``, ``fsync`` off: a floor for a real server). Then what a
 shard does first: read its own 50 items back. Printed: wall times and peak RSS (``VmHWM``) of
 this process, which does nothing else. Prefect's part of the plan step (one ``run_deployment``
@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mwingest.ledger import Ledger  # noqa: E402
-from mwingest.manifest import collect  # noqa: E402
-from mwingest.shards import write_plan  # noqa: E402
+from mwingest.describe.sources import collect  # noqa: E402
+from mwingest.job.shards import write_plan  # noqa: E402
+from mwingest.ledger.ledger import Ledger  # noqa: E402
 
 WIKI = "https://commons.wikimedia.org/w/api.php"
 

@@ -34,7 +34,9 @@ from measure import RequestLog, request_kind, status_kib, transfer_window
 def instrument(log: RequestLog) -> None:
     """Time every wiki request, the local validation, the ledger and the Prefect artifact calls."""
     import flows.ingest
-    from mwingest import ledger, session, validate
+    from mwingest.checks import validate
+    from mwingest.ledger import ledger
+    from mwingest.wiki import session
     from tasks import report
 
     original = session.WikiSession._request
@@ -91,7 +93,7 @@ def prefect_server(work: Path, timeout: float = 90.0) -> Iterator[str]:
 
     Its memory is its own: this is how a production client runs, with the server elsewhere.
     """
-    from mwingest.devwiki import free_port
+    from mwingest.dev.devwiki import free_port
 
     port = free_port()
     cmd = [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",

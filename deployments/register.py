@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from mwingest.credentials import Credentials
+from mwingest.wiki.credentials import Credentials
 from tasks.blocks import MediaWikiCredentials
 
 
@@ -38,7 +38,7 @@ def install_automation() -> str | None:
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL
 
-    from mwingest.crashwatch import install_crash_automation
+    from mwingest.runtime.crashwatch import install_crash_automation
 
     if not PREFECT_API_URL.value():
         return None

@@ -5,7 +5,7 @@ The story, for a backlog too big for one machine (read with ``prefect.yaml``'s `
 1. **plan-import** (the one deployment a person starts from the UI) reads the sources once — a
    folder's listing, a manifest or URLs, each file's size from the file system — splits the
    items into shards by count and bytes and writes the plan into the shared ledger database:
-   every item with its shard, and one row per shard (:func:`mwingest.shards.write_plan`). It
+   every item with its shard, and one row per shard (:func:`mwingest.job.shards.write_plan`). It
    starts one ``report-import`` run and one ``ingest-shard`` run per shard on the work pool,
    records each shard's run in the plan, and ends: it never waits.
 2. **ingest-shard** reads its own items from the plan (never the manifest again) and runs the
@@ -18,7 +18,7 @@ The story, for a backlog too big for one machine (read with ``prefect.yaml``'s `
    worker's leases have run out (``MWINGEST_LEASE_S``); its files continue from the ledger and the
    wiki's offsets, and those already landed are not sent again. Then one outcome table: each
    shard's table, with the ledger's final state for every file that has a row. A report whose
-   own worker died is started again by the server (:func:`mwingest.crashwatch.report_automation`)
+   own worker died is started again by the server (:func:`mwingest.runtime.crashwatch.report_automation`)
    and takes over from the plan's rows: which runs drive the shards now, how often each started.
 
 Workers must see local sources at the same paths (shared storage) and share the ledger database.
@@ -44,11 +44,11 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.heartbeat import heartbeats
 from flows.ingest import MAX_WORKERS, resolve_credentials, run_batch
 from flows.plainparams import plain_parameters
-from mwingest.items import OUTCOMES, IngestItem, Outcome
-from mwingest.jobcontext import default_lease_ttl
-from mwingest.ledger import Ledger, Plan, PlanShard, State, default_location, parameter_location
-from mwingest.manifest import collect
-from mwingest.shards import write_plan
+from mwingest.base.items import OUTCOMES, IngestItem, Outcome
+from mwingest.describe.sources import collect
+from mwingest.job.context import default_lease_ttl
+from mwingest.job.shards import write_plan
+from mwingest.ledger.ledger import Ledger, Plan, PlanShard, State, default_location, parameter_location
 from tasks.report import TABLE_KEY, publish_report
 
 SHARD_DEPLOYMENT = "ingest-shard/ingest-shard"

@@ -4,7 +4,7 @@ Why not Prefect's: Prefect 3.9's heartbeat thread sleeps in 1 s steps and a sync
 when it ends, which adds up to a second to every run (findings §1) — a third of a warm one-file
 run. This thread waits on an event, so it stops at once. It sends the same event Prefect does
 (``prefect.flow-run.heartbeat`` about the flow run), which the server's automation
-(:func:`mwingest.crashwatch.crash_automation`) watches: a run whose heartbeats stop is Crashed.
+(:func:`mwingest.runtime.crashwatch.crash_automation`) watches: a run whose heartbeats stop is Crashed.
 It stops before the flow returns, so no heartbeat can follow the run's final state.
 """
 
@@ -21,7 +21,7 @@ from typing import ParamSpec, TypeVar
 from prefect.context import get_run_context
 from prefect.events import emit_event
 
-from mwingest.crashwatch import heartbeat_seconds
+from mwingest.runtime.crashwatch import heartbeat_seconds
 
 log = logging.getLogger("mwingest.heartbeat")
 P = ParamSpec("P")

@@ -15,8 +15,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flows.ingest import MAX_WORKERS, run_batch
-from mwingest.netsafe import AllowList
-from mwingest.policy import Action
+from mwingest.base.policy import Action
+from mwingest.checks.netsafe import AllowList
 from tasks.blocks import MediaWikiCredentials
 
 

@@ -2,7 +2,7 @@
 
 For every file, in its own worker thread, one task: validate → send (one request, or chunk after
 chunk, each chunk a task of its own) → publish → decide by policy → verify, each step recorded in
-the ledger before the next (:class:`mwingest.job.Job`). When every file has an outcome the table
+the ledger before the next (:class:`mwingest.job.machine.Job`). When every file has an outcome the table
 is published; then every file the policy wants a person to look at is asked **at once**, each in a
 pause form of its own (when a Prefect server can show it), and the answers are carried out. Every
 file ends with one outcome — uploaded, skipped, rejected, needs-review, failed — in the ledger,
@@ -30,17 +30,18 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.heartbeat import heartbeating
 from flows.plainparams import plain_parameters
 from flows.review import ask_reviewer, describe_conflict
-from mwingest import pagecheck, pictures, upload
-from mwingest.connect import open_wiki
-from mwingest.credentials import Credentials
-from mwingest.errors import reason_code
-from mwingest.items import NEEDS_REVIEW, IngestItem, Outcome
-from mwingest.job import OUTCOME_LOG, Job, JobContext
-from mwingest.ledger import Ledger, default_location, parameter_location
-from mwingest.manifest import collect
-from mwingest.options import IngestOptions
-from mwingest.policy import Action, WarningPolicy
-from mwingest.retry import DEFAULT_BUDGET_S, RetryPolicy
+from mwingest.base.errors import reason_code
+from mwingest.base.items import NEEDS_REVIEW, IngestItem, Outcome
+from mwingest.base.options import IngestOptions
+from mwingest.base.policy import Action, WarningPolicy
+from mwingest.base.retry import DEFAULT_BUDGET_S, RetryPolicy
+from mwingest.describe import pagecheck
+from mwingest.describe.sources import collect
+from mwingest.job.machine import OUTCOME_LOG, Job, JobContext
+from mwingest.ledger.ledger import Ledger, default_location, parameter_location
+from mwingest.wiki import pictures, upload
+from mwingest.wiki.connect import open_wiki
+from mwingest.wiki.credentials import Credentials
 from tasks.pacing import paced_writes
 from tasks.report import Progress, publish_report
 from tasks.steps import carry_out, drive
@@ -218,7 +219,7 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
     every row must fill (``missing-column-value``). ``licence``: the batch's licence template
     (for rows without their own); ``require_licence``: an item without a licence is rejected
     (``missing-licence``). ``check_pages``: every template and category the texts use is looked
-    up on the wiki first (``missing-template``, ``red-category``; :mod:`mwingest.pagecheck`).
+    up on the wiki first (``missing-template``, ``red-category``; :mod:`mwingest.describe.pagecheck`).
     ``planned``: the items themselves, already read by a plan (a shard of a planned import,
     :mod:`flows.fanout`); ``sources`` is then not read.
     """

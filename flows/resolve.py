@@ -14,11 +14,11 @@ from prefect.context import get_run_context
 from flows.heartbeat import heartbeats
 from flows.ingest import resolve_credentials
 from flows.plainparams import plain_parameters
-from mwingest.connect import open_wiki
-from mwingest.job import Job, JobContext
-from mwingest.ledger import Ledger
-from mwingest.options import IngestOptions
-from mwingest.retry import RetryPolicy
+from mwingest.base.options import IngestOptions
+from mwingest.base.retry import RetryPolicy
+from mwingest.job.machine import Job, JobContext
+from mwingest.ledger.ledger import Ledger
+from mwingest.wiki.connect import open_wiki
 from tasks.blocks import MediaWikiCredentials
 from tasks.steps import carry_out
 

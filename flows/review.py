@@ -42,7 +42,7 @@ def describe_conflict(source: str, target: str, warnings: dict, *, sha1: str | N
                       size: int | None, existing: dict | None, pictures: str = "") -> str:
     """The markdown shown above the form: what the conflict is, with both files' facts and, when
     the wiki makes thumbnails, both pictures side by side (``pictures``, from
-    :func:`mwingest.pictures.review_pictures`)."""
+    :func:`mwingest.wiki.pictures.review_pictures`)."""
     lines = [f"### `{target}` needs a decision", "",
              f"Uploading **{source}** as `File:{target}`, the wiki warned: "
              + ", ".join(f"`{code}`" for code in warnings) + ".", ""]

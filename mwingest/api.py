@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .errors import LoginError, MWIngestError, TransportError
-from .items import Outcome
+from mwingest.base.errors import LoginError, MWIngestError, TransportError
+from mwingest.base.items import Outcome
 
 #: Seconds to wait for the ephemeral Prefect server. Prefect's default (20 s) is too short for a
 #: first run (database migrations) on a busy machine; measured 23 s under load.
@@ -61,8 +61,8 @@ def preflight(wiki: str | None = None) -> None:
     four requests and gives a one-line :class:`IngestSetupError` instead. Credentials from a
     Prefect block are checked inside the run (loading a block needs Prefect).
     """
-    from .connect import open_wiki
-    from .credentials import Credentials
+    from mwingest.wiki.connect import open_wiki
+    from mwingest.wiki.credentials import Credentials
 
     try:
         credentials = Credentials.from_env(api_url=wiki)
@@ -110,7 +110,7 @@ def _prefect_settings(quiet: bool, *, verbose: bool = False,
     """Prefect settings for one ad hoc run; a configured server (or test harness) is left alone.
 
     Which server: the one configured (``PREFECT_API_URL``, a harness), else the mwingest local
-    server (started when none runs, :mod:`mwingest.prefectenv`), else with
+    server (started when none runs, :mod:`mwingest.runtime.prefectenv`), else with
     ``MWINGEST_PREFECT=ephemeral`` Prefect's ephemeral one (a start-up timeout that survives a
     first run, a port outside 8000–8999). Prefect's own heartbeats are off: the flows send theirs
     (``flows.heartbeat``), which do not hold the run's end for a second. ``quiet`` keeps
@@ -126,7 +126,7 @@ def _prefect_settings(quiet: bool, *, verbose: bool = False,
         temporary_settings,
     )
 
-    from .prefectenv import choose
+    from mwingest.runtime.prefectenv import choose
 
     updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     if not PREFECT_API_URL.value():
@@ -205,8 +205,7 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
     if check_connection and not credentials_block:
         preflight(wiki)
     from flows.ingest import OUTCOME_LISTENERS, PROGRESS_LISTENERS, ingest_batch
-
-    from .prefectenv import is_local_server
+    from mwingest.runtime.prefectenv import is_local_server
 
     if on_outcome is not None:
         OUTCOME_LISTENERS.append(on_outcome)
@@ -274,11 +273,11 @@ def check_sources(sources: Sequence[str], *, wiki: str | None = None, glob: str 
     MediaWiki's defaults. No Prefect: this is the quick look before a long import. URLs are
     checked against the network rules (a DNS lookup, no request; redirects are not followed).
     """
-    from .manifest import collect
-    from .netsafe import AllowList, UnsafeURLError, check_url
-    from .session import WikiSession
-    from .siteinfo import WikiRules, fetch_rules
-    from .validate import find_duplicates, validate_file
+    from mwingest.checks.netsafe import AllowList, UnsafeURLError, check_url
+    from mwingest.checks.validate import find_duplicates, validate_file
+    from mwingest.describe.sources import collect
+    from mwingest.wiki.session import WikiSession
+    from mwingest.wiki.siteinfo import WikiRules, fetch_rules
 
     session = WikiSession(wiki) if wiki else None
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from mwingest.credentials import Credentials
+from mwingest.wiki.credentials import Credentials
 
 
 class MediaWikiCredentials(Block):

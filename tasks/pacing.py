@@ -1,7 +1,7 @@
 """Writes kept to what the account may do, across every worker: the shared token bucket in the
 ledger database, and a Prefect global concurrency limit as the hard cap of writes in flight.
 
-Why both: the bucket (:mod:`mwingest.pacing`) paces *uploads the wiki counts* over minutes, the
+Why both: the bucket (:mod:`mwingest.wiki.pacing`) paces *uploads the wiki counts* over minutes, the
 concurrency limit caps *requests in flight* at any instant (Wikimedia asks for at most 3 per
 account), and only Prefect's server sees every worker's requests at once. The core never imports
 Prefect: this module hands the session a ``write_slot`` and a ``pace`` and takes them back.
@@ -22,11 +22,11 @@ import httpx
 from prefect.client.orchestration import get_client
 from prefect.logging import get_run_logger
 
-from mwingest.errors import WriteCapUnavailableError
-from mwingest.ledger import Ledger
-from mwingest.pacing import SharedPace, fetch_limit
-from mwingest.retry import parse_retry_after
-from mwingest.session import WikiSession
+from mwingest.base.errors import WriteCapUnavailableError
+from mwingest.base.retry import parse_retry_after
+from mwingest.ledger.ledger import Ledger
+from mwingest.wiki.pacing import SharedPace, fetch_limit
+from mwingest.wiki.session import WikiSession
 
 #: Wikimedia's API etiquette: at most this many write requests in flight per account.
 DEFAULT_WRITES_IN_FLIGHT = 3

@@ -26,11 +26,11 @@ from prefect.artifacts import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from mwingest.items import NEEDS_REVIEW, OUTCOMES, Outcome
-from mwingest.ledger import Ledger
-from mwingest.ledger_model import LedgerError
-from mwingest.ledger_store import shown
-from mwingest.pictures import Picture
+from mwingest.base.items import NEEDS_REVIEW, OUTCOMES, Outcome
+from mwingest.ledger.ledger import Ledger
+from mwingest.ledger.model import LedgerError
+from mwingest.ledger.store import shown
+from mwingest.wiki.pictures import Picture
 
 #: Thumbnails for the summary: published files by name, stashed ones by key.
 Pictures = tuple[Mapping[str, Picture], Mapping[str, Picture]]
@@ -132,7 +132,7 @@ def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
                      notes: Sequence[str] = ()) -> str:
     """Counts, bytes, time, and the items waiting for a decision with the command to resolve them.
 
-    ``pictures`` (published files by name, stashed ones by key; :func:`mwingest.pictures.for_outcomes`)
+    ``pictures`` (published files by name, stashed ones by key; :func:`mwingest.wiki.pictures.for_outcomes`)
     puts each landed file's thumbnail beside its link, and both pictures beside a file waiting
     for review. ``notes``: warnings found before the upload (a red category), listed too."""
     files, stash = pictures or ({}, {})

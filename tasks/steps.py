@@ -1,8 +1,8 @@
-"""Prefect tasks around the per-file job (:class:`mwingest.job.Job`): they name, retry and observe
+"""Prefect tasks around the per-file job (:class:`mwingest.job.machine.Job`): they name, retry and observe
 its steps; the logic and the ledger writes stay in the core.
 
 Why these tasks and no others: a small file's whole journey (validate, upload, verify) is **one**
-task run, its steps retried inside it by the run's :class:`~mwingest.retry.RetryPolicy`; a big
+task run, its steps retried inside it by the run's :class:`~mwingest.base.retry.RetryPolicy`; a big
 file's task runs each chunk as a task of its own, retried by Prefect with the same policy's delays,
 so every chunk's attempts are visible in the run's history. Tasks never cache: the ledger drives
 resume, and the job holds a live session that must not be hashed or persisted.
@@ -17,9 +17,9 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from mwingest.errors import is_retryable
-from mwingest.job import Job
-from mwingest.retry import RetryPolicy, retry_after
+from mwingest.base.errors import is_retryable
+from mwingest.base.retry import RetryPolicy, retry_after
+from mwingest.job.machine import Job
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:

@@ -1,7 +1,7 @@
 """Shared fixtures: the throwaway wiki (or an existing one), variant wikis, unique names, PNGs.
 
 Point the suite at an existing wiki with ``MWINGEST_TEST_API_URL``, ``MWINGEST_TEST_USERNAME`` and
-``MWINGEST_TEST_PASSWORD`` (``python -m mwingest.devwiki start`` prints them). Tests that need
+``MWINGEST_TEST_PASSWORD`` (``python -m mwingest.dev.devwiki start`` prints them). Tests that need
 maintenance scripts or variant wikis skip then, because they cannot reach that wiki's files.
 """
 
@@ -29,7 +29,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # want one give their own MWINGEST_HOME and MWINGEST_PREFECT=local.
 os.environ["MWINGEST_PREFECT"] = "ephemeral"
 
-from mwingest.devwiki import DevWiki, start_wiki  # noqa: E402  (after the env hygiene above)
+from mwingest.dev.devwiki import DevWiki, start_wiki  # noqa: E402  (after the env hygiene above)
 
 EXTERNAL_ENV = ("MWINGEST_TEST_API_URL", "MWINGEST_TEST_USERNAME", "MWINGEST_TEST_PASSWORD")
 

@@ -35,7 +35,7 @@ WIKI_EXTENSIONS = frozenset({"png", "gif", "jpg", "jpeg", "webp", "svg", "pdf", 
 
 @dataclass(frozen=True)
 class Case:
-    """One corpus entry and what :func:`mwingest.validate.validate_file` should say about it."""
+    """One corpus entry and what :func:`mwingest.checks.validate.validate_file` should say about it."""
 
     key: str  # short unique id
     path: Path

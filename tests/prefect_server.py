@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from mwingest.devwiki import free_port
+from mwingest.dev.devwiki import free_port
 
 #: The first start migrates a fresh SQLite DB (~7 s on the 2-core VM); leave room for a busy box.
 STARTUP_TIMEOUT_S = 90.0

@@ -21,8 +21,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from mwingest import upload
-from mwingest.names import title_key as key
+from mwingest.wiki import upload
+from mwingest.wiki.names import title_key as key
 from tasks.blocks import MediaWikiCredentials
 from tests.e2e import prefect_ui as ui
 from tests.e2e import readme_shots

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 from requests_toolbelt.multipart.encoder import MultipartEncoder
 
-from mwingest.chunked import new_state, upload_chunked
-from mwingest.errors import is_retryable
-from mwingest.hashing import FileDigest
-from mwingest.streams import FilePart, FileSlice, SourceChangedError
-from mwingest.upload import ResultKind, file_info, publish_stash, upload_chunk, verify_landed
+from mwingest.base.errors import is_retryable
+from mwingest.base.hashing import FileDigest
+from mwingest.base.streams import FilePart, FileSlice, SourceChangedError
+from mwingest.wiki.chunked import new_state, upload_chunked
+from mwingest.wiki.upload import ResultKind, file_info, publish_stash, upload_chunk, verify_landed
 from tests.integration.wikihelpers import session_for
 
 MiB = 1024 * 1024

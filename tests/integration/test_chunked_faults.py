@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 import pytest
 import requests
 
-from mwingest.chunked import (
+from mwingest.base.errors import ResponseLostError, TransportError, is_retryable
+from mwingest.wiki.chunked import (
     ChunkState,
     find_finished_stash,
     find_unfinished_session,
@@ -29,10 +30,9 @@ from mwingest.chunked import (
     send_next_chunk,
     upload_chunked,
 )
-from mwingest.credentials import Credentials
-from mwingest.errors import ResponseLostError, TransportError, is_retryable
-from mwingest.session import WikiSession
-from mwingest.upload import (
+from mwingest.wiki.credentials import Credentials
+from mwingest.wiki.session import WikiSession
+from mwingest.wiki.upload import (
     ResultKind,
     check_status,
     file_info,

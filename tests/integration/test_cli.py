@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 
-from mwingest import upload
-from mwingest.cli import JSON_KEYS
-from mwingest.devwiki import free_port
-from mwingest.items import Outcome
-from mwingest.ledger import Ledger, State
+from mwingest.base.items import Outcome
+from mwingest.cli.app import JSON_KEYS
+from mwingest.dev.devwiki import free_port
+from mwingest.ledger.ledger import Ledger, State
+from mwingest.wiki import upload
 from tests.integration.wikihelpers import (
     ensure_tag,
     page_text,
@@ -69,8 +69,8 @@ class Ran:
 
 
 def mwingest(env: dict[str, str], *args: str, cwd: Path | None = None) -> Ran:
-    """Run the CLI as a user would (``python -m mwingest.cli``), capturing both streams."""
-    done = subprocess.run([sys.executable, "-m", "mwingest.cli", *args], env=env, cwd=cwd,
+    """Run the CLI as a user would (``python -m mwingest.cli.app``), capturing both streams."""
+    done = subprocess.run([sys.executable, "-m", "mwingest.cli.app", *args], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False)
     return Ran(args, done.returncode, done.stdout, done.stderr)
 

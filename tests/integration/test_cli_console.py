@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mwingest import upload
+from mwingest.wiki import upload
 from tests.integration.test_cli import cli_env, mwingest, sha1_of  # noqa: F401, F811 - a fixture
 from tests.integration.wikihelpers import png_bytes, png_of_size, session_for
 
@@ -29,7 +29,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 def _on_a_terminal(env: dict[str, str], *args: str, timeout: float = 300) -> tuple[int, str]:
     """Run ``mwingest args`` with stdin, stdout and stderr on a pseudo-terminal; (exit, screen text)."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "mwingest.cli", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "mwingest.cli.app", *args],
                             env={**env, "TERM": "xterm-256color", "COLUMNS": "120"},
                             stdin=follower, stdout=follower, stderr=follower, close_fds=True)
     os.close(follower)

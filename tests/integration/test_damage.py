@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from mwingest.validate import validate_file
+from mwingest.checks.validate import validate_file
 from tests.corpus import mp3, ogg_opus, webm
 from tests.integration.test_validation_agreement import RawApi, api, rules  # noqa: F401
 

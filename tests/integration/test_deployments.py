@@ -32,8 +32,8 @@ from urllib.parse import quote, quote_plus
 import pytest
 import requests
 
-from mwingest import upload
-from mwingest.ledger import Ledger, State
+from mwingest.ledger.ledger import Ledger, State
+from mwingest.wiki import upload
 from tests.integration.wikihelpers import png_bytes, session_for
 
 pytestmark = pytest.mark.wiki
@@ -191,7 +191,7 @@ def test_register_saves_the_credentials_block(saved_block, prefect_server, wiki)
     assert block.password is not None and block.password.get_secret_value() == wiki.password
     assert wiki.password not in repr(block)
     # The setup also installed the automation that marks runs without heartbeats Crashed.
-    from mwingest.crashwatch import AUTOMATION_NAME, HEARTBEAT_FLOWS
+    from mwingest.runtime.crashwatch import AUTOMATION_NAME, HEARTBEAT_FLOWS
 
     found = requests.post(f"{prefect_server.api_url}/automations/filter", timeout=10, json={
         "automations": {"name": {"any_": [AUTOMATION_NAME]}}}).json()

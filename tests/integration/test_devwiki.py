@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import requests
 
-from mwingest import devwiki
-from mwingest.devwiki import DevWikiError, group_alive, start_wiki
+from mwingest.dev import devwiki
+from mwingest.dev.devwiki import DevWikiError, group_alive, start_wiki
 
 pytestmark = pytest.mark.wiki
 

@@ -1,7 +1,7 @@
 """A file without an extension: the name we send is the one the wiki gives it (issue 14).
 
 The wiki takes a name without extension and appends the extension of the content (answering
-``badfilename`` with the name it will use). :func:`mwingest.intake.check` used to pass such a file
+``badfilename`` with the name it will use). :func:`mwingest.job.intake.check` used to pass such a file
 and then raise ``ValueError`` building the target name; now it predicts the wiki's name. Checked
 here against the real wiki: the name it announces for the bare name is ours, and our name goes
 up unchanged (no ``badfilename`` warning).
@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from mwingest import intake, netsafe
-from mwingest.items import IngestItem
-from mwingest.options import IngestOptions
+from mwingest.base.items import IngestItem
+from mwingest.base.options import IngestOptions
+from mwingest.checks import netsafe
+from mwingest.job import intake
 from tests.corpus import jpeg, mp3, ogg_opus, png, svg, wav, webm
 from tests.integration.test_validation_agreement import RawApi, api, ours_for, rules  # noqa: F401
 

@@ -24,8 +24,9 @@ from urllib.parse import quote, unquote
 
 import pytest
 
-from mwingest import crashwatch, upload
-from mwingest.ledger import Ledger
+from mwingest.ledger.ledger import Ledger
+from mwingest.runtime import crashwatch
+from mwingest.wiki import upload
 from tests.integration.test_deployments import (  # noqa: F401 - base_env, deployed, saved_block: fixtures
     BIN,
     REPO,

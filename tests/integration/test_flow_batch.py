@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mwingest import upload
+from mwingest.wiki import upload
 from tests.integration.wikihelpers import png_bytes, png_of_size, session_for
 
 pytestmark = pytest.mark.wiki

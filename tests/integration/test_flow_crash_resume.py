@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from mwingest import upload
-from mwingest.ledger import Ledger, State
+from mwingest.ledger.ledger import Ledger, State
+from mwingest.wiki import upload
 from tests.integration.wikihelpers import session_for
 
 pytestmark = [pytest.mark.wiki, pytest.mark.slow]

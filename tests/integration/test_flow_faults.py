@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mwingest import upload
+from mwingest.wiki import upload
 from tests.faultproxy import FaultProxy, chunk_posts, file_posts, publish_posts
 from tests.integration.wikihelpers import png_of_size, session_for
 

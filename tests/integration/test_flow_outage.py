@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from mwingest import upload
+from mwingest.wiki import upload
 from tests.faultproxy import FaultProxy
 from tests.integration.wikihelpers import png_of_size, session_for
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from mwingest import upload
-from mwingest.ledger import Ledger, State
-from mwingest.names import title_key as key
+from mwingest.ledger.ledger import Ledger, State
+from mwingest.wiki import upload
+from mwingest.wiki.names import title_key as key
 from tests.integration.wikihelpers import png_bytes, session_for
 
 pytestmark = pytest.mark.wiki

@@ -29,9 +29,10 @@ from typing import Any
 
 import pytest
 
-from mwingest import upload
-from mwingest.ledger import Ledger, State
-from mwingest.manifest import collect, read_manifest, scan_folder
+from mwingest.describe.manifest import read_manifest, scan_folder
+from mwingest.describe.sources import collect
+from mwingest.ledger.ledger import Ledger, State
+from mwingest.wiki import upload
 from tests.integration.wikihelpers import png_bytes, session_for
 
 CLI_TIMEOUT_S = 600
@@ -302,7 +303,7 @@ class Ran:
 
 
 def mwingest(env: dict[str, str], *args: str) -> Ran:
-    done = subprocess.run([sys.executable, "-m", "mwingest.cli", *args], env=env,
+    done = subprocess.run([sys.executable, "-m", "mwingest.cli.app", *args], env=env,
                           capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False)
     return Ran(done.returncode, done.stdout, done.stderr)
 

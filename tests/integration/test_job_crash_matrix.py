@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from mwingest import upload
-from mwingest.ledger import Ledger
+from mwingest.ledger.ledger import Ledger
+from mwingest.wiki import upload
 from tests.faultproxy import FaultProxy, RequestHead, chunk_posts, file_posts, publish_posts
 from tests.integration.wikihelpers import png_of_size, session_for
 

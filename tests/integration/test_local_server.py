@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 import requests
 
-from mwingest import crashwatch, localserver, upload
-from mwingest.devwiki import free_port
-from mwingest.procs import alive
+from mwingest.base.procs import alive
+from mwingest.dev.devwiki import free_port
+from mwingest.runtime import crashwatch, localserver
+from mwingest.wiki import upload
 from tests.integration.test_cli import mwingest, sha1_of
 from tests.integration.wikihelpers import png_bytes, session_for
 
@@ -186,7 +187,7 @@ def test_a_killed_run_is_shown_crashed_within_a_few_heartbeats(where, wiki, env,
     before = {r["id"] for r in _runs(api_url)}
 
     child = subprocess.Popen(
-        [sys.executable, "-m", "mwingest.cli", "upload", str(ours), "--filename", taken.name,
+        [sys.executable, "-m", "mwingest.cli.app", "upload", str(ours), "--filename", taken.name,
          "--review-wait", "600"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True)
     try:

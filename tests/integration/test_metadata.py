@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from mwingest.metadata import read_metadata
+from mwingest.describe.metadata import read_metadata
 from tests.integration.wikihelpers import SCALER_SETTINGS, create_page, page_text, session_for
 from tests.metafiles import jpeg_with_metadata, xmp_packet
 

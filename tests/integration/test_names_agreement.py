@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import requests
 
-from mwingest.names import (
+from mwingest.wiki.names import (
     TitlePrediction,
     has_bad_prefix,
     is_thumbnail_like,
@@ -35,7 +35,7 @@ from mwingest.names import (
     predict_title,
     sanitise,
 )
-from mwingest.siteinfo import SITEINFO_PARAMS, WikiRules
+from mwingest.wiki.siteinfo import SITEINFO_PARAMS, WikiRules
 
 pytestmark = pytest.mark.wiki
 

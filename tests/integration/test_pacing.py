@@ -1,4 +1,4 @@
-"""Pacing shared by every worker of an account (``mwingest.pacing``, ``tasks.pacing``).
+"""Pacing shared by every worker of an account (``mwingest.wiki.pacing``, ``tasks.pacing``).
 
 Against a real wiki with ``$wgRateLimits`` on uploads for the test account, real Prefect (the
 harness: the global concurrency limit lives on its server) and a real ledger. What is asserted is
@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from mwingest.ledger import Ledger
-from mwingest.ledger_model import normalise_account
-from mwingest.pacing import Limit, SharedPace
-from mwingest.upload import upload_bytes
+from mwingest.base.ratelimit import Limit
+from mwingest.ledger.ledger import Ledger
+from mwingest.ledger.model import normalise_account
+from mwingest.wiki.pacing import SharedPace
+from mwingest.wiki.upload import upload_bytes
 from tests.integration.test_session import landed, new_session
 from tests.integration.wikihelpers import png_bytes
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mwingest import upload
+from mwingest.wiki import upload
 from tests.integration.wikihelpers import create_page, page_text, session_for
 from tests.metafiles import jpeg_with_metadata
 

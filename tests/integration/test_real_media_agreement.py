@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from mwingest.validate import Verdict, validate_file
+from mwingest.checks.validate import Verdict, validate_file
 from tests.integration.test_validation_agreement import RawApi, api, ours_for, rules  # noqa: F401
 
 pytestmark = pytest.mark.wiki

@@ -7,10 +7,10 @@ import hashlib
 
 import pytest
 
-from mwingest import upload
-from mwingest.credentials import Credentials
-from mwingest.ledger import Ledger, State
-from mwingest.session import WikiSession
+from mwingest.ledger.ledger import Ledger, State
+from mwingest.wiki import upload
+from mwingest.wiki.credentials import Credentials
+from mwingest.wiki.session import WikiSession
 from tests.integration.wikihelpers import png_bytes
 
 pytestmark = pytest.mark.wiki

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from mwingest import upload
+from mwingest.wiki import upload
 from tests.integration.test_flow_review import FlowProcess, _client, _resume, _wait_for_form
 from tests.integration.wikihelpers import (
     SCALER_SETTINGS,

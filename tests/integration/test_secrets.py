@@ -42,7 +42,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from mwingest import upload
+from mwingest.wiki import upload
 from tests.faultproxy import FaultProxy, RequestHead, chunk_posts
 from tests.integration.wikihelpers import png_of_size, session_for
 from tests.prefect_server import PrefectServer, _stop_group, start_server

@@ -23,8 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 
-from mwingest.credentials import Credentials
-from mwingest.errors import (
+from mwingest.base.errors import (
     ApiError,
     InputError,
     LoginError,
@@ -33,9 +32,10 @@ from mwingest.errors import (
     SessionError,
     TransientApiError,
 )
-from mwingest.session import WikiSession
-from mwingest.streams import FilePart
-from mwingest.upload import file_info, upload_bytes
+from mwingest.base.streams import FilePart
+from mwingest.wiki.credentials import Credentials
+from mwingest.wiki.session import WikiSession
+from mwingest.wiki.upload import file_info, upload_bytes
 from tests.integration.wikihelpers import admin_main_session, admin_session, png_bytes, session_for
 
 pytestmark = pytest.mark.wiki
@@ -245,7 +245,7 @@ def test_no_secret_in_reprs_or_debug_logs(wiki: Any, caplog: pytest.LogCaptureFi
     secrets_now += [c.value for c in session.http.cookies
                     if c.value and ("session" in c.name.lower() or "token" in c.name.lower())]
     assert len(secrets_now) >= 3, "expected a session cookie"
-    assert any(r.name == "mwingest.session" and r.levelno == logging.DEBUG for r in caplog.records)
+    assert any(r.name == "mwingest.wiki.session" and r.levelno == logging.DEBUG for r in caplog.records)
     shown = [caplog.text, repr(session), str(session), repr(session.credentials),
              *(r.getMessage() for r in caplog.records)]
     for secret in secrets_now:

@@ -22,8 +22,7 @@ from typing import Any
 
 import pytest
 
-from mwingest.chunked import finish_async, new_state, send_next_chunk, upload_chunked
-from mwingest.errors import (
+from mwingest.base.errors import (
     AlreadyThereError,
     ApiError,
     InputError,
@@ -34,9 +33,10 @@ from mwingest.errors import (
     TransientApiError,
     reason_code,
 )
-from mwingest.session import WikiSession
-from mwingest.streams import FilePart
-from mwingest.upload import (
+from mwingest.base.streams import FilePart
+from mwingest.wiki.chunked import finish_async, new_state, send_next_chunk, upload_chunked
+from mwingest.wiki.session import WikiSession
+from mwingest.wiki.upload import (
     check_status,
     file_info,
     publish_stash,

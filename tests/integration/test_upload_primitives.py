@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from mwingest.chunked import finish_async, new_state, send_next_chunk, upload_chunked
-from mwingest.errors import InputError
-from mwingest.session import WikiSession
-from mwingest.upload import (
+from mwingest.base.errors import InputError
+from mwingest.wiki.chunked import finish_async, new_state, send_next_chunk, upload_chunked
+from mwingest.wiki.session import WikiSession
+from mwingest.wiki.upload import (
     ResultKind,
     check_status,
     file_info,

@@ -1,6 +1,6 @@
 """Every upload warning the wiki can give by default, provoked on the real wiki (spec §5).
 
-For each warning: the typed field of :class:`~mwingest.upload.UploadWarnings` carries the wiki's
+For each warning: the typed field of :class:`~mwingest.wiki.upload.UploadWarnings` carries the wiki's
 value, and resolving it works the way spec §5 says — publish the returned ``filekey`` again
 (``ignorewarnings``, or a fixed name) without re-sending the bytes — and the wiki then holds the
 expected file. ``large-file``, ``filetype-unwanted-type`` and ``empty-file`` need non-default
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from mwingest.errors import AlreadyThereError
-from mwingest.session import WikiSession
-from mwingest.upload import (
+from mwingest.base.errors import AlreadyThereError
+from mwingest.wiki.session import WikiSession
+from mwingest.wiki.upload import (
     ResultKind,
     UploadResult,
     file_info,

@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 import requests
 
-from mwingest.hashing import sha1_file
-from mwingest.mimesniff import SCRIPT_MIMES
-from mwingest.siteinfo import WikiRules
-from mwingest.validate import Verdict, find_duplicates, validate_file, validate_many
+from mwingest.base.hashing import sha1_file
+from mwingest.checks.mimesniff import SCRIPT_MIMES
+from mwingest.checks.validate import Verdict, find_duplicates, validate_file, validate_many
+from mwingest.wiki.siteinfo import WikiRules
 from tests.corpus import Case, build_corpus, png
 
 pytestmark = pytest.mark.wiki

@@ -1,4 +1,4 @@
-"""The warm runner (``mwingest.warm``): flow commands run in a process with Prefect imported.
+"""The warm runner (``mwingest.runtime.warm``): flow commands run in a process with Prefect imported.
 
 Against the real wiki and a real local server in the test's own home. What is asserted: the
 command's exit status and its ``--json`` lines on its own stdout (the streams were handed over),
@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from mwingest import upload, warm
-from mwingest.localserver import Paths
-from mwingest.procs import alive
+from mwingest.base.paths import Paths
+from mwingest.base.procs import alive
+from mwingest.runtime import warm
+from mwingest.wiki import upload
 from tests.integration.test_cli import mwingest, sha1_of
 from tests.integration.test_cli_console import _on_a_terminal
 from tests.integration.test_local_server import (  # noqa: F401 - env, home: fixtures
@@ -101,7 +102,7 @@ def _interrupt_while_paused(run_env: dict[str, str], api_url: str, source: Path,
     status, seconds from the signal to its end, and its runs once none is running any more."""
     before = {r["id"] for r in _runs(api_url)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mwingest.cli", "upload", str(source), "--filename", taken,
+        [sys.executable, "-m", "mwingest.cli.app", "upload", str(source), "--filename", taken,
          "--review-wait", "600"], env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120

@@ -2,7 +2,7 @@
 
 Why a module and not fixtures: helpers such as :func:`delete_file` are called mid-test, several
 times, with sessions the test already holds; plain functions keep that explicit. The sessions are
-mwingest's own :class:`~mwingest.session.WikiSession`, so the tests exercise the real client.
+mwingest's own :class:`~mwingest.wiki.session.WikiSession`, so the tests exercise the real client.
 
 Stable API (other test modules import it): :func:`session_for`, :func:`admin_session`,
 :func:`delete_file`, :func:`png_bytes`; the rest are conveniences.
@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import requests
 
-from mwingest.credentials import Credentials
-from mwingest.session import WikiSession
+from mwingest.wiki.credentials import Credentials
+from mwingest.wiki.session import WikiSession
 
 
 def _http() -> requests.Session:
@@ -187,7 +187,7 @@ def ensure_tag(wiki: Any, tag: str, *, timeout: float = 10.0) -> None:
     cache; right after the create, an upload can still answer ``badtags`` for a moment (seen
     when the list had been cached just before), so we wait until a tagged probe edit passes.
     """
-    from mwingest.errors import ApiError
+    from mwingest.base.errors import ApiError
 
     admin = admin_main_session(wiki)
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mwingest.ledger import Ledger
+from mwingest.ledger.ledger import Ledger
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

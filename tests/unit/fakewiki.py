@@ -6,7 +6,7 @@ that expired between two steps, a name taken between a warning and a decision �
 milliseconds, hundreds of times. A real wiki cannot be made to do that on demand; the integration
 tests (``test_flow_faults``, ``test_job_crash_matrix``, ``test_flow_outage``) take the same paths
 against the real wiki wherever it can be made to. Answers have the shapes of spec §4–§7, and
-errors are raised the way :class:`mwingest.session.WikiSession` raises them (``api_error``,
+errors are raised the way :class:`mwingest.wiki.session.WikiSession` raises them (``api_error``,
 :class:`ResponseLostError`, :class:`TransportError`), so the job sees what it would see from
 MediaWiki 1.39.
 """
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from mwingest.errors import ResponseLostError, TransportError, api_error
+from mwingest.base.errors import ResponseLostError, TransportError, api_error
 
 
 def db_key(name: str) -> str:

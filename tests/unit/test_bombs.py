@@ -13,7 +13,7 @@ high-water mark), which would hide any growth below it.
 The SVGs that point outside (an external DTD, an external parameter entity, a stylesheet, an image)
 all point at a canary HTTP server on 127.0.0.1, which must see zero connections.
 
-Reason codes (``mwingest.validate``): ``svg-invalid`` for entity/DTD declarations and oversized
+Reason codes (``mwingest.checks.validate``): ``svg-invalid`` for entity/DTD declarations and oversized
 tokens, ``svg-script`` for a non-W3C DTD and external references, ``decompression-bomb`` for an
 ``.svgz`` past its inflated cap and for declared pixels over Pillow's ``MAX_IMAGE_PIXELS``.
 """
@@ -38,8 +38,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mwingest import content
-from mwingest.svgcheck import MAX_TOKEN_BYTES, SVGZ_MAX_BYTES
+from mwingest.checks import content
+from mwingest.checks.svgcheck import MAX_TOKEN_BYTES, SVGZ_MAX_BYTES
 
 REPO = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
@@ -60,8 +60,8 @@ def hwm():
 
 at_start = maxrss()
 import json, sys, tracemalloc
-from mwingest.siteinfo import WikiRules
-from mwingest.validate import validate_file
+from mwingest.wiki.siteinfo import WikiRules
+from mwingest.checks.validate import validate_file
 
 bomb, warm, max_pixels = sys.argv[1], sys.argv[2], (int(sys.argv[3]) or None)
 rules = WikiRules(file_extensions=frozenset({"png", "gif", "svg", "svgz"}), max_upload_size=5 << 30)

@@ -19,7 +19,14 @@ from typing import Any
 
 import pytest
 
-from mwingest.chunked import (
+from mwingest.base.errors import (
+    OversizedRequestError,
+    PermanentApiError,
+    ResponseLostError,
+    ResyncError,
+    api_error,
+)
+from mwingest.wiki.chunked import (
     MAX_RESTARTS,
     MAX_SAME_OFFSET_RESYNCS,
     ChunkState,
@@ -30,13 +37,6 @@ from mwingest.chunked import (
     send_next_chunk,
     upload_chunked,
 )
-from mwingest.errors import (
-    OversizedRequestError,
-    PermanentApiError,
-    ResponseLostError,
-    ResyncError,
-    api_error,
-)
 
 CHUNK = 1024
 SIZE = 3000  # chunks of 1024, 1024 and 952 bytes
@@ -46,7 +46,7 @@ Answer = Mapping[str, Any] | BaseException | Callable[[dict[str, Any]], Mapping[
 class ScriptedWiki:
     """Answers each request with the next scripted answer; records what was sent.
 
-    Has the two methods the chunk code calls on a :class:`~mwingest.session.WikiSession`.
+    Has the two methods the chunk code calls on a :class:`~mwingest.wiki.session.WikiSession`.
     """
 
     def __init__(self, *answers: Answer) -> None:

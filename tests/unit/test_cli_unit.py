@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from mwingest import api
-from mwingest.cli import JSON_KEYS, json_line, main, parse_size
-from mwingest.items import Outcome
-from mwingest.ledger import Ledger
+from mwingest.base.items import Outcome
+from mwingest.cli.app import JSON_KEYS, json_line, main, parse_size
+from mwingest.ledger.ledger import Ledger
 
 WIKI = "http://127.0.0.1:1/api.php"
 
@@ -394,7 +394,7 @@ def test_help_status_and_check_never_import_prefect(tmp_path, make_png):
     (tmp_path / "good.png").write_bytes(make_png())
     code = textwrap.dedent(f"""
         import sys
-        from mwingest.cli import main
+        from mwingest.cli.app import main
         for argv in (["--help"], ["check", {str(tmp_path / "good.png")!r}, "--json"],
                      ["status", "--ledger", {str(tmp_path / "none.sqlite3")!r}],
                      ["server", "status"], ["upload", "x.png", "--bogus"]):

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mwingest import content, mimesniff
-from mwingest.hashing import FileDigest, sha1_bytes, sha1_file
-from mwingest.siteinfo import WikiRules
-from mwingest.svgcheck import check_svg
-from mwingest.validate import validate_file
+from mwingest.base.hashing import FileDigest, sha1_bytes, sha1_file
+from mwingest.checks import content, mimesniff
+from mwingest.checks.svgcheck import check_svg
+from mwingest.checks.validate import validate_file
+from mwingest.wiki.siteinfo import WikiRules
 from tests.corpus import SVG_NS, ogg_opus, png, svg, webm
 
 RNG = random.Random(1234)

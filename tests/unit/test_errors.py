@@ -10,7 +10,7 @@ import pickle
 
 import pytest
 
-from mwingest.errors import (
+from mwingest.base.errors import (
     AlreadyThereError,
     ApiError,
     InputError,

@@ -24,7 +24,7 @@ def test_unknown_names_raise_attribute_error() -> None:
 
 
 def test_importing_the_core_does_not_import_prefect() -> None:
-    code = ("import sys, mwingest, mwingest.job, mwingest.validate, mwingest.cli; "
+    code = ("import sys, mwingest, mwingest.job.machine, mwingest.checks.validate, mwingest.cli.app; "
             "print('prefect' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

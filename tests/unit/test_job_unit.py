@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mwingest.items import IngestItem
-from mwingest.job import Job, JobContext
-from mwingest.ledger import Ledger, State
-from mwingest.options import IngestOptions
-from mwingest.retry import RetryPolicy
-from mwingest.siteinfo import WikiRules
+from mwingest.base.items import IngestItem
+from mwingest.base.options import IngestOptions
+from mwingest.base.retry import RetryPolicy
+from mwingest.job.machine import Job, JobContext
+from mwingest.ledger.ledger import Ledger, State
+from mwingest.wiki.siteinfo import WikiRules
 from tests.unit.fakewiki import FakeWiki
 
 CHUNK = 4096
@@ -277,7 +277,7 @@ def test_a_ledger_that_cannot_write_is_never_silent(wiki, ledger, tmp_path, monk
 
 
 def _policy(**actions):
-    from mwingest.policy import WarningPolicy
+    from mwingest.base.policy import WarningPolicy
 
     return WarningPolicy.parse(actions)
 
@@ -342,7 +342,7 @@ def test_a_copy_upload_whose_answer_was_lost_is_found_by_its_uploader(wiki, ledg
                                                                      monkeypatch, dies):
     """We never hold a copy upload's bytes: the wiki's version under the name, written by our
     account after the intent, is ours. (The URL's redirect walk is not under test here.)"""
-    import mwingest.netsafe as netsafe
+    import mwingest.checks.netsafe as netsafe
 
     monkeypatch.setattr(netsafe, "resolve_redirects", lambda url, allow, timeout=30.0: url)
     url = "https://media.example.org/scans/Copy.png"

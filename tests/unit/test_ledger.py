@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from mwingest import ledger as ledger_mod
-from mwingest.ledger import (
+from mwingest.ledger import ledger as ledger_mod
+from mwingest.ledger.ledger import (
     OUTCOMES,
     TRANSITIONS,
     IllegalTransitionError,
@@ -497,7 +497,7 @@ def test_two_processes_write_at_once(ledger_location: str) -> None:
 
 _CHUNK_LOOP = textwrap.dedent("""
     import sys
-    from mwingest.ledger import Ledger, State
+    from mwingest.ledger.ledger import Ledger, State
     led = Ledger(sys.argv[1])
     item = led.begin("http://127.0.0.1:9412/w/api.php", "/big.bin", sha1="c" * 40, size=10**12,
                      target="Big.bin")
@@ -541,7 +541,7 @@ def test_kill_9_keeps_every_reported_chunk(ledger_location: str) -> None:
 
 
 def test_registered_secrets_are_masked_by_default(ledger: Ledger) -> None:
-    from mwingest.credentials import register_secret
+    from mwingest.base.redact import register_secret
 
     register_secret("s3cret-canary-value")
     item_id = new_item(ledger)
@@ -552,7 +552,7 @@ def test_registered_secrets_are_masked_by_default(ledger: Ledger) -> None:
 
 # --- leases ---------------------------------------------------------------------------------------
 def test_a_lease_keeps_other_runs_off_a_row_until_it_ends(ledger: Ledger) -> None:
-    from mwingest.ledger import Lease, RowLeasedError
+    from mwingest.ledger.ledger import Lease, RowLeasedError
 
     mine = Lease("host:1:a", timedelta(minutes=5))
     theirs = Lease("host:2:b", timedelta(minutes=5))
@@ -603,7 +603,7 @@ def test_a_failed_row_remembers_where_it_failed_and_keeps_its_stash(ledger: Ledg
 
 def test_the_ledger_url_wins_and_sqlite_urls_are_files(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from mwingest.ledger import LedgerLocationError, default_location
+    from mwingest.ledger.ledger import LedgerLocationError, default_location
 
     monkeypatch.setenv("MWINGEST_LEDGER", str(tmp_path / "file.sqlite3"))
     assert default_location() == str(tmp_path / "file.sqlite3")

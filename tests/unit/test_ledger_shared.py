@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mwingest.ledger import (
+from mwingest.ledger.ledger import (
     AmbiguousItemError,
     Lease,
     Ledger,
@@ -96,8 +96,8 @@ def test_a_database_password_is_never_shown() -> None:
     url = "postgresql+psycopg://mwingest:hunter2@db.example.org:5433/mwingest"
     assert "hunter2" not in shown(url) and "db.example.org:5433/mwingest" in shown(url)
     assert shown("/home/me/ledger.sqlite3") == "/home/me/ledger.sqlite3"
-    from mwingest.credentials import redact
-    from mwingest.ledger_store import make_engine
+    from mwingest.base.redact import redact
+    from mwingest.ledger.store import make_engine
 
     engine = make_engine("postgresql://mwingest:pw-canary-4711@127.0.0.1:1/x", busy_timeout=1)
     assert engine.dialect.driver == "psycopg"  # psycopg 3, also where SQLAlchemy 2.0 means psycopg2
@@ -233,7 +233,7 @@ def test_item_by_path_is_this_machines(ledger_location: str) -> None:
 
 
 def test_a_ledger_parameter_with_a_password_is_refused_and_the_password_not_shown():
-    from mwingest.ledger import LedgerLocationError, parameter_location
+    from mwingest.ledger.ledger import LedgerLocationError, parameter_location
 
     assert parameter_location(None) is None
     assert parameter_location("/srv/ledger.sqlite3") == "/srv/ledger.sqlite3"

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mwingest.items import IngestItem
-from mwingest.manifest import collect, load_template, read_manifest, scan_folder
+from mwingest.base.items import IngestItem
+from mwingest.describe.manifest import read_manifest, scan_folder
+from mwingest.describe.sources import collect
+from mwingest.describe.template import load_template
 
 
 def _files(folder: Path, *names: str) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mwingest.mediacheck import check_media, ogg_crc
-from mwingest.pdfcheck import check_pdf
+from mwingest.checks.mediacheck import check_media, ogg_crc
+from mwingest.checks.pdfcheck import check_pdf
 from tests.corpus import _ogg_crc
 
 SIGNATURES = [(b"OggS\x00", "application/ogg"), (b"RIFF\x10\x00\x00\x00WAVE", "audio/wav"),

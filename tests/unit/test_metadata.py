@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mwingest.manifest import collect, read_manifest
-from mwingest.metadata import FileMetadata, add_location, read_metadata, template_values
-from mwingest.sheet import sheet_rows, write_sheet
+from mwingest.describe.manifest import read_manifest
+from mwingest.describe.metadata import FileMetadata, add_location, read_metadata, template_values
+from mwingest.describe.sheet import sheet_rows, write_sheet
+from mwingest.describe.sources import collect
 from tests.metafiles import jpeg_with_metadata, xmp_packet
 
 

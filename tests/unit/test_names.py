@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mwingest.names import (
+from mwingest.wiki.names import (
     DEFAULT_BAD_PREFIXES,
     MAX_NAME_BYTES,
     TitlePrediction,
@@ -24,7 +24,7 @@ from mwingest.names import (
     title_key,
     unique_variant,
 )
-from mwingest.siteinfo import WikiRules
+from mwingest.wiki.siteinfo import WikiRules
 
 T = "7301"
 # The spec's test wiki: default extensions plus these (spec header).

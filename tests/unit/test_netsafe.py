@@ -1,4 +1,4 @@
-"""URL checks against SSRF (:mod:`mwingest.netsafe`): addresses, spellings, schemes, allow-list,
+"""URL checks against SSRF (:mod:`mwingest.checks.netsafe`): addresses, spellings, schemes, allow-list,
 and the pinned, capped fetch.
 
 Network rule for this file: private, link-local and public addresses are only ever *checked*
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mwingest.netsafe import (
+from mwingest.checks.netsafe import (
     ENV_ALLOW_HOSTS,
     AllowList,
     FetchError,

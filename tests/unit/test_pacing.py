@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from mwingest.errors import ApiError
-from mwingest.ledger import Ledger
-from mwingest.pacing import (
+from mwingest.base.errors import ApiError
+from mwingest.base.ratelimit import Limit
+from mwingest.ledger.ledger import Ledger
+from mwingest.wiki.pacing import (
     RATELIMITED_PAUSE_S,
-    Limit,
     fetch_limit,
     limit_from_userinfo,
     pause_seconds,
@@ -180,7 +180,7 @@ def test_a_write_slot_waits_through_a_troubled_prefect_server_and_for_a_free_slo
 def test_a_write_slot_gives_up_after_its_budget_with_a_reason_and_raises_our_own_bugs():
     import httpx
 
-    from mwingest.errors import WriteCapUnavailableError, reason_code
+    from mwingest.base.errors import WriteCapUnavailableError, reason_code
     from tasks.pacing import WriteSlots
 
     with pytest.raises(WriteCapUnavailableError) as caught, \

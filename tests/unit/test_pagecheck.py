@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mwingest.describe import with_licence
-from mwingest.items import IngestItem
-from mwingest.pagecheck import Vocabulary, check_items, used_pages
-from mwingest.policy import WarningPolicy
+from mwingest.base.items import IngestItem
+from mwingest.base.policy import WarningPolicy
+from mwingest.describe.page import with_licence
+from mwingest.describe.pagecheck import Vocabulary, check_items, used_pages
 
 VOCAB = Vocabulary(magic=frozenset({"int", "pagename", "currentyear", "subst", "if"}),
                    category_ns=frozenset({"category", "kategorie"}))

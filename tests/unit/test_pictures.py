@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mwingest.errors import ApiError
-from mwingest.items import Outcome
-from mwingest.pictures import Picture, for_outcomes, side_by_side, stash_pictures
+from mwingest.base.errors import ApiError
+from mwingest.base.items import Outcome
+from mwingest.wiki.pictures import Picture, for_outcomes, side_by_side, stash_pictures
 
 
 class _Api:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mwingest import crashwatch, localserver, prefectenv
+from mwingest.runtime import crashwatch, localserver, prefectenv
 
 
 @pytest.fixture(autouse=True)

@@ -21,8 +21,8 @@ CORPUS = REPO.parent / "shared" / "corpora" / "real-media" / "files"
 _CHILD = r"""
 import logging, sys
 from pathlib import Path
-from mwingest.siteinfo import WikiRules
-from mwingest.validate import validate_file
+from mwingest.wiki.siteinfo import WikiRules
+from mwingest.checks.validate import validate_file
 
 if sys.argv[2] == "debug":
     handler = logging.FileHandler(sys.argv[3])

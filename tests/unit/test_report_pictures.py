@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mwingest.items import Outcome
-from mwingest.pictures import Picture
+from mwingest.base.items import Outcome
+from mwingest.wiki.pictures import Picture
 from tasks.report import summary_markdown
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from mwingest.errors import PermanentApiError, TransientApiError, TransportError
-from mwingest.retry import DEFAULT_BUDGET_S, RetryPolicy
+from mwingest.base.errors import PermanentApiError, TransientApiError, TransportError
+from mwingest.base.retry import DEFAULT_BUDGET_S, RetryPolicy
 
 
 class FakeTime:

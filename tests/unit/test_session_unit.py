@@ -19,8 +19,7 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 
-from mwingest.credentials import MASK, Credentials, redact, register_secret
-from mwingest.errors import (
+from mwingest.base.errors import (
     ContactRequiredError,
     LoginError,
     OversizedRequestError,
@@ -29,8 +28,10 @@ from mwingest.errors import (
     TransientApiError,
     TransportError,
 )
-from mwingest.session import WikiSession, encode_params, user_agent
-from mwingest.upload import upload_bytes
+from mwingest.base.redact import MASK, redact, register_secret
+from mwingest.wiki.credentials import Credentials
+from mwingest.wiki.session import WikiSession, encode_params, user_agent
+from mwingest.wiki.upload import upload_bytes
 
 API = "http://wiki.invalid/api.php"  # never resolved: the adapter answers before any socket
 Reply = tuple[int, dict[str, str], Any]

@@ -1,4 +1,4 @@
-"""Shards by count and bytes, and plans written to the ledger (``mwingest.shards``), on both
+"""Shards by count and bytes, and plans written to the ledger (``mwingest.job.shards``), on both
 backends."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mwingest.items import IngestItem
-from mwingest.ledger import UnknownPlanError
-from mwingest.shards import plan_shards, write_plan
+from mwingest.base.items import IngestItem
+from mwingest.job.shards import plan_shards, write_plan
+from mwingest.ledger.ledger import UnknownPlanError
 
 
 def test_count_and_bytes_each_close_a_shard():

@@ -13,7 +13,7 @@ import numpy
 import pytest
 import tifffile
 
-from mwingest import content, tiffcheck
+from mwingest.checks import content, tiffcheck
 
 CASES = {
     "webp": dict(data=numpy.random.default_rng(1).integers(0, 255, (64, 48, 3), dtype=numpy.uint8),

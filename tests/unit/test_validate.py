@@ -1,4 +1,4 @@
-"""Verdicts over the whole corpus, and the orchestration rules of :mod:`mwingest.validate`.
+"""Verdicts over the whole corpus, and the orchestration rules of :mod:`mwingest.checks.validate`.
 
 The wiki-side truth for the same corpus is checked in
 ``tests/integration/test_validation_agreement.py``; here every case must get the reason the corpus
@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from mwingest.siteinfo import WikiRules
-from mwingest.validate import Verdict, find_duplicates, validate_file, validate_folder, validate_many
+from mwingest.checks.validate import Verdict, find_duplicates, validate_file, validate_folder, validate_many
+from mwingest.wiki.siteinfo import WikiRules
 from tests.corpus import WIKI_EXTENSIONS, Case, build_corpus, good_extensions, png, svg
 
 RULES = WikiRules(file_extensions=WIKI_EXTENSIONS, max_upload_size=5 * 1024**3)
@@ -181,7 +181,7 @@ def test_validate_folder(tmp_path: Path) -> None:
 def test_sha1_file_limit_hashes_only_the_head(tmp_path) -> None:
     import hashlib
 
-    from mwingest.hashing import sha1_file
+    from mwingest.base.hashing import sha1_file
 
     data = bytes(range(256)) * 50
     path = tmp_path / "head.bin"

@@ -1,16 +1,17 @@
 """The warm runner's plain parts: which commands go warm, the wire format with real file
-descriptors, the code stamp and when a command does not even try (``mwingest.warm``)."""
+descriptors, the code stamp and when a command does not even try (``mwingest.runtime.warm``)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 from pathlib import Path
 
 import pytest
 
-from mwingest import warm
-from mwingest.localserver import Paths
+from mwingest.base.paths import Paths
+from mwingest.runtime import warm
 
 
 @pytest.mark.parametrize(("argv", "command"), [
@@ -42,8 +43,10 @@ def test_a_message_carries_real_descriptors_the_other_side_can_write_to(tmp_path
         warm._recv(theirs)
 
 
-def test_the_code_stamp_changes_with_a_module_on_disk():
-    module = Path(warm.__file__)
+@pytest.mark.parametrize("module", ["mwingest.runtime.warm", "mwingest.job.machine"])
+def test_the_code_stamp_changes_with_a_module_on_disk(module):
+    """Any module of the package counts, not only the runner's own folder."""
+    module = Path(importlib.import_module(module).__file__)
     before = warm.code_stamp()
     st = module.stat()
     try:

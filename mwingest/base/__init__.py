@@ -1,0 +1,1 @@
+"""The base layer: errors, items, options, retry, redaction, paths; imports nothing else of mwingest."""

@@ -1,0 +1,1 @@
+"""Validation before a byte is sent: content sniffing, every format check, SVG safety, URL safety."""

@@ -1,0 +1,415 @@
+"""The ``mwingest`` command: ad hoc imports for data teams, the same flow as the UI and schedules.
+
+Exit status: 0 when every item is uploaded/skipped (ok for ``check``), 1 when any item is
+rejected/needs-review/failed, 2 for usage or connection problems, with one line on stderr that
+says what to fix (never a traceback). With ``--json`` stdout carries one JSON object per item, as
+each item reaches its outcome, and nothing else (Prefect logs to stderr).
+
+Start-up: Prefect and the flows are imported only by the commands that run a flow, and only after
+the arguments were checked and the wiki accepted the login, so ``--help``, ``check``, ``status``,
+``server`` and every usage error stay at plain-Python cost. The login checked first is the one the
+run uses (:func:`mwingest.wiki.connect.open_wiki`'s hand-over). Runs report to the mwingest local
+Prefect server (``mwingest server``), started on first use, unless ``PREFECT_API_URL`` names
+another or ``MWINGEST_PREFECT=ephemeral`` asks for Prefect's ephemeral mode.
+
+The console: on a terminal a live display (bytes and files, rate, time left, each file in flight)
+and the outcome table; elsewhere one plain line per file and a summary. Prefect's INFO lines go to
+the run's history only (``-v`` shows them); its warnings and errors are shown once each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mwingest.cli.output import JSON_KEYS, JsonLines, exit_code, fail, json_line, print_table
+from mwingest.cli.run import VERBOSE, exit_after_prefect, exit_fast_with, run_flow, use_prefect
+from mwingest.cli.server import server_app
+from mwingest.cli.sheet import CheckPagesOpt, LicenceOpt, LocationOpt, RequireLicenceOpt, RequireOpt, sheet
+
+__all__ = ["JSON_KEYS", "app", "exit_code", "json_line", "main", "parse_size"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Put files into a MediaWiki wiki, once, intact, with their description.")
+
+DECISIONS = ("skip", "publish", "rename")
+
+
+@app.callback()
+def _options(verbose: Annotated[bool, typer.Option(
+        "-v", "--verbose", help="Show Prefect's own lines (task runs, flow states) too")] = False
+             ) -> None:
+    """Put files into a MediaWiki wiki, once, intact, with their description."""
+    VERBOSE["on"] = verbose
+
+WikiOpt = Annotated[str | None, typer.Option("--wiki", envvar="MWINGEST_API_URL",
+                                             help="The wiki's api.php URL")]
+UserOpt = Annotated[str | None, typer.Option("--username", envvar="MWINGEST_USERNAME",
+                                             help="Bot password login name (User@app); the "
+                                                  "password only from MWINGEST_PASSWORD")]
+BlockOpt = Annotated[str | None, typer.Option("--credentials",
+                                              help="Name of a MediaWikiCredentials Prefect block")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per item on stdout")]
+LedgerOpt = Annotated[str | None, typer.Option(
+    "--ledger", envvar=["MWINGEST_LEDGER_URL", "MWINGEST_LEDGER"], show_envvar=False,
+    help="Ledger file or database URL (default: MWINGEST_LEDGER_URL, else per-user data dir)")]
+TextFileOpt = Annotated[Path | None, typer.Option(exists=True, dir_okay=False, readable=True,
+                                                  help="Read the page text from a file")]
+CommentOpt = Annotated[str, typer.Option(help="Upload summary")]
+TagsOpt = Annotated[str | None, typer.Option(help="Change tags, comma separated")]
+ChunkOpt = Annotated[str, typer.Option(help="Chunk size: 8MiB, 512KiB, 1048576 (K/M/G are 1024s)")]
+PolicyOpt = Annotated[str | None, typer.Option(
+    help="CODE=ACTION,... actions skip|publish|rename|review|fail (e.g. exists=rename)")]
+ConcurrencyOpt = Annotated[int, typer.Option(min=1, max=16, help="Files in flight at once")]
+RootOpt = Annotated[Path | None, typer.Option(
+    "--root", exists=True, file_okay=False, resolve_path=True,
+    help="Let manifest paths lead under this folder too (default: the manifest's folder only)")]
+AllowHostOpt = Annotated[list[str] | None, typer.Option(
+    "--allow-host", help="HOST, HOST:PORT or *.DOMAIN that URLs may reach although it is not "
+    "public (repeat or comma-separate; also env MWINGEST_ALLOW_HOSTS)")]
+FetchOpt = Annotated[str, typer.Option(
+    "--fetch", help="Who downloads URLs: wiki (copy upload) or local (mwingest fetches, "
+    "then uploads the file)")]
+
+MaxPixelsOpt = Annotated[int | None, typer.Option(
+    "--max-pixels", min=1, help="Refuse images with more pixels as decompression bombs "
+    "(default 89478485, Pillow's limit); larger ones than memory allows pass with a warning")]
+ReviewWaitOpt = Annotated[int | None, typer.Option(
+    "--review-wait", min=0, help="Seconds to wait for a person to answer a review form in the "
+    "Prefect UI (default: 0 with the mwingest local server, 3600 with a PREFECT_API_URL)")]
+RetryOpt = Annotated[float, typer.Option(
+    "--retry-budget", min=0, help="Seconds a transient fault (a wiki restart, lost answers, "
+    "maxlag) is ridden out per request before the file fails")]
+StashHoursOpt = Annotated[float | None, typer.Option(
+    "--stash-hours", min=0.1, help="How long the wiki keeps stashed files (default: 48 on "
+    "Wikimedia wikis, else MediaWiki's 6)")]
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", re.IGNORECASE)
+_UNITS = {"": 0, "B": 0, "K": 1, "KB": 1, "KIB": 1, "M": 2, "MB": 2, "MIB": 2, "G": 3, "GB": 3,
+          "GIB": 3}
+
+
+def parse_size(text: str) -> int:
+    """``8MiB``, ``512KiB``, ``1.5M``, ``1048576`` → bytes (binary multiples: chunk sizes are)."""
+    match = _SIZE.fullmatch(text)
+    if not match or match.group(2).upper() not in _UNITS:
+        raise typer.BadParameter(f"not a size: {text!r} (try 8MiB)", param_hint="--chunk-size")
+    value = float(match.group(1)) * 1024 ** _UNITS[match.group(2).upper()]
+    if value < 1:
+        raise typer.BadParameter(f"{text!r} is not a positive size", param_hint="--chunk-size")
+    return int(value)
+
+
+def _safety(root: Path | None, allow_host: list[str] | None) -> dict[str, Any]:
+    """``--root`` and ``--allow-host``, checked (a malformed host entry is a usage error)."""
+    from mwingest.checks.netsafe import AllowList
+
+    hosts = [h.strip() for entry in allow_host or () for h in entry.split(",") if h.strip()]
+    try:
+        AllowList.parse(hosts, env=True)
+    except ValueError as exc:
+        raise fail(f"--allow-host / MWINGEST_ALLOW_HOSTS: {exc}") from None
+    return {"root": str(root) if root else None, "allow_hosts": hosts}
+
+
+def _common(text: str | None, text_file: Path | None, tags: str | None, chunk_size: str,
+            on_warning: str | None, root: Path | None = None,
+            allow_host: list[str] | None = None, fetch: str = "wiki") -> dict[str, Any]:
+    """The options upload and import share, checked before anything starts."""
+    from mwingest.base.policy import WarningPolicy
+
+    if fetch not in ("wiki", "local"):
+        raise fail(f"--fetch must be wiki or local, not {fetch!r}")
+
+    try:
+        policy = WarningPolicy.parse(on_warning)
+    except ValueError as exc:
+        raise fail(f"--on-warning: {exc}") from None
+    if text is not None and text_file is not None:
+        raise fail("give --text or --text-file, not both")
+    if text_file is not None:
+        text = text_file.read_text(encoding="utf-8")
+    return {"text": text, "tags": [t.strip() for t in (tags or "").split(",") if t.strip()],
+            "chunk_size": parse_size(chunk_size),
+            "on_warning": {code: action.value for code, action in (policy.overrides or {}).items()},
+            "url_mode": fetch, **_safety(root, allow_host)}
+
+
+@app.command()
+def upload(
+    sources: Annotated[list[str], typer.Argument(help="Local paths and/or http(s) URLs")],
+    wiki: WikiOpt = None, username: UserOpt = None, credentials: BlockOpt = None,
+    filename: Annotated[str | None, typer.Option(help="Target name (single source only)")] = None,
+    text: Annotated[str | None, typer.Option(help="Page text for new file pages")] = None,
+    text_file: TextFileOpt = None,
+    comment: CommentOpt = "Uploaded with mwingest",
+    tags: TagsOpt = None,
+    chunk_size: ChunkOpt = "16MiB",
+    on_warning: PolicyOpt = None,
+    concurrency: ConcurrencyOpt = 4,
+    ledger: LedgerOpt = None, as_json: JsonOpt = False,
+    root: RootOpt = None, allow_host: AllowHostOpt = None, fetch: FetchOpt = "wiki",
+    retry_budget: RetryOpt = 150.0, stash_hours: StashHoursOpt = None,
+    review_wait: ReviewWaitOpt = None, max_pixels: MaxPixelsOpt = None,
+) -> None:
+    """Upload files or URLs."""
+    if filename and len(sources) != 1:
+        raise fail("--filename needs exactly one source")
+    params = _common(text, text_file, tags, chunk_size, on_warning, root, allow_host, fetch)
+    params.update(retry_budget_s=retry_budget, stash_hours=stash_hours, max_pixels=max_pixels)
+    run_flow(sources, wiki=wiki, username=username, credentials=credentials, as_json=as_json,
+         filename=filename, comment=comment, concurrency=concurrency, ledger_path=ledger,
+         review_wait=review_wait, **params)
+
+
+@app.command("import")
+def import_(
+    source: Annotated[str, typer.Argument(help="A folder, or a manifest (.csv / .xlsx / .jsonl)")],
+    wiki: WikiOpt = None, username: UserOpt = None, credentials: BlockOpt = None,
+    glob: Annotated[str, typer.Option(help="Folder scan pattern (recursive)")] = "*",
+    text: Annotated[str | None, typer.Option(help="Page text for new file pages")] = None,
+    text_file: TextFileOpt = None,
+    text_template: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, readable=True,
+        help="Page text template: {column} placeholders from the manifest, {date}, {author}, "
+        "{gps.lat} … from the file's metadata")] = None,
+    location: LocationOpt = False, require: RequireOpt = None, licence: LicenceOpt = None,
+    require_licence: RequireLicenceOpt = False, check_pages: CheckPagesOpt = True,
+    comment: CommentOpt = "Uploaded with mwingest",
+    tags: TagsOpt = None,
+    chunk_size: ChunkOpt = "16MiB",
+    on_warning: PolicyOpt = None,
+    concurrency: ConcurrencyOpt = 4,
+    ledger: LedgerOpt = None, as_json: JsonOpt = False,
+    root: RootOpt = None, allow_host: AllowHostOpt = None, fetch: FetchOpt = "wiki",
+    retry_budget: RetryOpt = 150.0, stash_hours: StashHoursOpt = None,
+    review_wait: ReviewWaitOpt = None, max_pixels: MaxPixelsOpt = None,
+) -> None:
+    """Import a folder (recursive) or a manifest; a bad manifest row is that item's rejection."""
+    if not Path(source).exists():
+        raise fail(f"{source} does not exist (give a folder or a .csv/.xlsx/.jsonl manifest)")
+    params = _common(text, text_file, tags, chunk_size, on_warning, root, allow_host, fetch)
+    params.update(retry_budget_s=retry_budget, stash_hours=stash_hours, max_pixels=max_pixels,
+                  location=location, licence=licence, require_licence=require_licence,
+                  check_pages=check_pages,
+                  required_columns=[c.strip() for c in (require or "").split(",") if c.strip()])
+    if text_template is not None:
+        from mwingest.describe.template import load_template
+
+        try:
+            load_template(text_template)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+    run_flow([source], wiki=wiki, username=username, credentials=credentials, as_json=as_json,
+         glob=glob, text_template=str(text_template) if text_template else None,
+         comment=comment, concurrency=concurrency, ledger_path=ledger, review_wait=review_wait,
+         **params)
+
+
+@app.command()
+def check(
+    sources: Annotated[list[str], typer.Argument(help="Files, folders or manifests")],
+    wiki: WikiOpt = None, as_json: JsonOpt = False,
+    glob: Annotated[str, typer.Option(help="Folder scan pattern (recursive)")] = "*",
+    root: RootOpt = None, allow_host: AllowHostOpt = None, max_pixels: MaxPixelsOpt = None,
+) -> None:
+    """Validate only: the wiki's rules, no bytes sent, no login, no Prefect run."""
+    from mwingest.api import IngestSetupError, check_sources
+
+    try:
+        outcomes = check_sources(sources, wiki=wiki, glob=glob, max_pixels=max_pixels,
+                                 **_safety(root, allow_host))
+    except IngestSetupError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        lines = JsonLines()
+        for outcome in outcomes:
+            lines(outcome)
+    else:
+        print_table(outcomes)
+    raise typer.Exit(exit_code(outcomes))
+
+
+@app.command()
+def status(ledger: LedgerOpt = None, as_json: JsonOpt = False,
+           limit: Annotated[int, typer.Option(help="Recent items to list")] = 20) -> None:
+    """What the ledger knows: in flight, needs-review and failed items, then the most recent."""
+    from mwingest.ledger.ledger import Ledger, State
+
+    location = _ledger_location(ledger, "yet (give --ledger PATH|URL, or run an upload first)")
+    with Ledger(location) as led:
+        where = led.where
+        open_items = led.items(states=[State.STASHING, State.STASHED, State.NEEDS_REVIEW,
+                                       State.FAILED])
+        recent = sorted(led.items(), key=lambda i: (i.updated_at, i.id))[-limit:] if limit else []
+        summary = led.summary()
+    rows = {i.id: i for i in [*open_items, *reversed(recent)]}
+    if as_json:
+        for item in rows.values():
+            sys.stdout.write(json.dumps({
+                "id": item.id, "ref": item.ref, "account": item.account, "host": item.host,
+                "source": item.source, "filename": item.final_name or item.target,
+                "state": item.state.value, "reason": item.reason, "message": item.message,
+                "filekey": item.filekey if item.state is State.NEEDS_REVIEW else None,
+                "updated_at": item.updated_at.isoformat()}, ensure_ascii=False) + "\n")
+        return
+    typer.echo(f"ledger {where}: " + ", ".join(f"{n} {k}" for k, n in summary.items() if n))
+    for item in rows.values():
+        landed = f" (as {item.final_name})" if item.final_name not in (None, item.target) else ""
+        typer.echo(f"{item.ref}  {item.state.value:<12} {item.reason or '':<22}{landed} "
+                   f"<- {item.host + ':' if item.host else ''}{item.source}")
+    if any(i.state is State.NEEDS_REVIEW for i in open_items):
+        typer.echo("decide with: mwingest review REF --decision skip|publish|rename [--filename NEW]"
+                   " (REF: the first column, quoted; on any machine that shares this ledger)")
+
+
+@app.command()
+def review(
+    item: Annotated[str, typer.Argument(help="Ledger item: its reference (SHA-1 prefix[:title], "
+                                              "see `mwingest status`) or its row id")],
+    decision: Annotated[str, typer.Option(help="skip | publish | rename")],
+    filename: Annotated[str | None, typer.Option(help="New name for rename")] = None,
+    wiki: WikiOpt = None, username: UserOpt = None, credentials: BlockOpt = None,
+    ledger: LedgerOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Resolve a needs-review item from its stash key, without re-sending its bytes."""
+    if decision not in DECISIONS:
+        raise fail(f"--decision must be {', '.join(DECISIONS[:-1])} or {DECISIONS[-1]}, "
+                   f"not {decision!r}")
+    if filename and decision != "rename":
+        raise fail("--filename goes with --decision rename")
+    ledger_location, item = _waiting_item(item, ledger)
+    if username:
+        os.environ["MWINGEST_USERNAME"] = username
+    from mwingest.api import IngestSetupError, preflight, resolve
+
+    try:
+        if not credentials:
+            preflight(wiki)  # a wrong login: exit 2 before a Prefect server is started
+        use_prefect()  # before Prefect is imported
+        outcome = resolve(item, decision, new_filename=filename, wiki=wiki,
+                          credentials_block=credentials, ledger_path=ledger_location,
+                          quiet=True, verbose=VERBOSE["on"], check_connection=False)
+    except IngestSetupError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        JsonLines()(outcome)
+    elif sys.stderr.isatty():
+        print_table([outcome])
+    else:
+        from mwingest.cli.progress import plain_line
+
+        typer.echo(plain_line(outcome))
+    raise typer.Exit(exit_code([outcome]))
+
+
+def _ledger_location(ledger: str | None, missing: str) -> str:
+    """The ledger to open (``--ledger``, the environment, the default file); a file that does not
+    exist is an error, not a new empty ledger."""
+    from mwingest.ledger.ledger import default_location, is_url, shown
+
+    location = ledger or default_location()
+    if not is_url(location) and not Path(location).expanduser().exists():
+        raise fail(f"no ledger at {shown(location)} {missing}")
+    return location
+
+
+def _waiting_item(item: str, ledger: str | None) -> tuple[str, str]:
+    """The ledger location and the row's reference, after checking that ``item`` names one row
+    that waits for a decision. The flow finds it again by that reference within the login's
+    wiki and account, so a row of another wiki is never decided."""
+    from mwingest.ledger.ledger import Ledger, LedgerError, State
+
+    location = _ledger_location(ledger, "(give --ledger PATH|URL)")
+    with Ledger(location) as led:
+        try:
+            entry = led.find(item)
+        except LedgerError as exc:
+            raise fail(f"{exc} (see `mwingest status`)") from None
+    if entry.state is not State.NEEDS_REVIEW:
+        raise fail(f"item {entry.ref} is {entry.state.value}, not needs-review: nothing to decide")
+    return location, entry.ref
+
+
+app.add_typer(server_app, name="server")
+app.command("sheet")(sheet)
+
+
+@app.command()
+def demo(keep: Annotated[bool, typer.Option(help="Keep the wiki running afterwards")] = False
+         ) -> None:
+    """Start a throwaway wiki, ingest a generated sample batch, print the outcomes."""
+    from mwingest.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(keep=keep))
+
+
+def _click_problem(exc: Exception) -> tuple[str, int] | None:
+    """(message, exit code) of a click usage/parameter error, else None.
+
+    Matched by shape (``exit_code`` + ``format_message``), because typer 0.12–0.2x raises real
+    click's exceptions and newer typer its vendored copy of them.
+    """
+    code, fmt = getattr(exc, "exit_code", None), getattr(exc, "format_message", None)
+    if not isinstance(code, int) or not callable(fmt):
+        return None
+    if type(exc).__name__ == "NoArgsIsHelpError":  # plain `mwingest`: the message is the help
+        return fmt(), code
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None and code == 2 else ""
+    return f"mwingest: {' '.join(str(fmt()).split())}{hint}", code
+
+
+def _configure_logging(level: str | None) -> None:
+    """``MWINGEST_LOG_LEVEL=DEBUG`` shows every API request on stderr (secrets masked)."""
+    if not level:
+        return
+    import logging
+
+    logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("mwingest").setLevel(level.upper())
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point: usage errors become one line on stderr with exit 2."""
+    _configure_logging(os.environ.get("MWINGEST_LOG_LEVEL"))
+    console_script = argv is None
+    if console_script:
+        import atexit
+
+        from mwingest.runtime.warm import run_warm
+
+        warm_code = run_warm(sys.argv[1:])
+        if warm_code is not None:  # the warm runner ran it (mwingest.runtime.warm)
+            sys.exit(warm_code)
+
+        atexit.register(exit_after_prefect)
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=list(argv) if argv is not None else None, prog_name="mwingest",
+                            standalone_mode=False)
+    except typer.Abort:
+        typer.echo("mwingest: aborted", err=True)
+        code = 130
+    except Exception as exc:
+        problem = _click_problem(exc)
+        if problem is None:
+            raise
+        message, code = problem
+        if message.strip():  # rich help was already printed by typer itself
+            typer.echo(message, err=True)
+    code = code if isinstance(code, int) else 0
+    if console_script and "prefect" in sys.modules:
+        exit_fast_with(code)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

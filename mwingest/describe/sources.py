@@ -1,0 +1,31 @@
+"""Moved out of :mod:`mwingest.describe.manifest` so that its importers need not import it (issue 25)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from mwingest.base.items import IngestItem
+from mwingest.describe.manifest import _collect, clean_licence
+from mwingest.describe.template import load_template
+
+
+def collect(sources: Iterable[str], *, glob: str = "*", recursive: bool = True,
+            text_template: str | None = None, root: str | None = None, location: bool = False,
+            required: Iterable[str] = (), licence: str | None = None,
+            require_licence: bool = False, default_text: str | None = None) -> list[IngestItem]:
+    """Items for every source: a URL, a file, a folder (scanned) or a manifest (read).
+
+    ``root`` widens what a manifest's paths may reach: the manifest's folder *and* ``root``.
+    ``text_template`` fills the page text of every local file (from the manifest row and the
+    file's metadata); ``required``: manifest columns that must have a value. ``location``,
+    ``licence``, ``require_licence`` and ``default_text`` (the batch's text): see
+    :class:`mwingest.describe.page.Describe`.
+    """
+    from mwingest.describe.page import Describe
+
+    describe = Describe(template=load_template(text_template) if text_template else None,
+                        location=location, licence=clean_licence(licence),
+                        require_licence=require_licence, default_text=default_text)
+    items = _collect(sources, glob=glob, recursive=recursive, text_template=text_template,
+                     root=root, required=required, licence=describe.licence)
+    return [describe(item) for item in items] if describe.active else items

@@ -1,0 +1,1 @@
+"""Development tooling, not product: the throwaway MediaWiki the tests and the demo start."""

@@ -1,0 +1,136 @@
+"""Claims and leases on ledger rows: which worker drives a file, until when.
+
+Why leases and not locks held for the whole upload: a chunked upload lasts minutes to hours and
+a database transaction must not. A worker *claims* rows (owner ``host:pid:run``, an expiry) in a
+short transaction and renews the lease while it works; a worker that dies stops renewing, its
+lease runs out, and another worker claims the row and continues from what the row (and the wiki's
+offset) says. On PostgreSQL the claim reads with ``FOR UPDATE SKIP LOCKED``, so concurrent
+claimers never wait on, nor both get, one row; on SQLite the write lock (``BEGIN IMMEDIATE``)
+serialises claimers, which gives the same result.
+
+Mixed into :class:`mwingest.ledger.ledger.Ledger`, whose transactions and clock it uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from mwingest.ledger.model import (
+    Lease,
+    LedgerItem,
+    State,
+    UnknownItemError,
+    normalise_account,
+    normalise_wiki,
+)
+
+#: Rows a worker may claim by default: every unfinished state that needs no person. ``failed``
+#: rows are retried only when asked for (their failure may be one a re-run does not fix).
+CLAIMABLE: frozenset[State] = frozenset({State.PENDING, State.VALIDATED, State.STASHING,
+                                         State.STASHED, State.PUBLISHING, State.PUBLISHED})
+
+
+class LeaseMixin:
+    """The lease half of the ledger: claim, claim_next, renew, release."""
+
+    dialect: str
+    _clock: Callable[[], datetime]
+    _write: Callable[[], AbstractContextManager[sa.Connection]]
+    _stamp: Callable[..., str]
+    _items_where: Callable[..., Iterator[LedgerItem]]
+
+    def claim(self, item_id: int, owner: str, *, ttl: timedelta,
+              is_stale: Callable[[str], bool] | None = None) -> bool:
+        """Take (or renew) the lease on one row for ``ttl``; False when another live run holds it.
+
+        A lease runs out after ``ttl`` without renewal; ``is_stale(owner)`` may free it earlier,
+        e.g. when the owner is a process on this machine that no longer exists (``kill -9``).
+        """
+        lease = Lease(owner, ttl, is_stale)
+        with self._write() as conn:
+            row = conn.execute(sa.text("SELECT lease_owner, lease_until FROM items WHERE id = :id"
+                                       + self._row_lock()), {"id": item_id}).mappings().first()
+            if row is None:
+                raise UnknownItemError(f"no ledger item {item_id}")
+            until = datetime.fromisoformat(row["lease_until"]) if row["lease_until"] else None
+            if self._held(row["lease_owner"], until, lease):
+                return False
+            self._lease(conn, item_id, lease)
+            return True
+
+    def claim_next(self, owner: str, *, wiki: str, account: str = "", ttl: timedelta,
+                   limit: int = 1, states: Iterable[State | str] = CLAIMABLE) -> list[LedgerItem]:
+        """Claim up to ``limit`` rows of (wiki, account) that no live lease holds, oldest first.
+
+        Rows the caller already holds are not returned again (:meth:`renew` keeps them), so a
+        worker can loop until this answers ``[]``. Two workers calling this at
+        the same moment never get the same row: on PostgreSQL rows another transaction is
+        claiming are skipped (``SKIP LOCKED``), on SQLite the claims run one after the other.
+        """
+        wanted = sorted(State(s).value for s in states)
+        if limit < 1 or not wanted:
+            return []
+        names = {f"s{n}": v for n, v in enumerate(wanted)}
+        skip = " FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
+        now = self._stamp()
+        with self._write() as conn:
+            ids = conn.execute(sa.text(
+                "SELECT id FROM items WHERE wiki = :wiki AND account IN (:account, '')"
+                f" AND state IN ({', '.join(':' + n for n in names)})"
+                " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until <= :now)"
+                f" ORDER BY id LIMIT :limit{skip}"),
+                {"wiki": normalise_wiki(wiki), "account": normalise_account(account), "now": now,
+                 "limit": int(limit), **names}).scalars().all()
+            if not ids:
+                return []
+            until = self._stamp(self._clock() + ttl)
+            conn.execute(sa.text("UPDATE items SET lease_owner = :owner, lease_until = :until"
+                                 " WHERE id IN :ids").bindparams(sa.bindparam("ids", expanding=True)),
+                         {"owner": owner, "until": until, "ids": list(ids)})
+            return list(self._items_where(conn, "id IN :ids", ids=list(ids)))
+
+    def renew(self, owner: str, *, ttl: timedelta, item_ids: Iterable[int] | None = None) -> list[int]:
+        """Push the expiry of ``owner``'s leases (all, or these rows) to now + ``ttl``; the ids
+        still held. A row missing from the answer was taken over after the lease ran out: the
+        worker must stop driving it."""
+        params: dict[str, Any] = {"owner": owner, "until": self._stamp(self._clock() + ttl)}
+        sql = "UPDATE items SET lease_until = :until WHERE lease_owner = :owner"
+        stmt = sa.text(sql + " RETURNING id")
+        if item_ids is not None:
+            params["ids"] = list(item_ids)
+            if not params["ids"]:
+                return []
+            stmt = sa.text(sql + " AND id IN :ids RETURNING id").bindparams(
+                sa.bindparam("ids", expanding=True))
+        with self._write() as conn:
+            return sorted(conn.execute(stmt, params).scalars().all())
+
+    def release(self, item_id: int, owner: str) -> None:
+        """Give the lease back (only the holder's release counts)."""
+        with self._write() as conn:
+            conn.execute(sa.text("UPDATE items SET lease_owner = NULL, lease_until = NULL"
+                                 " WHERE id = :id AND lease_owner = :owner"),
+                         {"id": item_id, "owner": owner})
+
+    # --- helpers ----------------------------------------------------------------------------------
+    def _row_lock(self) -> str:
+        """``FOR UPDATE`` on PostgreSQL: a write that reads a row first keeps others off it until
+        commit. SQLite's write transaction already excludes every other writer."""
+        return " FOR UPDATE" if self.dialect == "postgresql" else ""
+
+    def _held(self, holder: str | None, until: datetime | None, lease: Lease) -> bool:
+        """True when another run's lease on the row is still good."""
+        return bool(holder and holder != lease.owner and until and until > self._clock()
+                    and not (lease.is_stale is not None and lease.is_stale(holder)))
+
+    def _lease(self, conn: sa.Connection, item_id: int, lease: Lease | None) -> None:
+        if lease is not None:
+            conn.execute(sa.text("UPDATE items SET lease_owner = :owner, lease_until = :until"
+                                 " WHERE id = :id"),
+                         {"owner": lease.owner, "until": self._stamp(self._clock() + lease.ttl),
+                          "id": item_id})

@@ -1,0 +1,327 @@
+"""The durable ledger: one row per (wiki, account, file identity), moved through an explicit
+state machine, in a SQLite file (one machine) or a PostgreSQL database (many machines).
+
+Why a ledger and not Prefect's cache: Prefect leaves a killed run ``Running`` and keys its cache on
+the run id, so only our own record can say "this file is already uploaded" or "resume chunk upload
+*filekey* at *offset*" on the next run (reliability lessons, practice 9)::
+
+    pending ─▶ validated ─▶ stashing ─▶ stashed ─▶ publishing ─▶ published ─▶ uploaded
+                   │         (filekey,     ▲  │      (intent:        (uploaded at once when
+                   │          offset)      │  │       name, flags)    the answer has the SHA-1)
+                   │       warned, decided ┘  └─▶ needs-review ─▶ stashed (a decision)
+                   └─▶ publishing (a small file: one direct request)
+    any state ─▶ skipped | rejected | failed; failed ─▶ the state it failed in (a re-run goes on
+    from there: stash key, offset and intent are kept)
+
+A row's identity travels between machines: (wiki, account, ``sha1:<SHA-1>:<title>`` or
+``manifest:<id>``), see :func:`make_ident`; the path it was read from is only where one machine
+saw it. Each move is one transaction that updates the row *and* appends an ``events`` row, so
+history is complete and a crash leaves either the old state or the new one (the backends'
+differences live in :mod:`mwingest.ledger.store`; claims and leases in
+:mod:`mwingest.ledger.leases`; the shared pacing of writes in :mod:`mwingest.ledger.pacing`;
+planned imports in :mod:`mwingest.ledger.plans`).
+The ledger never stores secrets: field names that look like
+credentials are refused and free text passes through :func:`set_redactor`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from mwingest.ledger.leases import CLAIMABLE, LeaseMixin  # noqa: F401 - re-exported
+from mwingest.ledger.model import (  # noqa: F401 - re-exported: the ledger's public names
+    DECISION_ACTIONS,
+    FINAL_STATES,
+    OUTCOMES,
+    STASH_MAX_AGE,
+    TRANSITIONS,
+    AmbiguousItemError,
+    IllegalTransitionError,
+    Lease,
+    LedgerError,
+    LedgerEvent,
+    LedgerItem,
+    RowLeasedError,
+    State,
+    UnknownItemError,
+    item_from_row,
+    make_ident,
+    normalise_account,
+    normalise_source,
+    normalise_wiki,
+)
+from mwingest.ledger.pacing import PaceState, PacingMixin  # noqa: F401 - re-exported
+from mwingest.ledger.plans import Plan, PlanMixin, PlanShard, UnknownPlanError  # noqa: F401
+from mwingest.ledger.schema import MIGRATIONS, PG_HISTORY, PG_MIGRATIONS
+from mwingest.ledger.store import (  # noqa: F401 - re-exported
+    WRITE,
+    LedgerLocationError,
+    default_location,
+    default_path,
+    is_url,
+    make_engine,
+    parameter_location,
+    shown,
+    sqlite_file,
+)
+from mwingest.ledger.writes import WritesMixin, set_redactor  # noqa: F401 - re-exported
+
+_HEX_PREFIX = re.compile(r"[0-9a-fA-F]{6,40}")
+_PG_MIGRATION_LOCK = 0x6D77_6C65  # "mwle": one migrator at a time per database
+
+
+class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
+    """The ledger; safe to share between threads and processes (and, on PostgreSQL, machines).
+
+    ``location`` is a file path, ``sqlite:///PATH`` or ``postgresql+psycopg://USER@HOST/DB``;
+    None means ``$MWINGEST_LEDGER_URL``, else the file :func:`default_path`. ``host`` names this
+    machine in the rows it touches (the paths it read are its own).
+    """
+
+    def __init__(self, location: str | os.PathLike[str] | None = None, *,
+                 busy_timeout: float = 60.0, clock: Callable[[], datetime] | None = None,
+                 host: str | None = None) -> None:
+        location = default_location() if location is None else location
+        self.path = sqlite_file(location)  # None on PostgreSQL
+        self.dialect = "sqlite" if self.path is not None else "postgresql"
+        self.where = str(self.path) if self.path is not None else shown(location)
+        self.host = host or socket.gethostname()
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._closed = False
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Create the file 0600 before SQLite does (it would use 0644 minus umask); fix old files.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            os.chmod(self.path, 0o600)
+        self._engine = make_engine(self.path if self.path is not None else location,
+                                   busy_timeout=busy_timeout)
+        self._pid = os.getpid()
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    # --- connections and transactions -------------------------------------------------------------
+    def _eng(self) -> sa.Engine:
+        if self._closed:
+            raise LedgerError("the ledger is closed")
+        if self._pid != os.getpid():  # a forked child: never reuse the parent's connections
+            self._engine.dispose(close=False)
+            self._pid = os.getpid()
+        return self._engine
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        """One write transaction, committed at the end of the block (rolled back on error)."""
+        with self._eng().connect() as conn:
+            conn.execution_options(**{WRITE: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self._eng().connect() as conn:
+            yield conn
+
+    def _migrate(self) -> None:
+        """Bring the schema to this mwingest's version (a newer one is refused), under a lock so
+        processes opening a new ledger at once migrate it once."""
+        steps = MIGRATIONS if self.dialect == "sqlite" else PG_MIGRATIONS
+        with self._eng().connect() as conn:
+            raw = conn.connection.driver_connection
+            if self.dialect == "sqlite":  # v4 rebuilds items: its DROP must not cascade to events
+                raw.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
+            try:
+                conn.execution_options(**{WRITE: True})
+                with conn.begin():
+                    if self.dialect == "sqlite":
+                        version = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
+                    else:
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"),
+                                     {"k": _PG_MIGRATION_LOCK})
+                        conn.exec_driver_sql(PG_HISTORY)
+                        version = conn.exec_driver_sql(
+                            "SELECT COALESCE(MAX(version), 0) FROM schema_history").scalar_one()
+                    if version > len(steps):
+                        raise LedgerError(f"{self.where} has schema version {version}, newer than "
+                                          f"this mwingest's {len(steps)}: upgrade mwingest")
+                    for number in range(version + 1, len(steps) + 1):
+                        for statement in steps[number - 1]:
+                            conn.exec_driver_sql(statement)
+                        conn.execute(sa.text("INSERT INTO schema_history VALUES (:v, :at)"),
+                                     {"v": number, "at": self._stamp()})
+                        if self.dialect == "sqlite":
+                            conn.exec_driver_sql(f"PRAGMA user_version = {number}")
+                    if self.dialect == "sqlite" and conn.exec_driver_sql(
+                            "PRAGMA foreign_key_check").first() is not None:
+                        raise LedgerError(f"{self.where}: migration left events without their item")
+            finally:
+                if self.dialect == "sqlite":
+                    raw.execute("PRAGMA foreign_keys = ON")  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        """Close every connection this process opened. Call it after the worker threads finished."""
+        if not self._closed:
+            self._closed = True
+            self._engine.dispose(close=self._pid == os.getpid())
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _stamp(self, when: datetime | None = None) -> str:
+        """A timestamp as stored: fixed-width ISO 8601 in UTC, so text order is time order on
+        both backends (``lease_until <= now`` compares in SQL)."""
+        when = when or self._clock()
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)  # naive means UTC, not local time
+        return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+    # --- reads ------------------------------------------------------------------------------------
+    def _items_where(self, conn: sa.Connection, where: str, *, order: str = "id",
+                     **params: Any) -> Iterator[LedgerItem]:
+        stmt = sa.text(f"SELECT * FROM items WHERE {where} ORDER BY {order}")
+        expanding = [sa.bindparam(k, expanding=True) for k, v in params.items() if isinstance(v, list)]
+        rows = conn.execute(stmt.bindparams(*expanding) if expanding else stmt, params).mappings()
+        return (item_from_row(row) for row in rows.all())
+
+    def item(self, wiki: str, source: str | os.PathLike[str], *,
+             account: str | None = None) -> LedgerItem | None:
+        """The row this machine last saw at this path for this wiki (of any account, or of this
+        one), or None."""
+        where = "wiki = :wiki AND source = :source AND (host = :host OR host IS NULL)"
+        params = {"wiki": normalise_wiki(wiki), "source": normalise_source(source), "host": self.host}
+        if account is not None:
+            where += " AND account IN (:account, '')"
+            params["account"] = normalise_account(account)
+        with self._read() as conn:
+            return next(self._items_where(conn, where, order="updated_at DESC, id DESC", **params),
+                        None)
+
+    def get(self, item_id: int) -> LedgerItem:
+        """The row with this id; :class:`UnknownItemError` if there is none."""
+        with self._read() as conn:
+            return self._get(conn, item_id)
+
+    def find(self, ref: str | int, *, wiki: str | None = None, account: str | None = None) -> LedgerItem:
+        """The one row ``ref`` names, on any machine: a :attr:`LedgerItem.ref`
+        (``<SHA-1 or its first 6+ hex>[:<title>]``), ``manifest:<id>``, ``url:<url>:<title>``
+        or this database's
+        row id. ``wiki``/``account`` narrow it to a login's rows (a row of another wiki or
+        account is not found). Raises :class:`UnknownItemError` or :class:`AmbiguousItemError`."""
+        text = str(ref).strip()
+        head, _, title = text.partition(":")
+        if head == "sha1":  # the full ident: sha1:<40 hex>:<title>
+            head, _, title = title.partition(":")
+        scope, params = _scope(wiki, account)
+        # Digits are a row id (``mwingest review 42``) unless no row has it and they can be the
+        # start of a SHA-1; the 12 digits status prints are always a SHA-1's.
+        tries: list[tuple[str, dict[str, Any]]] = []
+        if text.isdigit() and len(text) < 12:
+            tries.append(("id = :id", {"id": int(text)}))
+        if head in ("manifest", "url"):
+            tries.append(("ident = :ident", {"ident": text}))
+        elif _HEX_PREFIX.fullmatch(head):
+            tries.append(("sha1 LIKE :prefix" + (" AND ident = 'sha1:' || sha1 || ':' || :title"
+                                                 if title else ""),
+                          {"prefix": head.lower() + "%", **({"title": title} if title else {})}))
+        if not tries:
+            raise UnknownItemError(f"{text!r} is neither a row id, a reference (6 or more hex digits "
+                                   "of the SHA-1[:title]) nor manifest:ID")
+        rows: list[LedgerItem] = []
+        with self._read() as conn:
+            for where, extra in tries:
+                rows = list(self._items_where(conn, " AND ".join([where, *scope]), **params, **extra))
+                if rows:
+                    break
+        if not rows:
+            raise UnknownItemError(f"no item {text} in {self.where}"
+                                   + (f" for {wiki}" if wiki else ""))
+        if len(rows) > 1:
+            refs = [r.ref for r in rows]
+            raise AmbiguousItemError(f"{text} matches {len(rows)} items: {', '.join(refs)}", refs)
+        return rows[0]
+
+    def find_by_sha1(self, wiki: str, sha1: str) -> list[LedgerItem]:
+        """Every row on this wiki with these bytes, whatever path they came from."""
+        with self._read() as conn:
+            return list(self._items_where(conn, "wiki = :wiki AND sha1 = :sha1",
+                                          wiki=normalise_wiki(wiki), sha1=sha1.lower()))
+
+    def items(self, *, wiki: str | None = None, states: Iterable[State | str] | None = None,
+              since: datetime | None = None, limit: int | None = None,
+              account: str | None = None) -> list[LedgerItem]:
+        """Rows filtered by wiki, account, states and last change (``updated_at >= since``),
+        oldest id first."""
+        where, params = _scope(wiki, account)
+        where.insert(0, "TRUE")
+        if states is not None:
+            wanted = [State(s).value for s in states]
+            if not wanted:
+                return []
+            where.append("state IN :states")
+            params["states"] = wanted
+        if since is not None:
+            where.append("updated_at >= :since")
+            params["since"] = self._stamp(since)
+        order = "id" if limit is None else f"id LIMIT {int(limit)}"
+        with self._read() as conn:
+            return list(self._items_where(conn, " AND ".join(where), order=order, **params))
+
+    def history(self, item_id: int) -> list[LedgerEvent]:
+        """Every event of one item, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(sa.text("SELECT * FROM events WHERE item_id = :id ORDER BY id"),
+                                {"id": item_id}).mappings().all()
+        return [LedgerEvent(r["id"], r["item_id"], State(r["from_state"]) if r["from_state"] else None,
+                            State(r["to_state"]), r["reason"], r["message"],
+                            datetime.fromisoformat(r["at"]), r["run_id"]) for r in rows]
+
+    def summary(self, wiki: str | None = None) -> dict[str, int]:
+        """Count of rows per state (every state present, zeros included)."""
+        sql, params = "SELECT state, COUNT(*) FROM items", {}
+        if wiki is not None:
+            sql, params = sql + " WHERE wiki = :wiki", {"wiki": normalise_wiki(wiki)}
+        with self._read() as conn:
+            rows = conn.execute(sa.text(sql + " GROUP BY state"), params).all()
+        return {**{s.value: 0 for s in State}, **{state: int(n) for state, n in rows}}
+
+    def failed_from(self, item_id: int) -> State | None:
+        """The state a ``failed`` row was in when it failed (where a re-run picks it up)."""
+        with self._read() as conn:
+            value = conn.execute(sa.text(
+                "SELECT from_state FROM events WHERE item_id = :id AND to_state = 'failed'"
+                " AND from_state IS NOT NULL AND from_state != 'failed' ORDER BY id DESC LIMIT 1"),
+                {"id": item_id}).scalar()
+        return State(value) if value else None
+
+    def _get(self, conn: sa.Connection, item_id: int, *, lock: bool = False) -> LedgerItem:
+        stmt = "SELECT * FROM items WHERE id = :id" + (self._row_lock() if lock else "")
+        row = conn.execute(sa.text(stmt), {"id": item_id}).mappings().first()
+        if row is None:
+            raise UnknownItemError(f"no ledger item {item_id}")
+        return item_from_row(row)
+
+
+def _scope(wiki: str | None, account: str | None) -> tuple[list[str], dict[str, Any]]:
+    """The WHERE clauses (and their parameters) that narrow rows to a login's wiki and account;
+    a row with no account (made before accounts were recorded) belongs to any account."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    if wiki is not None:
+        clauses.append("wiki = :wiki")
+        params["wiki"] = normalise_wiki(wiki)
+    if account is not None:
+        clauses.append("account IN (:account, '')")
+        params["account"] = normalise_account(account)
+    return clauses, params

@@ -1,0 +1,159 @@
+"""Where the ledger lives: an embedded SQLite file (the default) or a shared PostgreSQL database.
+
+One machine needs nothing but the file (``ledger.sqlite3`` in the mwingest home, mode 0600). Many
+machines share one PostgreSQL database, named by ``MWINGEST_LEDGER_URL``
+(``postgresql+psycopg://mwingest@db/mwingest``): its own database, never Prefect's. Both are driven
+through SQLAlchemy Core, so :class:`mwingest.ledger.ledger.Ledger` runs the same statements on both; what
+differs is here:
+
+* **SQLite**: WAL with ``synchronous=FULL`` (every commit survives ``kill -9``), ``busy_timeout``
+  so threads and processes share the file, and write transactions that start ``BEGIN IMMEDIATE``
+  (a deferred read that upgrades to a write fails at once with SQLITE_BUSY in WAL mode).
+* **PostgreSQL**: READ COMMITTED with the rows a write reads locked ``FOR UPDATE``, so two workers
+  never both move one row; claims skip rows another transaction holds (``SKIP LOCKED``).
+
+A URL with a password is only ever shown through :func:`shown` (password masked), and the
+password is registered with :func:`mwingest.base.redact.register_secret` so no log carries it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from mwingest.base.paths import mwingest_home
+from mwingest.base.redact import register_secret
+from mwingest.ledger.model import LedgerError
+
+#: Execution option that marks a connection's transaction as a write (SQLite: BEGIN IMMEDIATE).
+WRITE = "mwingest_write"
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+class LedgerLocationError(LedgerError):
+    """The ledger location is neither a file path nor a SQLite/PostgreSQL URL we can use."""
+
+
+def default_path() -> Path:
+    """``$MWINGEST_LEDGER``, else ``ledger.sqlite3`` in the mwingest home (``$MWINGEST_HOME``,
+    else ``$XDG_DATA_HOME/mwingest``)."""
+    if os.environ.get("MWINGEST_LEDGER"):
+        return Path(os.environ["MWINGEST_LEDGER"]).expanduser()
+    return mwingest_home() / "ledger.sqlite3"
+
+
+def default_location() -> str:
+    """``$MWINGEST_LEDGER_URL`` (a shared database) when set, else the file :func:`default_path`."""
+    return os.environ.get("MWINGEST_LEDGER_URL", "").strip() or str(default_path())
+
+
+def is_url(location: str | os.PathLike[str]) -> bool:
+    """True for ``scheme://…`` (a database URL), False for a file path."""
+    return bool(_URL.match(os.fspath(location)))
+
+
+def shown(location: str | os.PathLike[str] | URL) -> str:
+    """The location as it may be printed or logged: a URL's password masked."""
+    if isinstance(location, URL):
+        return location.render_as_string(hide_password=True)
+    text = os.fspath(location)
+    if not is_url(text):
+        return text
+    try:
+        return make_url(text).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return re.sub(r"//[^@/]*@", "//***@", text)  # unparseable: hide any userinfo at all
+
+
+def parameter_location(location: str | None) -> str | None:
+    """A ledger location given as a flow parameter, refused when it carries a password: flow
+    parameters are stored and shown by Prefect (and copied to every shard), so a shared
+    database's password belongs in the workers' ``MWINGEST_LEDGER_URL`` or ``~/.pgpass``."""
+    if location and is_url(location):
+        try:
+            password = make_url(location).password
+        except sa.exc.ArgumentError:
+            password = "@" in location.split("//", 1)[-1].split("/", 1)[0]
+        if password:
+            raise LedgerLocationError(
+                f"the ledger parameter {shown(location)} carries a password; flow parameters "
+                "are stored and shown by Prefect: set it in the workers' MWINGEST_LEDGER_URL "
+                "(or ~/.pgpass) and leave the parameter empty")
+    return location
+
+
+def sqlite_file(location: str | os.PathLike[str]) -> Path | None:
+    """The file behind a path or ``sqlite:///`` URL; None for a server database."""
+    text = os.fspath(location)
+    if not is_url(text):
+        return Path(text).expanduser()
+    url = make_url(text)
+    if url.get_backend_name() != "sqlite":
+        return None
+    if not url.database or url.database == ":memory:":
+        raise LedgerLocationError("the ledger must be a file: an in-memory SQLite database "
+                                  "would forget everything a re-run needs")
+    return Path(url.database).expanduser()
+
+
+def make_engine(location: str | os.PathLike[str], *, busy_timeout: float) -> Engine:
+    """An engine for the ledger at ``location`` (a path, ``sqlite:///…`` or
+    ``postgresql+psycopg://…``); nothing is connected yet."""
+    path = sqlite_file(location)
+    if path is not None:
+        engine = sa.create_engine(f"sqlite:///{path}", pool_size=5, max_overflow=-1,
+                                  connect_args={"timeout": busy_timeout, "check_same_thread": False})
+        _sqlite_events(engine, path, busy_timeout)
+        return engine
+    url = make_url(os.fspath(location))
+    if url.get_backend_name() != "postgresql":
+        raise LedgerLocationError(f"unsupported ledger URL {shown(url)}: use a file path, "
+                                  "sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+    if url.get_driver_name() in ("", "psycopg2"):  # psycopg 3 is the one we depend on
+        url = url.set(drivername="postgresql+psycopg")
+    if url.password:
+        register_secret(str(url.password))
+    return sa.create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True,
+                            connect_args={"connect_timeout": max(1, int(busy_timeout))})
+
+
+def _sqlite_events(engine: Engine, path: Path, busy_timeout: float) -> None:
+    """Per-connection pragmas, and BEGIN (IMMEDIATE for writes) issued by us, not by pysqlite."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_conn.isolation_level = None  # autocommit at the driver: we send BEGIN ourselves
+        dbapi_conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        _enable_wal(dbapi_conn, path, busy_timeout)
+        dbapi_conn.execute("PRAGMA synchronous = FULL")
+        dbapi_conn.execute("PRAGMA foreign_keys = ON")
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        write = conn.get_execution_options().get(WRITE)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _enable_wal(dbapi_conn: Any, path: Path, busy_timeout: float) -> None:
+    """Switch to WAL (a no-op once the file is WAL). While another process is creating the file
+    the switch can fail with "database is locked" at once, busy_timeout or not: retry it."""
+    import sqlite3
+
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            mode = dbapi_conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+    if mode != "wal":  # e.g. a filesystem without shared memory: we will not run without WAL
+        raise LedgerLocationError(f"{path}: SQLite refused WAL mode ({mode}); use a local disk")

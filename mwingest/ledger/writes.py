@@ -1,0 +1,282 @@
+"""The ledger's writes: a run's interest in a file (:meth:`begin`), the state machine's moves
+(:meth:`transition`) and chunk progress (:meth:`record_chunk`), each one transaction with its event.
+
+Mixed into :class:`mwingest.ledger.ledger.Ledger`, whose transactions, clock and row lock it uses. Free
+text passes the redactor and credential-like field names are refused here, at the one place
+rows are written, so no backend stores a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from mwingest.base.redact import redact
+from mwingest.ledger.model import (
+    DECISION_ACTIONS,
+    JSON_COLUMNS,
+    OUTCOMES,
+    TRANSITIONS,
+    IllegalTransitionError,
+    Lease,
+    LedgerItem,
+    RowLeasedError,
+    State,
+    item_from_row,
+    make_ident,
+    normalise_account,
+    normalise_source,
+    normalise_wiki,
+)
+
+_FIELDS = frozenset({"filekey", "offset", "chunk_size", "stash_created_at", "final_name", "target",
+                     "warnings", "decision", "params", "intent", "flow_run_id", "task_run_id"})
+#: States that keep the intent of the write in flight (a failed row keeps it for the re-run).
+_KEEPS_INTENT = frozenset({State.PUBLISHING, State.FAILED})
+_SECRETISH = re.compile(r"pass(word|wd)?|token|cookie|secret|credential|api_?key", re.IGNORECASE)
+_SHA1 = re.compile(r"[0-9a-f]{40}")
+
+#: By default every secret the process has seen (passwords, tokens, cookies) is masked.
+_redactor: Callable[[str], str] = redact
+
+
+def set_redactor(redactor: Callable[[str], str] | None) -> None:
+    """Install the function that scrubs reasons and messages before they are stored (None: the
+    default, :func:`mwingest.base.redact.redact`)."""
+    global _redactor
+    _redactor = redactor or redact
+
+
+def _refuse_secret_names(value: Any) -> None:
+    """Raise if a field name, or a key anywhere inside a JSON value, looks like a credential."""
+    if isinstance(value, Mapping):
+        if any(_SECRETISH.search(str(key)) for key in value):
+            raise ValueError("the ledger never stores credentials; refused a field that looks like one")
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        for inner in value:
+            _refuse_secret_names(inner)
+
+
+def _redact(text: str | None) -> str | None:
+    return None if text is None else _redactor(str(text))
+
+
+def _one(conn: sa.Connection, sql: str, **params: Any) -> LedgerItem | None:
+    row = conn.execute(sa.text(sql), params).mappings().first()
+    return item_from_row(row) if row is not None else None
+
+
+class WritesMixin:
+    """The write half of the ledger."""
+
+    host: str
+    _clock: Callable[[], datetime]
+    _write: Callable[[], AbstractContextManager[sa.Connection]]
+    _stamp: Callable[..., str]
+    _row_lock: Callable[[], str]
+    _held: Callable[..., bool]
+    _lease: Callable[..., None]
+    _get: Callable[..., LedgerItem]
+
+    def begin(self, wiki: str, source: str | os.PathLike[str], *, sha1: str, size: int, target: str,
+              run_id: str | None = None, lease: Lease | None = None, account: str = "",
+              key: str | None = None) -> LedgerItem:
+        """Register a run's interest in a file and return its row.
+
+        The row is the one with this identity — (wiki, account, ``key`` or these bytes under this
+        title) — wherever and on whichever machine it was made; failing that, the row this
+        machine made for this path (its bytes or name changed since). With ``lease`` the row is
+        claimed in the same transaction; a row another live run holds raises
+        :class:`RowLeasedError` and is left exactly as it was.
+
+        A new file starts ``pending``. A known one comes back as it is, so the caller sees that it
+        is uploaded or can resume its stash; ``attempts`` counts the runs that picked it up while
+        unfinished. Changed bytes (SHA-1 or size) start the row over, as does a new target for a
+        rejected file (the rejection may have been the name).
+        """
+        sha1 = sha1.lower()
+        if not _SHA1.fullmatch(sha1) or size < 0:
+            raise ValueError("sha1 must be 40 hex digits and size ≥ 0")
+        args = dict(wiki=normalise_wiki(wiki), source=normalise_source(source), sha1=sha1, size=size,
+                    target=target, run_id=run_id, lease=lease, account=normalise_account(account),
+                    ident=make_ident(sha1, target, key, source=normalise_source(source)))
+        try:
+            with self._write() as conn:
+                return self._begin(conn, **args)
+        except sa.exc.IntegrityError:  # another machine inserted this identity a moment ago
+            with self._write() as conn:
+                return self._begin(conn, **args)
+
+    def _begin(self, conn: sa.Connection, *, wiki: str, source: str, sha1: str, size: int,
+               target: str, run_id: str | None, lease: Lease | None, account: str,
+               ident: str) -> LedgerItem:
+        lock, now = self._row_lock(), self._stamp()
+        who = {"wiki": wiki, "account": account}
+        old = _one(conn, "SELECT * FROM items WHERE wiki = :wiki AND account IN (:account, '')"
+                   f" AND ident = :ident ORDER BY account DESC LIMIT 1{lock}", **who, ident=ident)
+        if old is None and ident.startswith("sha1:"):  # this machine's path, other bytes or name
+            old = _one(conn, "SELECT * FROM items WHERE wiki = :wiki AND account IN (:account, '')"
+                       " AND source = :source AND (host = :host OR host IS NULL)"
+                       f" AND ident LIKE 'sha1:%' ORDER BY updated_at DESC, id DESC LIMIT 1{lock}",
+                       **who, source=source, host=self.host)
+        if old is None:
+            item_id = conn.execute(sa.text(
+                "INSERT INTO items (wiki, account, ident, host, source, sha1, size, target, state,"
+                " flow_run_id, created_at, updated_at, attempts) VALUES (:wiki, :account, :ident,"
+                " :host, :source, :sha1, :size, :target, 'pending', :run, :now, :now, 1) RETURNING id"),
+                {**who, "ident": ident, "host": self.host, "source": source, "sha1": sha1,
+                 "size": size, "target": target, "run": run_id, "now": now}).scalar_one()
+            self._event(conn, item_id, None, State.PENDING, "new", None, run_id)
+            self._lease(conn, item_id, lease)
+            return self._get(conn, item_id)
+        if lease is not None and self._held(old.lease_owner, old.lease_until, lease):
+            raise RowLeasedError(f"item {old.ref} is leased by another run", old)
+        keys = {"ident": ident, "source": source, "host": self.host, "account": account or old.account}
+        if (old.sha1, old.size) != (sha1, size) or (old.state is State.REJECTED and old.target != target):
+            why = "source-changed" if old.sha1 != sha1 or old.size != size else "target-changed"
+            self._reset(conn, old, why, run_id, sha1=sha1, size=size, target=target, **keys)
+        elif not old.done:
+            conn.execute(sa.text(
+                "UPDATE items SET target = :target, ident = :ident, source = :source, host = :host,"
+                " account = :account, flow_run_id = COALESCE(:run, flow_run_id),"
+                " attempts = attempts + 1, updated_at = :now WHERE id = :id"),
+                {**keys, "target": target, "run": run_id, "now": now, "id": old.id})
+            self._event(conn, old.id, old.state, old.state, "begin", None, run_id)
+        self._lease(conn, old.id, lease)
+        return self._get(conn, old.id)
+
+    def transition(self, item_id: int, to: State | str, *, reason: str | None = None,
+                   message: str | None = None, owner: str | None = None, **fields: Any) -> LedgerItem:
+        """Move one item to ``to`` in one transaction, with an event; illegal moves raise.
+
+        With ``owner`` (the worker's lease id) the move is refused with :class:`RowLeasedError`,
+        and nothing written, when another worker holds a live lease on the row: a worker that
+        stalled past its lease and was taken over can no longer move the row (a fence).
+
+        ``fields`` may set filekey, offset, chunk_size, stash_created_at, final_name, target,
+        warnings (JSON), decision (``{"action": "skip"|"publish"|"rename"|"fail", "name", "by", "at"}``),
+        flow_run_id and task_run_id (None keeps the old run id). Outcomes need a reason code.
+        Moving to ``validated`` or ``pending`` forgets the stash (the wiki's copy is gone or unwanted).
+        """
+        _refuse_secret_names(fields)
+        fields = {k: v for k, v in fields.items() if v is not None or not k.endswith("run_id")}
+        if unknown := set(fields) - _FIELDS:
+            raise ValueError(f"unknown ledger fields: {sorted(unknown)}")
+        to = State(to)
+        if to in OUTCOMES and not reason:
+            raise ValueError(f"moving to {to} needs a reason code")
+        with self._write() as conn:
+            old = self._get(conn, item_id, lock=True)
+            self._fence(old, owner)
+            if to not in TRANSITIONS[old.state]:
+                raise IllegalTransitionError(f"item {item_id}: {old.state} → {to} is not allowed")
+            if to in (State.VALIDATED, State.PENDING):
+                fields = {"filekey": None, "offset": 0, "chunk_size": None, "stash_created_at": None,
+                          **fields}
+            if to not in _KEEPS_INTENT:
+                fields = {"intent": None, **fields}
+            values = self._columns(old, fields)
+            if to in OUTCOMES:  # the run is done with the row: its lease ends with the move
+                values.update(lease_owner=None, lease_until=None)
+            values.update(state=to.value, reason=_redact(reason), message=_redact(message),
+                          updated_at=self._stamp())
+            assignments = ", ".join(f'"{col}" = :v_{col}' for col in values)
+            conn.execute(sa.text(f"UPDATE items SET {assignments} WHERE id = :id"),
+                         {**{f"v_{col}": v for col, v in values.items()}, "id": item_id})
+            run_id = fields.get("flow_run_id") or old.flow_run_id
+            self._event(conn, item_id, old.state, to, reason, message, run_id)
+            return self._get(conn, item_id)
+
+    def record_chunk(self, item_id: int, *, filekey: str, offset: int, chunk_size: int,
+                     owner: str | None = None) -> None:
+        """Store the stash key and next offset after a chunk landed: one statement, one commit.
+
+        A new filekey (first chunk, or a restarted session) restarts the 6-hour stash clock.
+        ``owner`` fences as in :meth:`transition`.
+        """
+        if offset < 0 or chunk_size <= 0 or not filekey:
+            raise ValueError("record_chunk needs a filekey, offset ≥ 0 and chunk_size > 0")
+        fence = (" AND (lease_owner IS NULL OR lease_owner = :owner OR lease_until IS NULL"
+                 " OR lease_until <= :now)") if owner else ""
+        with self._write() as conn:
+            cur = conn.execute(sa.text(
+                """UPDATE items SET "offset" = :offset, chunk_size = :chunk, updated_at = :now,
+                     stash_created_at = CASE WHEN filekey = :fk AND stash_created_at IS NOT NULL
+                                             THEN stash_created_at ELSE :now END, filekey = :fk
+                   WHERE id = :id AND state = 'stashing' AND size >= :offset""" + fence),
+                {"offset": offset, "chunk": chunk_size, "now": self._stamp(), "fk": filekey,
+                 "id": item_id, **({"owner": owner} if owner else {})})
+            if cur.rowcount == 1:
+                return
+            item = self._get(conn, item_id)
+        self._fence(item, owner)
+        raise IllegalTransitionError(
+            f"item {item_id}: record_chunk needs state stashing and offset ≤ size "
+            f"(state {item.state}, size {item.size}, offset {offset})")
+
+    # --- helpers ----------------------------------------------------------------------------------
+    def _fence(self, row: LedgerItem, owner: str | None) -> None:
+        if owner and self._held(row.lease_owner, row.lease_until, Lease(owner, timedelta(0))):
+            raise RowLeasedError(f"item {row.ref} is leased by another run ({row.lease_owner})", row)
+
+    def _reset(self, conn: sa.Connection, old: LedgerItem, reason: str, run_id: str | None,
+               **values: Any) -> None:
+        """Start a row over from ``pending`` with new bytes or name; its history stays."""
+        cleared = ", ".join(f'"{c}" = NULL' for c in (
+            "final_name", "filekey", "chunk_size", "stash_created_at", "warnings", "decision",
+            "task_run_id", "intent"))
+        assigned = ", ".join(f"{name} = :{name}" for name in values)
+        conn.execute(sa.text(
+            f"""UPDATE items SET state = 'pending', {assigned}, reason = :reason, message = NULL,
+                "offset" = 0, {cleared}, attempts = attempts + 1,
+                flow_run_id = COALESCE(:run, flow_run_id), updated_at = :now WHERE id = :id"""),
+            {**values, "reason": reason, "run": run_id, "now": self._stamp(), "id": old.id})
+        self._event(conn, old.id, old.state, State.PENDING, reason, None, run_id)
+
+    def _event(self, conn: sa.Connection, item_id: int, from_state: State | None, to: State,
+               reason: str | None, message: str | None, run_id: str | None) -> None:
+        conn.execute(sa.text(
+            "INSERT INTO events (item_id, from_state, to_state, reason, message, at, run_id)"
+            " VALUES (:id, :src, :dst, :reason, :message, :at, :run)"),
+            {"id": item_id, "src": from_state.value if from_state else None, "dst": to.value,
+             "reason": _redact(reason), "message": _redact(message), "at": self._stamp(),
+             "run": run_id})
+
+    def _columns(self, old: LedgerItem, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Turn ``transition`` fields into column values (JSON, timestamps), checking each."""
+        values: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name in JSON_COLUMNS and value is not None:
+                _refuse_secret_names(value)
+                if name == "decision":
+                    value = self._decision(value)
+                value = json.dumps(value, sort_keys=True)
+            elif name == "stash_created_at" and value is not None:
+                value = self._stamp(value)
+            elif name in ("offset", "chunk_size") and value is not None and (
+                    int(value) < 0 or (name == "offset" and int(value) > old.size)):
+                raise ValueError(f"{name} {value} is out of range for a {old.size}-byte file")
+            values[name] = value
+        new_key = values.get("filekey", old.filekey)
+        if new_key and new_key != old.filekey and "stash_created_at" not in values:
+            values["stash_created_at"] = self._stamp()  # a new stash row: its 6-hour clock starts now
+        return values
+
+    def _decision(self, decision: Mapping[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in decision.items() if v is not None}
+        if set(out) - {"action", "name", "by", "at", "note", "tried"}:
+            raise ValueError("a decision has only action, name, by, at, note and tried")
+        if out.get("action") not in DECISION_ACTIONS:
+            raise ValueError(f"decision action must be one of {sorted(DECISION_ACTIONS)}")
+        if out["action"] == "rename" and not out.get("name"):
+            raise ValueError("a rename decision needs the new name")
+        out.setdefault("at", self._stamp())
+        return out
