@@ -134,8 +134,9 @@ def run_pipeline(spec: dict[str, Any], out: dict[str, Any], log: RequestLog) -> 
     out["rss_after_flow_import_kib"] = status_kib("VmRSS")
     instrument(log)
     out["import_s"] = time.perf_counter() - started
-    params = {"wiki": spec["api"], "chunk_size_mb": spec["chunk_mib"], "review_timeout_s": 0,
-              "concurrency": spec["concurrency"], "ledger_path": spec["work"] + "/ledger.sqlite3"}
+    params = {"wiki": spec["api"], "settings": {
+        "chunk_size_mb": spec["chunk_mib"], "review_timeout_s": 0,
+        "concurrency": spec["concurrency"], "ledger_path": spec["work"] + "/ledger.sqlite3"}}
     empty = Path(spec["work"]) / "empty"
     empty.mkdir()
     with ExitStack() as stack:

@@ -50,7 +50,7 @@ if os.environ.get("MWINGEST_DROP_FOLDER"):
         import_folder, "nightly-drop-folder",
         "Every night, import what is new in the drop folder (the ledger skips the rest).",
         {"folder": os.environ["MWINGEST_DROP_FOLDER"], "credentials": _block_ref(),
-         "review_timeout_s": 0},
+         "settings": {"review_timeout_s": 0}},  # nobody watches at 03:00: needs-review at once
         cron=os.environ.get("MWINGEST_DROP_CRON", "0 3 * * *")))
 
 

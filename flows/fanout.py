@@ -42,13 +42,13 @@ from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.heartbeat import heartbeats
-from flows.ingest import MAX_WORKERS, resolve_credentials, run_batch
+from flows.ingest import resolve_credentials, run_batch
 from flows.plainparams import plain_parameters
 from mwingest.base.items import OUTCOMES, IngestItem, Outcome
-from mwingest.describe.sources import collect
 from mwingest.job.context import default_lease_ttl
+from mwingest.job.settings import DEFAULT_SETTINGS, MAX_WORKERS, BatchSettings
 from mwingest.job.shards import write_plan
-from mwingest.ledger.ledger import Ledger, Plan, PlanShard, State, default_location, parameter_location
+from mwingest.ledger.ledger import Ledger, Plan, PlanShard, State, default_location
 from tasks.report import TABLE_KEY, publish_report
 
 SHARD_DEPLOYMENT = "ingest-shard/ingest-shard"
@@ -66,26 +66,20 @@ def _this_run() -> str:
 
 @flow(name="plan-import")
 def plan_import(sources: list[str], credentials_block: str = "mwingest-wiki",
-                shard_files: int = 50, shard_mib: float = 2048.0, glob: str = "*",
-                text_template: str | None = None, comment: str = "Uploaded with mwingest",
-                chunk_size_mb: float = 16.0, concurrency: int = 4, review_timeout_s: int = 0,
-                licence: str | None = None, require_licence: bool = False,
-                allow_hosts: list[str] | None = None, url_mode: str = "wiki",
-                ledger: str | None = None) -> dict[str, Any]:
+                shard_files: int = 50, shard_mib: float = 2048.0,
+                settings: BatchSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
     """Plan a big import: the plan in the ledger, shards on the work pool and a report run.
 
     ``credentials_block``: the MediaWiki Credentials block every shard logs in with (by name:
-    no secret travels in a parameter). ``ledger``: the shared ledger's URL (default: the
-    workers' ``MWINGEST_LEDGER_URL``). The rest: see :func:`flows.ingest.run_batch`."""
+    no secret travels in a parameter). ``settings``: the batch's, stored with the plan, so every
+    shard runs with all of them (:class:`~mwingest.job.settings.BatchSettings`); its ledger is
+    the shared ledger's URL (default: the workers' ``MWINGEST_LEDGER_URL``)."""
     log = get_run_logger()
-    parameter_location(ledger)  # before anything is planned or copied to a shard
-    items = collect(sources, glob=glob, text_template=text_template, licence=licence,
-                    require_licence=require_licence)
+    ledger = settings.ledger_path or None
+    items = settings.collect(sources)
     wiki = resolve_credentials(None, credentials_block).api_url
     plan_id = uuid.uuid4().hex[:12]
-    params = {"comment": comment, "chunk_size_mb": chunk_size_mb, "concurrency": concurrency,
-              "review_timeout_s": review_timeout_s, "allow_hosts": list(allow_hosts or ()),
-              "url_mode": url_mode, "plan_run": _this_run()}
+    params = {"settings": settings.model_dump(mode="json"), "plan_run": _this_run()}
     tags = [f"plan:{plan_id}"]
     with Ledger(ledger or default_location()) as led:
         plan = write_plan(led, plan_id, items, wiki=wiki, login_block=credentials_block,
@@ -126,12 +120,23 @@ def ingest_shard(plan_id: str, shard: int, ledger: str | None = None) -> list[di
     with Ledger(ledger or default_location()) as led:
         plan = led.plan(plan_id)
         items = led.plan_items(plan_id, shard)
-    p = plan.params
-    return run_batch(resolve_credentials(None, plan.login_block), [], planned=items,
-                     comment=p["comment"], chunk_size_mb=p["chunk_size_mb"],
-                     concurrency=p["concurrency"], review_timeout_s=p["review_timeout_s"],
-                     allow_hosts=p.get("allow_hosts"), url_mode=p.get("url_mode", "wiki"),
-                     ledger_path=ledger)
+    return run_batch(resolve_credentials(None, plan.login_block), [], plan_settings(plan, ledger),
+                     planned=items)
+
+
+def plan_settings(plan: Plan, ledger: str | None) -> BatchSettings:
+    """The settings the plan was made with; the shard's own ``ledger`` parameter wins (it is
+    where this shard found the plan). Plans written before the settings model carry a few flat
+    names only, which are read as such."""
+    stored = plan.params.get("settings")
+    if stored is not None:
+        settings = BatchSettings.model_validate(stored)
+    else:
+        flat = {k: plan.params[k] for k in ("comment", "chunk_size_mb", "concurrency",
+                                            "review_timeout_s", "allow_hosts", "url_mode")
+                if k in plan.params}
+        settings = BatchSettings.from_flat(**flat)
+    return BatchSettings.from_flat(settings, ledger_path=ledger) if ledger else settings
 
 
 @flow(name="report-import")

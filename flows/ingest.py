@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
-from typing import Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -32,13 +31,11 @@ from flows.plainparams import plain_parameters
 from flows.review import ask_reviewer, describe_conflict
 from mwingest.base.errors import reason_code
 from mwingest.base.items import NEEDS_REVIEW, IngestItem, Outcome
-from mwingest.base.options import IngestOptions
-from mwingest.base.policy import Action, WarningPolicy
-from mwingest.base.retry import DEFAULT_BUDGET_S, RetryPolicy
+from mwingest.base.retry import RetryPolicy
 from mwingest.describe import pagecheck
-from mwingest.describe.sources import collect
 from mwingest.job.machine import OUTCOME_LOG, Job, JobContext
-from mwingest.ledger.ledger import Ledger, default_location, parameter_location
+from mwingest.job.settings import DEFAULT_SETTINGS, MAX_WORKERS, BatchSettings
+from mwingest.ledger.ledger import Ledger, default_location
 from mwingest.wiki import pictures, upload
 from mwingest.wiki.connect import open_wiki
 from mwingest.wiki.credentials import Credentials
@@ -46,8 +43,6 @@ from tasks.pacing import paced_writes
 from tasks.report import Progress, publish_report
 from tasks.steps import carry_out, drive
 
-#: Upper bound of worker threads; the ``concurrency`` parameter narrows it per run.
-MAX_WORKERS = 16
 #: In-process callbacks told about each outcome as it happens (the CLI's ``--json`` lines).
 OUTCOME_LISTENERS: list[Callable[[Outcome], None]] = []
 #: In-process callbacks told, after each step of a file, ``(source, label, bytes on the wiki,
@@ -190,60 +185,27 @@ def _can_pause(review_timeout_s: int | None, stash_max_age: timedelta) -> int:
 
 
 @heartbeating
-def run_batch(credentials: Credentials, sources: list[str], *, filename: str | None = None,
-              comment: str = "Uploaded with mwingest", text: str | None = None,
-              text_template: str | None = None, tags: list[str] | None = None,
-              chunk_size_mb: float = 16.0, on_warning: dict[str, str] | None = None,
-              concurrency: int = 4, review_timeout_s: int | None = None,
-              ledger_path: str | None = None, glob: str = "*", recursive: bool = True,
-              manifest_root: str | None = None, allow_hosts: list[str] | None = None,
-              url_mode: str = "wiki", stash_hours: float | None = None,
-              retry_budget_s: float = DEFAULT_BUDGET_S, async_assembly: bool = False,
-              max_pixels: int | None = None, location: bool = False,
-              required_columns: list[str] | None = None, licence: str | None = None,
-              require_licence: bool = False, check_pages: bool = True,
+def run_batch(credentials: Credentials, sources: list[str],
+              settings: BatchSettings = DEFAULT_SETTINGS, *, filename: str | None = None,
               planned: list[IngestItem] | None = None) -> list[dict]:
     """The body every import flow shares (called inside a flow run).
 
-    ``manifest_root`` widens where manifest paths may lead; ``allow_hosts`` lets URL items reach
-    those hosts although they are not public; ``url_mode`` is ``wiki`` (copy upload) or
-    ``local`` (mwingest downloads). The defaults are strict (README, "Running imports you did
-    not write"). ``stash_hours``: how long the wiki keeps stashed files (default from its host:
-    48 h on Wikimedia's wikis, else MediaWiki's 6 h); ``retry_budget_s``: how long a transient
-    fault (a wiki restart, lost answers, maxlag) is ridden out, per request;
-    ``async_assembly``: the wiki assembles a chunked file in a job (``async=1`` on the final
-    chunk; its job runner must run ``AssembleUploadChunks``), for files too big to assemble
-    within one request's time limit. ``max_pixels``: images with more pixels are refused as
-    bombs (default Pillow's 89.5 megapixels). ``location``: a ``{{Location}}`` line from each
-    file's GPS position (off: positions can be private); ``required_columns``: manifest columns
-    every row must fill (``missing-column-value``). ``licence``: the batch's licence template
-    (for rows without their own); ``require_licence``: an item without a licence is rejected
-    (``missing-licence``). ``check_pages``: every template and category the texts use is looked
-    up on the wiki first (``missing-template``, ``red-category``; :mod:`mwingest.describe.pagecheck`).
-    ``planned``: the items themselves, already read by a plan (a shard of a planned import,
-    :mod:`flows.fanout`); ``sources`` is then not read.
+    ``settings``: everything the batch was told (:class:`~mwingest.job.settings.BatchSettings`,
+    its fields say what each does). ``planned``: the items themselves, already read by a plan (a
+    shard of a planned import, :mod:`flows.fanout`); ``sources`` is then not read.
     """
     log = get_run_logger()
     started = time.monotonic()
     run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
-    retry = RetryPolicy(budget_s=retry_budget_s)
+    retry = RetryPolicy(budget_s=settings.sending.retry_budget_s)
     session, rules = retry.call(lambda: open_wiki(credentials), what="opening the wiki")
-    options = IngestOptions(comment=comment, text=text, tags=tuple(tags or ()),
-                            chunk_size=max(int(chunk_size_mb * 1024 * 1024), rules.min_chunk_size),
-                            policy=WarningPolicy.parse(
-                                {k: str(v) for k, v in (on_warning or {}).items()}),
-                            allow_hosts=tuple(allow_hosts or ()), url_mode=url_mode,
-                            stash_hours=stash_hours, retry=retry, async_assembly=async_assembly,
-                            max_pixels=max_pixels)
-    ledger_file = parameter_location(ledger_path) or default_location()
-    items = planned if planned is not None else collect(
-        sources, glob=glob, recursive=recursive, text_template=text_template, root=manifest_root,
-        location=location, required=required_columns or (), licence=licence,
-        require_licence=require_licence, default_text=text)
+    options = settings.options(min_chunk_size=rules.min_chunk_size)
+    ledger_file = settings.ledger_path or default_location()
+    items = planned if planned is not None else settings.collect(sources)
     notes: list[str] = []  # warnings found before the upload, for the run's summary
-    if check_pages:  # before a byte is sent: one batched lookup for the whole batch
+    if settings.describing.check_pages:  # before a byte is sent: one batched lookup for all
         checked = retry.call(lambda: pagecheck.check_items(session, items, options.policy,
-                                                           default_text=text),
+                                                           default_text=options.text),
                              what="looking up the texts' templates and categories")
         items = checked.items
         for _item, message in checked.warnings:
@@ -256,7 +218,7 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
         ctx = JobContext(session, rules, ledger, options, run_id=run_id)
         paced.enter_context(paced_writes(session, ledger, ctx.account))
         progress = Progress(len(items))
-        slots = threading.Semaphore(max(1, min(concurrency, MAX_WORKERS)))
+        slots = threading.Semaphore(max(1, min(settings.sending.concurrency, MAX_WORKERS)))
         finished = Finished(len(items))
         running: dict[int, PrefectConcurrentFuture[None]] = {}
         for n, item in enumerate(items):
@@ -267,7 +229,7 @@ def run_batch(credentials: Credentials, sources: list[str], *, filename: str | N
         _collect(running, finished, items, wait=True)
         done = [f for f in finished.files if f is not None]
         waiting = [f for f in done if isinstance(f, Job)]
-        wait_s = _can_pause(review_timeout_s, ctx.stash_max_age)
+        wait_s = _can_pause(settings.review_wait, ctx.stash_max_age)
         if wait_s and waiting:
             # The table for everything else first: a person may take hours over the forms.
             publish_report([_outcome(f) for f in done], wiki=session.api_url,
@@ -287,48 +249,16 @@ def ingest_batch(
     wiki: str | None = None,
     credentials_block: str | None = None,
     filename: str | None = None,
-    comment: str = "Uploaded with mwingest",
-    text: str | None = None,
-    text_template: str | None = None,
-    tags: list[str] | None = None,
-    chunk_size_mb: float = 16.0,
-    on_warning: dict[str, Action] | None = None,
-    concurrency: int = 4,
-    review_timeout_s: int | None = None,
-    ledger_path: str | None = None,
-    glob: str = "*",
-    recursive: bool = True,
-    manifest_root: str | None = None,
-    allow_hosts: list[str] | None = None,
-    url_mode: Literal["wiki", "local"] = "wiki",
-    stash_hours: float | None = None,
-    retry_budget_s: float = DEFAULT_BUDGET_S,
-    async_assembly: bool = False,
-    max_pixels: int | None = None,
-    location: bool = False,
-    required_columns: list[str] | None = None,
-    licence: str | None = None,
-    require_licence: bool = False,
-    check_pages: bool = True,
+    settings: BatchSettings = DEFAULT_SETTINGS,
 ) -> list[dict]:
     """Put files, folders, manifests or URLs on a wiki; one outcome per file.
 
     ``wiki`` is the API URL (default ``MWINGEST_API_URL``); the secret comes from
-    ``credentials_block`` or the environment, never from a parameter. ``manifest_root``,
-    ``allow_hosts``, ``url_mode``, ``stash_hours``, ``retry_budget_s``, ``async_assembly`` and
-    ``max_pixels``, ``location``, ``required_columns``, ``licence``, ``require_licence``,
-    ``check_pages``: see :func:`run_batch`.
+    ``credentials_block`` or the environment, never from a parameter. ``settings``: everything
+    else the batch is told (:class:`~mwingest.job.settings.BatchSettings`).
     """
-    return run_batch(
-        resolve_credentials(wiki, credentials_block), sources, filename=filename,
-        comment=comment, text=text, text_template=text_template, tags=tags,
-        chunk_size_mb=chunk_size_mb, on_warning={k: str(v) for k, v in (on_warning or {}).items()},
-        concurrency=concurrency, review_timeout_s=review_timeout_s, ledger_path=ledger_path,
-        glob=glob, recursive=recursive, manifest_root=manifest_root, allow_hosts=allow_hosts,
-        url_mode=url_mode, stash_hours=stash_hours, retry_budget_s=retry_budget_s,
-        async_assembly=async_assembly, max_pixels=max_pixels, location=location,
-        required_columns=required_columns, licence=licence, require_licence=require_licence,
-        check_pages=check_pages)
+    return run_batch(resolve_credentials(wiki, credentials_block), sources, settings,
+                     filename=filename)
 
 
 plain_parameters(ingest_batch)

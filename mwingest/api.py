@@ -21,6 +21,7 @@ from typing import Any
 
 from mwingest.base.errors import LoginError, MWIngestError, TransportError
 from mwingest.base.items import Outcome
+from mwingest.job.settings import BatchSettings
 
 #: Seconds to wait for the ephemeral Prefect server. Prefect's default (20 s) is too short for a
 #: first run (database migrations) on a busy machine; measured 23 s under load.
@@ -170,38 +171,26 @@ def _move_ephemeral_port() -> None:
 
 def ingest(sources: Sequence[str], *, wiki: str | None = None,
            credentials_block: str | None = None, filename: str | None = None,
-           comment: str = "Uploaded with mwingest", text: str | None = None,
-           text_template: str | None = None, tags: Sequence[str] = (),
-           chunk_size: int = 16 * 1024 * 1024, on_warning: dict[str, Any] | None = None,
-           concurrency: int = 4, review_timeout_s: int | None = None,
-           ledger_path: str | None = None, glob: str = "*",
+           settings: BatchSettings | None = None,
            on_outcome: Callable[[Outcome], None] | None = None,
            on_progress: Callable[[str, str, int, int], None] | None = None,
-           quiet: bool = False, verbose: bool = False,
-           check_connection: bool = True, root: str | None = None,
-           allow_hosts: Sequence[str] = (), url_mode: str = "wiki",
-           stash_hours: float | None = None, retry_budget_s: float = 150.0,
-           max_pixels: int | None = None, location: bool = False,
-           required_columns: Sequence[str] = (), licence: str | None = None,
-           require_licence: bool = False, check_pages: bool = True) -> list[Outcome]:
+           quiet: bool = False, verbose: bool = False, check_connection: bool = True,
+           **flat: Any) -> list[Outcome]:
     """Ingest files, folders, manifests or URLs; one :class:`Outcome` per item.
 
-    Strict by default: a manifest's paths stay in its folder (``root`` widens that), URLs may
-    only reach public addresses (``allow_hosts``, plus env ``MWINGEST_ALLOW_HOSTS``, open
-    exceptions), and ``url_mode`` says who downloads them (``wiki`` copy upload, or ``local``).
-    ``stash_hours`` (the wiki's stash lifetime), ``retry_budget_s`` and ``max_pixels`` (images
-    with more pixels are refused as bombs): see ``flows.ingest``. ``text_template`` is filled
-    from manifest columns and the file's metadata; ``location`` adds ``{{Location}}`` from its
-    GPS position; ``required_columns`` must have a value in every manifest row; ``licence``,
-    ``require_licence`` and ``check_pages`` (templates and categories looked up first): see
-    ``flows.ingest``.
+    ``settings`` is everything the batch is told (:class:`~mwingest.job.settings.BatchSettings`:
+    how files are described and sent, what the batch may reach, the warning policy, the review
+    wait, the ledger); any of its fields may also be given by name (``text=…``, ``tags=[…]``,
+    ``on_warning={"exists": "rename"}``, ``manifest_root=…``), on top of ``settings``. Strict by
+    default: a manifest's paths stay in its folder, URLs may only reach public addresses.
     ``on_outcome`` is called (from worker threads) with each item's outcome as it happens;
     ``on_progress`` with ``(source, label, bytes on the wiki, size)`` after each step of a file
     (chunk by chunk). ``quiet`` keeps Prefect's console output to warnings, each once, without
     the outcome lines (``verbose`` brings back every line). ``check_connection`` runs
     :func:`preflight` first (skipped with a credentials block). Raises
-    :class:`IngestSetupError` when the run cannot start.
+    :class:`IngestSetupError` when the run cannot start, ``TypeError`` for an unknown setting.
     """
+    settings = BatchSettings.from_flat(settings, **flat)
     if check_connection and not credentials_block:
         preflight(wiki)
     from flows.ingest import OUTCOME_LISTENERS, PROGRESS_LISTENERS, ingest_batch
@@ -214,18 +203,12 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
     try:
         with _prefect_settings(quiet, verbose=verbose,
                                shows_outcomes=quiet and not verbose) as api_url:
-            if review_timeout_s is None and api_url and is_local_server(api_url):
-                review_timeout_s = 0  # nobody may watch the local server's UI: needs-review at once
-            rows = ingest_batch(
-                sources=list(sources), wiki=wiki, credentials_block=credentials_block,
-                filename=filename, comment=comment, text=text, text_template=text_template,
-                tags=list(tags), chunk_size_mb=chunk_size / (1024 * 1024),
-                on_warning=dict(on_warning or {}), concurrency=concurrency,
-                review_timeout_s=review_timeout_s, ledger_path=ledger_path, glob=glob,
-                manifest_root=root, allow_hosts=list(allow_hosts), url_mode=url_mode,
-                stash_hours=stash_hours, retry_budget_s=retry_budget_s, max_pixels=max_pixels,
-                location=location, required_columns=list(required_columns), licence=licence,
-                require_licence=require_licence, check_pages=check_pages)
+            if settings.review_wait is None and api_url and is_local_server(api_url):
+                # nobody may watch the local server's UI: needs-review at once
+                settings = BatchSettings.from_flat(settings, review_timeout_s=0)
+            rows = ingest_batch(sources=list(sources), wiki=wiki,
+                                credentials_block=credentials_block, filename=filename,
+                                settings=settings)
     except Exception as exc:
         setup = _setup_error(exc, wiki)
         if setup is not None:

@@ -21,14 +21,42 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from mwingest.cli.options import (
+    CHUNK,
+    COMMENT,
+    CONCURRENCY,
+    RETRY,
+    AllowHostOpt,
+    AsyncOpt,
+    BlockOpt,
+    ChunkOpt,
+    CommentOpt,
+    ConcurrencyOpt,
+    FetchOpt,
+    JsonOpt,
+    LedgerOpt,
+    MaxPixelsOpt,
+    PolicyOpt,
+    RetryOpt,
+    ReviewWaitOpt,
+    RootOpt,
+    StashHoursOpt,
+    TagsOpt,
+    TextFileOpt,
+    UserOpt,
+    WikiOpt,
+    batch_settings,
+    common,
+    parse_size,
+    safety,
+)
 from mwingest.cli.output import JSON_KEYS, JsonLines, exit_code, fail, json_line, print_table
 from mwingest.cli.run import VERBOSE, exit_after_prefect, exit_fast_with, run_flow, use_prefect
 from mwingest.cli.server import server_app
@@ -49,98 +77,6 @@ def _options(verbose: Annotated[bool, typer.Option(
     """Put files into a MediaWiki wiki, once, intact, with their description."""
     VERBOSE["on"] = verbose
 
-WikiOpt = Annotated[str | None, typer.Option("--wiki", envvar="MWINGEST_API_URL",
-                                             help="The wiki's api.php URL")]
-UserOpt = Annotated[str | None, typer.Option("--username", envvar="MWINGEST_USERNAME",
-                                             help="Bot password login name (User@app); the "
-                                                  "password only from MWINGEST_PASSWORD")]
-BlockOpt = Annotated[str | None, typer.Option("--credentials",
-                                              help="Name of a MediaWikiCredentials Prefect block")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per item on stdout")]
-LedgerOpt = Annotated[str | None, typer.Option(
-    "--ledger", envvar=["MWINGEST_LEDGER_URL", "MWINGEST_LEDGER"], show_envvar=False,
-    help="Ledger file or database URL (default: MWINGEST_LEDGER_URL, else per-user data dir)")]
-TextFileOpt = Annotated[Path | None, typer.Option(exists=True, dir_okay=False, readable=True,
-                                                  help="Read the page text from a file")]
-CommentOpt = Annotated[str, typer.Option(help="Upload summary")]
-TagsOpt = Annotated[str | None, typer.Option(help="Change tags, comma separated")]
-ChunkOpt = Annotated[str, typer.Option(help="Chunk size: 8MiB, 512KiB, 1048576 (K/M/G are 1024s)")]
-PolicyOpt = Annotated[str | None, typer.Option(
-    help="CODE=ACTION,... actions skip|publish|rename|review|fail (e.g. exists=rename)")]
-ConcurrencyOpt = Annotated[int, typer.Option(min=1, max=16, help="Files in flight at once")]
-RootOpt = Annotated[Path | None, typer.Option(
-    "--root", exists=True, file_okay=False, resolve_path=True,
-    help="Let manifest paths lead under this folder too (default: the manifest's folder only)")]
-AllowHostOpt = Annotated[list[str] | None, typer.Option(
-    "--allow-host", help="HOST, HOST:PORT or *.DOMAIN that URLs may reach although it is not "
-    "public (repeat or comma-separate; also env MWINGEST_ALLOW_HOSTS)")]
-FetchOpt = Annotated[str, typer.Option(
-    "--fetch", help="Who downloads URLs: wiki (copy upload) or local (mwingest fetches, "
-    "then uploads the file)")]
-
-MaxPixelsOpt = Annotated[int | None, typer.Option(
-    "--max-pixels", min=1, help="Refuse images with more pixels as decompression bombs "
-    "(default 89478485, Pillow's limit); larger ones than memory allows pass with a warning")]
-ReviewWaitOpt = Annotated[int | None, typer.Option(
-    "--review-wait", min=0, help="Seconds to wait for a person to answer a review form in the "
-    "Prefect UI (default: 0 with the mwingest local server, 3600 with a PREFECT_API_URL)")]
-RetryOpt = Annotated[float, typer.Option(
-    "--retry-budget", min=0, help="Seconds a transient fault (a wiki restart, lost answers, "
-    "maxlag) is ridden out per request before the file fails")]
-StashHoursOpt = Annotated[float | None, typer.Option(
-    "--stash-hours", min=0.1, help="How long the wiki keeps stashed files (default: 48 on "
-    "Wikimedia wikis, else MediaWiki's 6)")]
-
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", re.IGNORECASE)
-_UNITS = {"": 0, "B": 0, "K": 1, "KB": 1, "KIB": 1, "M": 2, "MB": 2, "MIB": 2, "G": 3, "GB": 3,
-          "GIB": 3}
-
-
-def parse_size(text: str) -> int:
-    """``8MiB``, ``512KiB``, ``1.5M``, ``1048576`` → bytes (binary multiples: chunk sizes are)."""
-    match = _SIZE.fullmatch(text)
-    if not match or match.group(2).upper() not in _UNITS:
-        raise typer.BadParameter(f"not a size: {text!r} (try 8MiB)", param_hint="--chunk-size")
-    value = float(match.group(1)) * 1024 ** _UNITS[match.group(2).upper()]
-    if value < 1:
-        raise typer.BadParameter(f"{text!r} is not a positive size", param_hint="--chunk-size")
-    return int(value)
-
-
-def _safety(root: Path | None, allow_host: list[str] | None) -> dict[str, Any]:
-    """``--root`` and ``--allow-host``, checked (a malformed host entry is a usage error)."""
-    from mwingest.checks.netsafe import AllowList
-
-    hosts = [h.strip() for entry in allow_host or () for h in entry.split(",") if h.strip()]
-    try:
-        AllowList.parse(hosts, env=True)
-    except ValueError as exc:
-        raise fail(f"--allow-host / MWINGEST_ALLOW_HOSTS: {exc}") from None
-    return {"root": str(root) if root else None, "allow_hosts": hosts}
-
-
-def _common(text: str | None, text_file: Path | None, tags: str | None, chunk_size: str,
-            on_warning: str | None, root: Path | None = None,
-            allow_host: list[str] | None = None, fetch: str = "wiki") -> dict[str, Any]:
-    """The options upload and import share, checked before anything starts."""
-    from mwingest.base.policy import WarningPolicy
-
-    if fetch not in ("wiki", "local"):
-        raise fail(f"--fetch must be wiki or local, not {fetch!r}")
-
-    try:
-        policy = WarningPolicy.parse(on_warning)
-    except ValueError as exc:
-        raise fail(f"--on-warning: {exc}") from None
-    if text is not None and text_file is not None:
-        raise fail("give --text or --text-file, not both")
-    if text_file is not None:
-        text = text_file.read_text(encoding="utf-8")
-    return {"text": text, "tags": [t.strip() for t in (tags or "").split(",") if t.strip()],
-            "chunk_size": parse_size(chunk_size),
-            "on_warning": {code: action.value for code, action in (policy.overrides or {}).items()},
-            "url_mode": fetch, **_safety(root, allow_host)}
-
 
 @app.command()
 def upload(
@@ -149,24 +85,27 @@ def upload(
     filename: Annotated[str | None, typer.Option(help="Target name (single source only)")] = None,
     text: Annotated[str | None, typer.Option(help="Page text for new file pages")] = None,
     text_file: TextFileOpt = None,
-    comment: CommentOpt = "Uploaded with mwingest",
+    comment: CommentOpt = COMMENT,
     tags: TagsOpt = None,
-    chunk_size: ChunkOpt = "16MiB",
+    chunk_size: ChunkOpt = CHUNK,
     on_warning: PolicyOpt = None,
-    concurrency: ConcurrencyOpt = 4,
+    concurrency: ConcurrencyOpt = CONCURRENCY,
     ledger: LedgerOpt = None, as_json: JsonOpt = False,
     root: RootOpt = None, allow_host: AllowHostOpt = None, fetch: FetchOpt = "wiki",
-    retry_budget: RetryOpt = 150.0, stash_hours: StashHoursOpt = None,
+    retry_budget: RetryOpt = RETRY, stash_hours: StashHoursOpt = None,
     review_wait: ReviewWaitOpt = None, max_pixels: MaxPixelsOpt = None,
+    async_assembly: AsyncOpt = False,
 ) -> None:
     """Upload files or URLs."""
     if filename and len(sources) != 1:
         raise fail("--filename needs exactly one source")
-    params = _common(text, text_file, tags, chunk_size, on_warning, root, allow_host, fetch)
-    params.update(retry_budget_s=retry_budget, stash_hours=stash_hours, max_pixels=max_pixels)
-    run_flow(sources, wiki=wiki, username=username, credentials=credentials, as_json=as_json,
-         filename=filename, comment=comment, concurrency=concurrency, ledger_path=ledger,
-         review_wait=review_wait, **params)
+    settings = batch_settings(
+        **common(text, text_file, tags, chunk_size, on_warning, root, allow_host, fetch),
+        comment=comment, concurrency=concurrency, ledger_path=ledger, review_timeout_s=review_wait,
+        retry_budget_s=retry_budget, stash_hours=stash_hours, max_pixels=max_pixels,
+        async_assembly=async_assembly)
+    run_flow(sources, settings, wiki=wiki, username=username, credentials=credentials,
+             as_json=as_json, filename=filename)
 
 
 @app.command("import")
@@ -182,24 +121,28 @@ def import_(
         "{gps.lat} … from the file's metadata")] = None,
     location: LocationOpt = False, require: RequireOpt = None, licence: LicenceOpt = None,
     require_licence: RequireLicenceOpt = False, check_pages: CheckPagesOpt = True,
-    comment: CommentOpt = "Uploaded with mwingest",
+    comment: CommentOpt = COMMENT,
     tags: TagsOpt = None,
-    chunk_size: ChunkOpt = "16MiB",
+    chunk_size: ChunkOpt = CHUNK,
     on_warning: PolicyOpt = None,
-    concurrency: ConcurrencyOpt = 4,
+    concurrency: ConcurrencyOpt = CONCURRENCY,
     ledger: LedgerOpt = None, as_json: JsonOpt = False,
     root: RootOpt = None, allow_host: AllowHostOpt = None, fetch: FetchOpt = "wiki",
-    retry_budget: RetryOpt = 150.0, stash_hours: StashHoursOpt = None,
+    retry_budget: RetryOpt = RETRY, stash_hours: StashHoursOpt = None,
     review_wait: ReviewWaitOpt = None, max_pixels: MaxPixelsOpt = None,
+    async_assembly: AsyncOpt = False,
 ) -> None:
     """Import a folder (recursive) or a manifest; a bad manifest row is that item's rejection."""
     if not Path(source).exists():
         raise fail(f"{source} does not exist (give a folder or a .csv/.xlsx/.jsonl manifest)")
-    params = _common(text, text_file, tags, chunk_size, on_warning, root, allow_host, fetch)
-    params.update(retry_budget_s=retry_budget, stash_hours=stash_hours, max_pixels=max_pixels,
-                  location=location, licence=licence, require_licence=require_licence,
-                  check_pages=check_pages,
-                  required_columns=[c.strip() for c in (require or "").split(",") if c.strip()])
+    settings = batch_settings(
+        **common(text, text_file, tags, chunk_size, on_warning, root, allow_host, fetch),
+        comment=comment, concurrency=concurrency, ledger_path=ledger, review_timeout_s=review_wait,
+        retry_budget_s=retry_budget, stash_hours=stash_hours, max_pixels=max_pixels,
+        async_assembly=async_assembly, location=location, licence=licence,
+        require_licence=require_licence, check_pages=check_pages, glob=glob,
+        text_template=str(text_template) if text_template else None,
+        required_columns=[c.strip() for c in (require or "").split(",") if c.strip()])
     if text_template is not None:
         from mwingest.describe.template import load_template
 
@@ -207,10 +150,8 @@ def import_(
             load_template(text_template)
         except ValueError as exc:
             raise fail(str(exc)) from None
-    run_flow([source], wiki=wiki, username=username, credentials=credentials, as_json=as_json,
-         glob=glob, text_template=str(text_template) if text_template else None,
-         comment=comment, concurrency=concurrency, ledger_path=ledger, review_wait=review_wait,
-         **params)
+    run_flow([source], settings, wiki=wiki, username=username, credentials=credentials,
+             as_json=as_json)
 
 
 @app.command()
@@ -224,8 +165,9 @@ def check(
     from mwingest.api import IngestSetupError, check_sources
 
     try:
+        hosts = safety(root, allow_host)
         outcomes = check_sources(sources, wiki=wiki, glob=glob, max_pixels=max_pixels,
-                                 **_safety(root, allow_host))
+                                 root=hosts["manifest_root"], allow_hosts=hosts["allow_hosts"])
     except IngestSetupError as exc:
         raise fail(str(exc)) from None
     if as_json:

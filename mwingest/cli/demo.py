@@ -96,7 +96,8 @@ def run_demo(*, keep: bool = False) -> int:
             _put_on_wiki_first(wiki, files["duplicate"])
             ledger = default_path().with_name("demo-ledger.sqlite3")
             console.print(f"wiki: {wiki.api_url}\nsample batch: {len(files)} files in {folder}")
-            outcomes = ingest([str(folder)], wiki=wiki.api_url, chunk_size=DEMO_CHUNK,
+            outcomes = ingest([str(folder)], wiki=wiki.api_url,
+                              chunk_size_mb=DEMO_CHUNK / (1024 * 1024),
                               review_timeout_s=0, ledger_path=str(ledger),
                               comment="mwingest demo", text="A sample file from the mwingest demo.")
             from rich.table import Table

@@ -12,12 +12,15 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from mwingest.cli.output import JsonLines, exit_code, fail, print_table
 from mwingest.runtime.prefectenv import PrefectChoice
+
+if TYPE_CHECKING:
+    from mwingest.job.settings import BatchSettings
 
 #: ``-v``: Prefect's INFO lines on the console too (set by the app's callback).
 VERBOSE = {"on": False}
@@ -38,10 +41,9 @@ def use_prefect(*, start: bool = True) -> PrefectChoice:
         raise fail(str(exc)) from None
 
 
-def run_flow(sources: list[str], *, wiki: str | None, username: str | None,
-             credentials: str | None, as_json: bool, glob: str = "*",
-             text_template: str | None = None, review_wait: int | None = None,
-             **params: Any) -> None:
+def run_flow(sources: list[str], settings: BatchSettings, *, wiki: str | None,
+             username: str | None, credentials: str | None, as_json: bool,
+             filename: str | None = None) -> None:
     """Run the batch flow over ``sources``; report as JSON lines, a live display or plain lines."""
     if username:
         os.environ["MWINGEST_USERNAME"] = username
@@ -61,15 +63,15 @@ def run_flow(sources: list[str], *, wiki: str | None, username: str | None,
         from mwingest.runtime.warm import ensure_started
 
         ensure_started(choice.api_url)  # the next flow command starts warm
-    display = _display(sources, glob, text_template, as_json)
+    display = _display(sources, settings.safety.glob, settings.describing.text_template or None,
+                       as_json)
     stop_on_interrupt()
     try:
         with display if hasattr(display, "__enter__") else contextlib.nullcontext():
-            outcomes = ingest(sources, wiki=wiki, credentials_block=credentials, glob=glob,
-                              text_template=text_template, on_outcome=display,
-                              on_progress=getattr(display, "progress", None),
-                              review_timeout_s=review_wait, quiet=True,
-                              verbose=VERBOSE["on"], check_connection=False, **params)
+            outcomes = ingest(sources, wiki=wiki, credentials_block=credentials,
+                              filename=filename, settings=settings, on_outcome=display,
+                              on_progress=getattr(display, "progress", None), quiet=True,
+                              verbose=VERBOSE["on"], check_connection=False)
     except IngestSetupError as exc:
         raise fail(str(exc)) from None
     display.finish(outcomes)

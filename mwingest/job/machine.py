@@ -296,7 +296,11 @@ class Job:
         # on the wiki: resuming asks the user's stash for it before sending from byte 0.
         if state in (State.PUBLISHING, State.PUBLISHED, State.STASHING, State.STASHED):
             log.info("%s: continuing from %s (an earlier run stopped there)", self.item.label, state)
-            if row.state is not state:
+            if state in (State.STASHING, State.STASHED) and row.params != self._params():
+                # Nothing published yet: the row keeps this run's text, comment and tags, so a
+                # later decision (``mwingest review``) publishes them, not an earlier run's.
+                fields["params"] = self._params()
+            if row.state is not state or "params" in fields:
                 self._move(state, "resume", f"continuing from {state}", **fields)
         else:
             self._move(State.VALIDATED, "retry", "starting over", params=self._params())

@@ -328,9 +328,14 @@ def test_served_deployments_have_forms_a_block_default_and_a_schedule(served, pr
         assert "password" not in schema["properties"], name
         if name.startswith("import-"):
             assert [p for p, v in schema["properties"].items() if not v.get("description")] == [], name
-            policy = _resolve(schema, schema["properties"]["on_warning"])
-            for field in policy["properties"].values():
-                assert _resolve(schema, field)["enum"] == ACTIONS, name
+            settings = _resolve(schema, schema["properties"]["settings"])
+            policy = _resolve(schema, settings["properties"]["on_warning"])
+            for key, field in policy["properties"].items():
+                if key != "other":
+                    assert _resolve(schema, field)["enum"] == ACTIONS, name
+            for group in ("describing", "sending", "safety"):  # one nested form, every field told
+                fields = _resolve(schema, settings["properties"][group])["properties"]
+                assert [f for f, v in fields.items() if not v.get("title")] == [], (name, group)
             assert set(schema["required"]) <= {"folder", "manifest", "urls", "credentials"}, name
     assert [s.schedule.cron for s in deps["import-folder/nightly-drop-folder"].schedules] == ["0 3 * * *"]
     assert deps["import-folder/nightly-drop-folder"].parameters["folder"] == str(drop_folder)
@@ -408,7 +413,7 @@ def test_review_resolution_deployment_publishes_a_needs_review_file(
     (folder / name).write_bytes(ours)
 
     batch = _run(prefect_server, "import-folder/folder-import", served["proc"], folder=str(folder),
-                 review_timeout_s=0)
+                 settings={"review_timeout_s": 0})
     row = _outcome_rows(prefect_server, batch.id)[name]
     assert (row["outcome"], row["reason"]) == ("needs-review", "exists")
     with Ledger(served["ledger"]) as ledger:

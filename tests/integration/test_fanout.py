@@ -38,10 +38,11 @@ from tests.integration.test_deployments import (  # noqa: F401 - base_env, deplo
     deployed,
     saved_block,
 )
-from tests.integration.wikihelpers import png_bytes, png_of_size, session_for
+from tests.integration.wikihelpers import ensure_tag, png_bytes, png_of_size, session_for
 
 pytestmark = pytest.mark.wiki
 PLAN = "plan-import/planned-import"
+FANOUT_TAG = "mwingest-fanout-test"
 LEASE_S, HEARTBEAT_S = 15, 3
 
 
@@ -157,10 +158,21 @@ def served(files: dict[str, bytes]) -> Iterator[str]:
         server.server_close()
 
 
+def _revision(session: Any, name: str) -> tuple[str, list[str]]:
+    """The file page's current text and the tags of its first revision (the upload's)."""
+    answer = session.get({"action": "query", "titles": f"File:{name}", "prop": "revisions",
+                          "rvprop": "content|tags", "rvslots": "main", "rvdir": "newer",
+                          "rvlimit": 1})
+    [page] = answer["query"]["pages"].values()
+    [rev] = page["revisions"]
+    return rev["slots"]["main"]["content"], rev["tags"]
+
+
 def test_a_planned_import_runs_on_both_workers_and_lands_every_file_once(
         deployed, base_env, prefect_server, postgres, wiki, tmp_path, unique):  # noqa: F811
     """200 files of a folder and 3 URLs in one plan: the plan's rows in the ledger, both
-    workers run shards, every file lands once with one ledger row."""
+    workers run shards, every file lands once with one ledger row; and every shard ran with
+    the batch's settings (a warning policy, a page text and change tags), not the defaults."""
     ledger_url = postgres.fresh_url()
     u = unique()
     folder = tmp_path / "backlog"
@@ -169,14 +181,20 @@ def test_a_planned_import_runs_on_both_workers_and_lands_every_file_once(
     for name, data in files.items():
         (folder / name).write_bytes(data)
     remote = {f"Remote {u} {n}.png": png_bytes() for n in range(3)}
+    session = session_for(wiki)
+    ensure_tag(wiki, FANOUT_TAG)
+    taken = f"Backlog {u} 151.png"  # in shard 4: the name is someone else's file on the wiki
+    upload.upload_bytes(session, png_bytes(), taken)
 
     with served(remote) as base, machines(base_env, tmp_path, ledger_url) as group:
         workers = [group.start("a"), group.start("b")]
         started = time.time() - 1
         urls = [f"{base}/{quote(name)}" for name in remote]
         _trigger(prefect_server, PLAN, sources=[str(folder), *urls], shard_files=50,
-                 ledger=ledger_url, concurrency=3, url_mode="local",
-                 allow_hosts=[base.removeprefix("http://")])
+                 settings={"ledger_path": ledger_url, "concurrency": 3, "url_mode": "local",
+                           "allow_hosts": [base.removeprefix("http://")],
+                           "on_warning": {"exists": "rename"}, "text": f"Planned batch {u}",
+                           "tags": [FANOUT_TAG]})
         report = _wait_report(prefect_server, started, group)
         per_worker = _shards_by_worker(prefect_server, started, workers)
 
@@ -186,8 +204,15 @@ def test_a_planned_import_runs_on_both_workers_and_lands_every_file_once(
     rows = _outcome_rows(prefect_server, report.id)
     assert len(rows) == 203 and {r["outcome"] for r in rows.values()} == {"uploaded"}, [
         r for r in rows.values() if r["outcome"] != "uploaded"][:5]
-    _landed_once(session_for(wiki), {**files, **remote})
+    renamed = rows[taken]["target"]
+    assert renamed and renamed.replace("_", " ") != taken, rows[taken]  # exists=rename reached it
+    _landed_once(session, {**{n: d for n, d in files.items() if n != taken}, **remote,
+                           renamed: files[taken]})
     _one_row_each(ledger_url, folder, list(files))
+    for shard_first in (f"Backlog {u} {n:03d}.png" for n in (0, 50, 100, 150)):
+        landed = rows[shard_first]["target"]
+        assert _revision(session, landed) == (f"Planned batch {u}", [FANOUT_TAG]), shard_first
+    assert _revision(session, next(iter(remote)))[1] == [FANOUT_TAG]  # shard 5: the URLs
     with Ledger(ledger_url) as ledger:  # the plan the shards read their items from
         [plan_id] = ledger.plan_ids()
         plan = ledger.plan(plan_id)
@@ -222,7 +247,7 @@ def test_a_killed_worker_s_report_and_shards_are_taken_over_from_the_wiki_s_offs
             a = group.start("a")  # alone at first: it takes the plan, the report and two shards
             started = time.time() - 1
             _trigger(prefect_server, PLAN, sources=[str(folder)], shard_files=6,
-                     ledger=ledger_url, chunk_size_mb=1, concurrency=2)
+                     settings={"ledger_path": ledger_url, "chunk_size_mb": 1, "concurrency": 2})
             row = _mid_chunks_with_the_report(prefect_server, started, a, ledger_url, big)
             offset_at_kill = row.offset
             group.start("b")

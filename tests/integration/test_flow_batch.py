@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from mwingest.job.settings import BatchSettings
 from mwingest.wiki import upload
 from tests.integration.wikihelpers import png_bytes, png_of_size, session_for
 
@@ -66,8 +67,9 @@ def test_mixed_batch_lands_exactly_the_good_ones_and_a_rerun_sends_nothing(
     conflict_before = upload.file_info(session, f"Conflict {u}.png")
     ledger = tmp_path / "ledger.sqlite3"
 
-    state = ingest_batch(sources=[str(folder)], wiki=wiki.api_url, chunk_size_mb=0.1,
-                         review_timeout_s=0, ledger_path=str(ledger), return_state=True)
+    state = ingest_batch(sources=[str(folder)], wiki=wiki.api_url, return_state=True,
+                settings=BatchSettings.from_flat(chunk_size_mb=0.1, review_timeout_s=0,
+                ledger_path=str(ledger)))
     outcomes = {Path(o["source"]).name: o for o in state.result()}
 
     assert {n: o["outcome"] for n, o in outcomes.items()} == {
@@ -92,8 +94,8 @@ def test_mixed_batch_lands_exactly_the_good_ones_and_a_rerun_sends_nothing(
     assert "ingest-summary" in arts and "ingest-progress" in arts
     assert "Needs review" in arts["ingest-summary"].data
 
-    again = ingest_batch(sources=[str(folder)], wiki=wiki.api_url, chunk_size_mb=0.1,
-                         review_timeout_s=0, ledger_path=str(ledger))
+    again = ingest_batch(sources=[str(folder)], wiki=wiki.api_url, settings=BatchSettings.from_flat(
+                chunk_size_mb=0.1, review_timeout_s=0, ledger_path=str(ledger)))
     second = {Path(o["source"]).name: o for o in again}
     assert all(o["bytes_sent"] == 0 for o in second.values())
     assert {n: o["outcome"] for n, o in second.items()} == {
@@ -120,8 +122,8 @@ def test_duplicates_are_skipped_big_ones_without_sending_their_bytes(
     (folder / f"Big copy {u}.png").write_bytes(big)
     (folder / f"Small copy {u}.png").write_bytes(small)
 
-    rows = ingest_batch(sources=[str(folder)], wiki=wiki.api_url, review_timeout_s=0,
-                        ledger_path=str(tmp_path / "ledger.sqlite3"))
+    rows = ingest_batch(sources=[str(folder)], wiki=wiki.api_url, settings=BatchSettings.from_flat(
+               review_timeout_s=0, ledger_path=str(tmp_path / "ledger.sqlite3")))
     out = {Path(o["source"]).name: o for o in rows}
     assert [(o["outcome"], o["reason"]) for o in out.values()] == [("skipped", "duplicate")] * 2
     assert out[f"Big copy {u}.png"]["bytes_sent"] == 0

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from mwingest.job.settings import BatchSettings
 from mwingest.ledger.ledger import Ledger, State
 from mwingest.wiki import upload
 from tests.integration.wikihelpers import session_for
@@ -46,8 +47,8 @@ def _wav(path: Path, size: int, seed: int) -> None:
 CHILD = textwrap.dedent("""
     import json, sys
     from flows.ingest import ingest_batch
-    out = ingest_batch(sources=[sys.argv[1]], chunk_size_mb=float(sys.argv[2]),
-                       review_timeout_s=0, ledger_path=sys.argv[3])
+    out = ingest_batch(sources=[sys.argv[1]], settings={
+        "chunk_size_mb": float(sys.argv[2]), "review_timeout_s": 0, "ledger_path": sys.argv[3]})
     print(json.dumps(out))
 """)
 
@@ -104,8 +105,8 @@ def test_sigkill_mid_chunked_upload_then_rerun_resumes(wiki, prefect_harness, tm
     monkeypatch.setenv("MWINGEST_USERNAME", wiki.username)
     monkeypatch.setenv("MWINGEST_PASSWORD", wiki.password)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    (outcome,) = ingest_batch(sources=[str(big)], chunk_size_mb=CHUNK_MB, review_timeout_s=0,
-                              ledger_path=str(ledger_path))
+    (outcome,) = ingest_batch(sources=[str(big)], settings=BatchSettings.from_flat(chunk_size_mb=CHUNK_MB,
+                     review_timeout_s=0, ledger_path=str(ledger_path)))
     assert outcome["outcome"] == "uploaded", json.dumps(outcome)
     print(f"killed at offset {killed_at} of {size}; re-run sent {outcome['bytes_sent']} bytes")
     # At most the rest of the file plus the chunk that was in flight when the child died.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mwingest.job.settings import BatchSettings
 from mwingest.wiki import upload
 from tests.faultproxy import FaultProxy, chunk_posts, file_posts, publish_posts
 from tests.integration.wikihelpers import png_of_size, session_for
@@ -46,9 +47,9 @@ def test_transient_chunk_faults_are_retried_and_the_file_lands_once(
     path.write_bytes(png_of_size(300_000))
     with FaultProxy(wiki.api_url) as proxy:
         proxy.fail_nth([2, 4], "drop_after", match=chunk_posts)  # answers lost after the wiki acted
-        state = ingest_batch(sources=[str(path)], wiki=proxy.url_for(wiki.api_url),
-                             chunk_size_mb=CHUNK_MB, review_timeout_s=0,
-                             ledger_path=str(tmp_path / "l.sqlite3"), return_state=True)
+        state = ingest_batch(sources=[str(path)], wiki=proxy.url_for(wiki.api_url), return_state=True,
+                    settings=BatchSettings.from_flat(chunk_size_mb=CHUNK_MB, review_timeout_s=0,
+                    ledger_path=str(tmp_path / "l.sqlite3")))
         assert proxy.stats.faulted["drop_after"] == 2
     (outcome,) = state.result()
     assert outcome["outcome"] == "uploaded", outcome
@@ -67,9 +68,9 @@ def test_a_permanent_chunk_error_fails_fast_without_retry(
     path.write_bytes(png_of_size(300_000))
     with FaultProxy(wiki.api_url) as proxy:
         proxy.fail_nth(2, "permission_denied", match=chunk_posts)
-        state = ingest_batch(sources=[str(path)], wiki=proxy.url_for(wiki.api_url),
-                             chunk_size_mb=CHUNK_MB, review_timeout_s=0,
-                             ledger_path=str(tmp_path / "l.sqlite3"), return_state=True)
+        state = ingest_batch(sources=[str(path)], wiki=proxy.url_for(wiki.api_url), return_state=True,
+                    settings=BatchSettings.from_flat(chunk_size_mb=CHUNK_MB, review_timeout_s=0,
+                    ledger_path=str(tmp_path / "l.sqlite3")))
         chunk_requests = sum(1 for x in proxy.stats.exchanges if x.chunk)
     (outcome,) = state.result()
     assert (outcome["outcome"], outcome["reason"]) == ("failed", "permissiondenied")
@@ -118,9 +119,9 @@ def test_a_fault_at_every_kind_of_request_is_ridden_out_in_one_run(
         upload.upload_bytes(session, png_of_size(size + 9), path.name, ignorewarnings=True)
     with FaultProxy(wiki.api_url) as proxy:
         proxy.fail_script(dict.fromkeys(nths, mode), match=match)
-        state = ingest_batch(sources=[str(path)], wiki=proxy.url_for(wiki.api_url),
-                             chunk_size_mb=0.5, review_timeout_s=0, on_warning=policy,
-                             ledger_path=str(tmp_path / "l.sqlite3"), return_state=True)
+        state = ingest_batch(sources=[str(path)], wiki=proxy.url_for(wiki.api_url), return_state=True,
+                    settings=BatchSettings.from_flat(chunk_size_mb=0.5, review_timeout_s=0,
+                    on_warning=policy, ledger_path=str(tmp_path / "l.sqlite3")))
         faulted = sum(proxy.stats.faulted.values())
     assert state.is_completed()
     (outcome,) = state.result()

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from mwingest.job.settings import BatchSettings
 from mwingest.wiki import upload
 from tests.faultproxy import FaultProxy
 from tests.integration.wikihelpers import png_of_size, session_for
@@ -49,9 +50,9 @@ def test_a_90_second_outage_mid_batch_is_ridden_out_in_one_run(
 
         cutter = threading.Thread(target=cut, daemon=True)
         cutter.start()
-        state = ingest_batch(sources=[str(folder)], wiki=proxy.url_for(wiki.api_url),
-                             chunk_size_mb=CHUNK / 1024 / 1024, concurrency=4, review_timeout_s=0,
-                             ledger_path=str(tmp_path / "l.sqlite3"), return_state=True)
+        state = ingest_batch(sources=[str(folder)], wiki=proxy.url_for(wiki.api_url), return_state=True,
+                    settings=BatchSettings.from_flat(chunk_size_mb=CHUNK / 1024 / 1024, concurrency=4,
+                    review_timeout_s=0, ledger_path=str(tmp_path / "l.sqlite3")))
         cutter.join(timeout=OUTAGE_S + 60)
     assert outage.get("end", 0) - outage.get("start", 0) >= OUTAGE_S  # the outage did happen
     assert state.is_completed()

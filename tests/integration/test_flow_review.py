@@ -192,7 +192,7 @@ def test_reviewer_decision_through_the_pause_form_is_carried_out(
     name, session = conflict["name"], conflict["session"]
     new_name = name.replace(".png", " renamed.png")
     proc = run_flow("flows.ingest:ingest_batch", sources=[str(conflict["folder"])], wiki=wiki.api_url,
-                    review_timeout_s=REVIEW_WAIT_S, ledger_path=str(conflict["ledger"]))
+                    settings={"review_timeout_s": REVIEW_WAIT_S, "ledger_path": str(conflict["ledger"])})
 
     paused, text = _wait_for_form(prefect_server, proc, name)
     assert name in text and "`exists`" in text
@@ -232,7 +232,7 @@ def test_unanswered_review_stays_needs_review_and_is_resolved_later_from_the_sta
     name, session = conflict["name"], conflict["session"]
     new_name = name.replace(".png", " later.png")
     proc = run_flow("flows.ingest:ingest_batch", sources=[str(conflict["folder"])], wiki=wiki.api_url,
-                    review_timeout_s=3, ledger_path=str(conflict["ledger"]))
+                    settings={"review_timeout_s": 3, "ledger_path": str(conflict["ledger"])})
     [outcome] = proc.result()
 
     assert (outcome["outcome"], outcome["reason"]) == ("needs-review", "exists")
@@ -277,8 +277,9 @@ def test_ten_conflicts_are_asked_at_once_and_answered_in_any_order(
         data = png_bytes()
         (folder / name).write_bytes(data)
         ours[name] = _sha1(data)
-    proc = run_flow("flows.ingest:ingest_batch", sources=[str(folder)], concurrency=4,
-                    review_timeout_s=REVIEW_WAIT_S, ledger_path=str(tmp_path / "l.sqlite3"))
+    proc = run_flow("flows.ingest:ingest_batch", sources=[str(folder)],
+                    settings={"concurrency": 4, "review_timeout_s": REVIEW_WAIT_S,
+                              "ledger_path": str(tmp_path / "l.sqlite3")})
     forms = {name: _wait_for_form(prefect_server, proc, name)[0] for name in names}
     with _client(prefect_server) as client:  # all ten are paused together, before any answer
         paused = [r for name in names for r in _review_runs(client, name, ["PAUSED"])]

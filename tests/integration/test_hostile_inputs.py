@@ -31,6 +31,7 @@ import pytest
 
 from mwingest.describe.manifest import read_manifest, scan_folder
 from mwingest.describe.sources import collect
+from mwingest.job.settings import BatchSettings
 from mwingest.ledger.ledger import Ledger, State
 from mwingest.wiki import upload
 from tests.integration.wikihelpers import png_bytes, session_for
@@ -208,9 +209,9 @@ def test_hostile_urls_are_unsafe_in_both_modes_and_the_canary_hears_nothing(
     sources = [*hostile, bounce, *other_schemes]
     before = latest_upload_log_id(session)
 
-    runs = {mode: ingest_batch(sources=sources, wiki=wiki.api_url, review_timeout_s=0,
-                               ledger_path=str(tmp_path / "ledger.sqlite3"),
-                               allow_hosts=[f"127.0.0.1:{files.port}"], url_mode=mode)
+    runs = {mode: ingest_batch(sources=sources, wiki=wiki.api_url, settings=BatchSettings.from_flat(
+                      review_timeout_s=0, ledger_path=str(tmp_path / "ledger.sqlite3"),
+                      allow_hosts=[f"127.0.0.1:{files.port}"], url_mode=mode))
             for mode in ("wiki", "local")}
 
     for mode, rows in runs.items():
@@ -228,9 +229,9 @@ def test_hostile_urls_are_unsafe_in_both_modes_and_the_canary_hears_nothing(
 
     # Positive control: allow-listed, the same canary is reached, by the wiki and by mwingest.
     control = f"http://127.0.0.1:{canary.port}/Control-{u}.png"
-    [row] = ingest_batch(sources=[control], wiki=wiki.api_url, review_timeout_s=0,
-                         ledger_path=str(tmp_path / "ledger.sqlite3"),
-                         allow_hosts=[f"127.0.0.1:{canary.port}"])
+    [row] = ingest_batch(sources=[control], wiki=wiki.api_url, settings=BatchSettings.from_flat(
+                review_timeout_s=0, ledger_path=str(tmp_path / "ledger.sqlite3"),
+                allow_hosts=[f"127.0.0.1:{canary.port}"]))
     assert (row["outcome"], row["reason"]) == ("uploaded", "verified"), row
     agents = {h.agent.split("/")[0] for h in canary.hits}
     assert agents == {"mwingest", "MediaWiki"}
@@ -241,7 +242,7 @@ def test_hostile_urls_are_unsafe_in_both_modes_and_the_canary_hears_nothing(
 @pytest.mark.wiki
 def test_an_allowed_local_url_lands_by_copy_upload_and_by_local_fetch(
         wiki, creds_env, prefect_harness, files, tmp_path, unique, monkeypatch):
-    from flows.imports import PublishSettings, import_urls
+    from flows.imports import import_urls
     from flows.ingest import ingest_batch
     from tasks.blocks import MediaWikiCredentials
 
@@ -262,13 +263,13 @@ def test_an_allowed_local_url_lands_by_copy_upload_and_by_local_fetch(
     monkeypatch.setattr(tempfile, "tempdir", str(fetch_dir))
     allow = [f"127.0.0.1:{files.port}"]
 
-    [copied] = ingest_batch(sources=[copy_url], wiki=wiki.api_url, review_timeout_s=0,
-                            ledger_path=str(ledger_path), allow_hosts=allow)
-    settings = PublishSettings(allow_hosts=allow, url_mode="local", ledger_path=str(ledger_path))
+    [copied] = ingest_batch(sources=[copy_url], wiki=wiki.api_url, settings=BatchSettings.from_flat(
+                   review_timeout_s=0, ledger_path=str(ledger_path), allow_hosts=allow))
+    settings = BatchSettings.from_flat(allow_hosts=allow, url_mode="local",
+                                       ledger_path=str(ledger_path), review_timeout_s=0)
     creds = MediaWikiCredentials(api_url=wiki.api_url, username=wiki.username,
                                  password=wiki.password)
-    [fetched] = import_urls(urls=[local_url], credentials=creds, settings=settings,
-                            review_timeout_s=0)
+    [fetched] = import_urls(urls=[local_url], credentials=creds, settings=settings)
 
     assert (copied["source"], copied["outcome"]) == (copy_url, "uploaded"), copied
     assert (fetched["source"], fetched["outcome"]) == (local_url, "uploaded"), fetched

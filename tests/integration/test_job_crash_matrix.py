@@ -34,9 +34,9 @@ CHUNK = 64 * 1024
 CHILD = textwrap.dedent("""
     import json, sys
     from flows.ingest import ingest_batch
-    out = ingest_batch(sources=[sys.argv[1]], chunk_size_mb=float(sys.argv[2]),
-                       review_timeout_s=0, ledger_path=sys.argv[3],
-                       on_warning=json.loads(sys.argv[4]), async_assembly=sys.argv[5] == "1")
+    out = ingest_batch(sources=[sys.argv[1]], settings={
+        "chunk_size_mb": float(sys.argv[2]), "review_timeout_s": 0, "ledger_path": sys.argv[3],
+        "on_warning": json.loads(sys.argv[4]), "async_assembly": sys.argv[5] == "1"})
     print("OUTCOMES " + json.dumps(out))
 """)
 #: crash point → (file size, proxy match, nth matching request, policy, a file already there)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from mwingest.describe.metadata import read_metadata
+from mwingest.job.settings import BatchSettings
 from tests.integration.wikihelpers import SCALER_SETTINGS, create_page, page_text, session_for
 from tests.metafiles import jpeg_with_metadata, xmp_packet
 
@@ -83,8 +84,9 @@ def test_fields_from_exif_xmp_and_iptc_land_in_the_text_and_agree_with_the_wiki(
     template = tmp_path / "information.wiki"
     template.write_text(TEMPLATE, encoding="utf-8")
 
-    rows = ingest_batch(sources=[str(folder)], wiki=wiki.api_url, text_template=str(template),
-                        location=True, review_timeout_s=0, ledger_path=str(tmp_path / "l.db"))
+    rows = ingest_batch(sources=[str(folder)], wiki=wiki.api_url, settings=BatchSettings.from_flat(
+               text_template=str(template), location=True, review_timeout_s=0,
+               ledger_path=str(tmp_path / "l.db")))
     outcomes = {Path(r["source"]).name: r for r in rows}
     assert {n: o["outcome"] for n, o in outcomes.items()} == dict.fromkeys(
         (exif.name, xmp.name, iptc.name), "uploaded"), rows

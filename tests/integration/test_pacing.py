@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from mwingest.base.ratelimit import Limit
+from mwingest.job.settings import BatchSettings
 from mwingest.ledger.ledger import Ledger
 from mwingest.ledger.model import normalise_account
 from mwingest.wiki.pacing import SharedPace
@@ -56,8 +57,8 @@ def test_a_batch_keeps_to_the_accounts_upload_limit_without_one_refusal(
         (folder / name).write_bytes(png_bytes(seed=n + 7))
     ledger_path = postgres.fresh_url()
 
-    outcomes = ingest_batch(sources=[str(folder)], wiki=variant.api_url, concurrency=4,
-                            review_timeout_s=0, ledger_path=str(ledger_path))
+    outcomes = ingest_batch(sources=[str(folder)], wiki=variant.api_url, settings=BatchSettings.from_flat(
+                   concurrency=4, review_timeout_s=0, ledger_path=str(ledger_path)))
 
     assert sorted(o["outcome"] for o in outcomes) == ["uploaded"] * len(names), outcomes
     session = new_session(variant.api_url, variant.username, variant.password)

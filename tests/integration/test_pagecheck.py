@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mwingest.job.settings import BatchSettings
 from mwingest.wiki import upload
 from tests.integration.wikihelpers import create_page, page_text, session_for
 from tests.metafiles import jpeg_with_metadata
@@ -51,9 +52,9 @@ def test_missing_template_red_category_and_licence_are_refused_before_upload(
                 row["licence"] = f"Licence {u}"
             fh.write(json.dumps(row) + "\n")
 
-    result = ingest_batch(sources=[str(manifest)], wiki=wiki.api_url, require_licence=True,
-                          on_warning={"red-category": "fail"}, review_timeout_s=0,
-                          ledger_path=str(tmp_path / "ledger.db"))
+    result = ingest_batch(sources=[str(manifest)], wiki=wiki.api_url, settings=BatchSettings.from_flat(
+                 require_licence=True, on_warning={"red-category": "fail"}, review_timeout_s=0,
+                 ledger_path=str(tmp_path / "ledger.db")))
     outcomes = {Path(r["source"]).stem: r for r in result}
     assert {k: (o["outcome"], o["reason"]) for k, o in outcomes.items()} == {
         "no-template": ("rejected", "missing-template"), "red-category": ("rejected", "red-category"),

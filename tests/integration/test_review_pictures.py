@@ -79,8 +79,9 @@ def test_review_form_and_summary_show_the_pictures(wiki_factory, prefect_server,
     logs = tmp_path / "proc"
     logs.mkdir()
     proc = FlowProcess("flows.ingest:ingest_batch",
-                       {"sources": [str(folder)], "wiki": wiki.api_url, "review_timeout_s": 120,
-                        "ledger_path": str(tmp_path / "ledger.db")}, env, logs)
+                       {"sources": [str(folder)], "wiki": wiki.api_url,
+                        "settings": {"review_timeout_s": 120,
+                                     "ledger_path": str(tmp_path / "ledger.db")}}, env, logs)
     try:
         paused, text = _wait_for_form(prefect_server, proc, name)
         pictures = dict(_IMAGE.findall(text))

@@ -63,10 +63,10 @@ from flows.ingest import ingest_batch  # imports Prefect, which configures loggi
 
 for name in ("", "mwingest", "urllib3"):
     logging.getLogger(name).setLevel(logging.DEBUG)
-state = ingest_batch(sources=config["sources"], wiki=config["wiki"], concurrency=1,
-                     chunk_size_mb=config["chunk_size_mb"], review_timeout_s=0,
-                     ledger_path=config["ledger"], return_state=True,
-                     retry_budget_s=config.get("retry_budget_s", 150))
+state = ingest_batch(sources=config["sources"], wiki=config["wiki"], return_state=True,
+                     settings={"concurrency": 1, "chunk_size_mb": config["chunk_size_mb"],
+                               "review_timeout_s": 0, "ledger_path": config["ledger"],
+                               "retry_budget_s": config.get("retry_budget_s", 150)})
 summary = {"flow_run_id": str(state.state_details.flow_run_id), "state": state.type.value}
 try:
     summary["outcomes"] = state.result()

@@ -126,14 +126,17 @@ def test_upload_hands_parsed_options_to_ingest_and_prints_every_outcome_once(
     assert fake.preflights == [WIKI]
     [(sources, kwargs)] = fake.calls
     assert sources == ["a.png"]
-    assert {k: kwargs[k] for k in ("wiki", "filename", "text", "comment", "tags", "chunk_size",
-                                   "on_warning", "concurrency", "ledger_path", "quiet",
-                                   "check_connection", "credentials_block")} == {
-        "wiki": WIKI, "filename": "Target.png", "text": "Page text from a file",
-        "comment": "batch 7", "tags": ["one", "two"], "chunk_size": 65536,
-        "on_warning": {"exists": "rename", "duplicate": "publish"}, "concurrency": 3,
-        "ledger_path": str(tmp_path / "l.sqlite3"), "quiet": True, "check_connection": False,
+    assert {k: kwargs[k] for k in ("wiki", "filename", "quiet", "check_connection",
+                                   "credentials_block")} == {
+        "wiki": WIKI, "filename": "Target.png", "quiet": True, "check_connection": False,
         "credentials_block": None}
+    settings = kwargs["settings"]  # every batch option travels in the one settings model
+    d, s = settings.describing, settings.sending
+    assert (d.text, d.comment, d.tags) == ("Page text from a file", "batch 7", ["one", "two"])
+    assert (s.chunk_size_mb * 1024 * 1024, s.concurrency) == (65536, 3)
+    assert settings.options().policy.action_for("exists") == "rename"
+    assert settings.options().policy.action_for("duplicate") == "publish"
+    assert settings.ledger_path == str(tmp_path / "l.sqlite3")
     assert os.environ["MWINGEST_USERNAME"] == "Bot@app"  # the flow reads it from there
 
 
@@ -161,7 +164,7 @@ def test_without_json_a_table_goes_to_stdout(fake_run, capsys):
 def test_max_pixels_reaches_the_run_and_the_check(fake_run, capsys, tmp_path, make_png):
     fake = fake_run([_outcome("a.png", "uploaded")])
     code, _, _ = run(["upload", "a.png", "--wiki", WIKI, "--max-pixels", "5000", "--json"], capsys)
-    assert code == 0 and fake.calls[0][1]["max_pixels"] == 5000
+    assert code == 0 and fake.calls[0][1]["settings"].safety.max_pixels == 5000
 
     image = tmp_path / "big.png"
     image.write_bytes(make_png(width=100, height=100))  # 10,000 pixels
@@ -181,7 +184,9 @@ def test_import_hands_glob_and_template_to_ingest(fake_run, capsys, tmp_path):
 
     assert code == 0
     [(sources, kwargs)] = fake.calls
-    assert (sources, kwargs["glob"], kwargs["text_template"]) == ([str(tmp_path)], "*.png", str(template))
+    settings = kwargs["settings"]
+    assert (sources, settings.safety.glob, settings.describing.text_template) == (
+        [str(tmp_path)], "*.png", str(template))
 
 
 @pytest.mark.parametrize(("argv", "says"), [
