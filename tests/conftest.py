@@ -33,6 +33,26 @@ from mwingest.dev.devwiki import DevWiki, start_wiki  # noqa: E402  (after the e
 
 EXTERNAL_ENV = ("MWINGEST_TEST_API_URL", "MWINGEST_TEST_USERNAME", "MWINGEST_TEST_PASSWORD")
 
+#: The test tiers (``-m unit``, ``-m "not browser"``, …), from what a test needs: no server; the
+#: throwaway wiki; a Prefect server or harness; a browser. Marked here from the fixtures a test
+#: uses, so a new test lands in the right tier without anyone remembering to mark it.
+_WIKI_FIXTURES = {"wiki", "wiki_factory", "_wiki_pool", "ui_wiki"}
+_PREFECT_FIXTURES = {"prefect_server", "prefect_harness", "served"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        path = item.path.as_posix()
+        if "/tests/e2e/" in path:
+            item.add_marker(pytest.mark.browser)
+        if names & _PREFECT_FIXTURES:
+            item.add_marker(pytest.mark.prefect)
+        if names & _WIKI_FIXTURES:
+            item.add_marker(pytest.mark.wiki)
+        if "/tests/unit/" in path and not names & (_WIKI_FIXTURES | _PREFECT_FIXTURES):
+            item.add_marker(pytest.mark.unit)
+
 
 @dataclass
 class ExternalWiki:
