@@ -1,7 +1,10 @@
 """The deployments, described once for both ways of running them (``serve.py`` and ``prefect.yaml``).
 
-Defaults come from the environment of the process that serves or deploys: the credentials block
-name (``MWINGEST_CREDENTIALS_BLOCK``, default ``mwingest-wiki``), the nightly drop folder
+``prefect.yaml`` is generated from this file (``python -m deployments.config > prefect.yaml``;
+``tests/unit/test_deployment_config.py`` fails when the two differ), so a deployment, its
+parameters or its schedule are written in one place. Defaults for serving come from the
+environment of the process that serves: the credentials block name
+(``MWINGEST_CREDENTIALS_BLOCK``, default ``mwingest-wiki``), the nightly drop folder
 (``MWINGEST_DROP_FOLDER``) and its cron (``MWINGEST_DROP_CRON``, default 03:00 every night).
 """
 
@@ -11,10 +14,16 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from flows.fanout import ingest_shard, plan_import, report_import
 from flows.imports import import_folder, import_manifest, import_urls
 from flows.resolve import resolve_review
 
-BLOCK = os.environ.get("MWINGEST_CREDENTIALS_BLOCK", "mwingest-wiki")
+DEFAULT_BLOCK = "mwingest-wiki"
+BLOCK = os.environ.get("MWINGEST_CREDENTIALS_BLOCK", DEFAULT_BLOCK)
+DEFAULT_CRON = "0 3 * * *"
+#: The nightly import's settings: nobody watches at 03:00, so a file that needs a person is
+#: needs-review at once (decided later with ``mwingest review``).
+NIGHTLY_SETTINGS = {"review_timeout_s": 0}
 TAGS = ["mwingest"]
 
 
@@ -45,13 +54,25 @@ DEPLOYMENTS: list[DeploymentSpec] = [
                    "Decide on a needs-review file from its stash key (no bytes re-sent).",
                    {"credentials": _block_ref()}),
 ]
+NIGHTLY = DeploymentSpec(
+    import_folder, "nightly-drop-folder",
+    "Every night, import what is new in the drop folder (the ledger skips the rest).",
+    {"folder": os.environ.get("MWINGEST_DROP_FOLDER", ""), "credentials": _block_ref(),
+     "settings": NIGHTLY_SETTINGS},
+    cron=os.environ.get("MWINGEST_DROP_CRON", DEFAULT_CRON))
 if os.environ.get("MWINGEST_DROP_FOLDER"):
-    DEPLOYMENTS.append(DeploymentSpec(
-        import_folder, "nightly-drop-folder",
-        "Every night, import what is new in the drop folder (the ledger skips the rest).",
-        {"folder": os.environ["MWINGEST_DROP_FOLDER"], "credentials": _block_ref(),
-         "settings": {"review_timeout_s": 0}},  # nobody watches at 03:00: needs-review at once
-        cron=os.environ.get("MWINGEST_DROP_CRON", "0 3 * * *")))
+    DEPLOYMENTS.append(NIGHTLY)
+
+#: Only on a work pool (``prefect.yaml``): a planned import's runs go to many workers.
+POOL_ONLY: list[DeploymentSpec] = [
+    DeploymentSpec(plan_import, "planned-import",
+                   "Plan a big import, run its shards on every worker of the pool, report once."),
+    DeploymentSpec(ingest_shard, "ingest-shard",
+                   "One shard of a planned import (started by planned-import)."),
+    DeploymentSpec(report_import, "report-import",
+                   "Waits for a planned import's shards, restarts crashed ones, reports (started "
+                   "by planned-import)."),
+]
 
 
 def _with_blocks(parameters: dict[str, Any]) -> dict[str, Any]:
