@@ -28,6 +28,21 @@ from pathlib import Path
 
 from PIL import Image, PngImagePlugin
 
+
+def _real_media() -> Path:
+    """``shared/corpora/real-media/files`` next to the checkout: ``/work/shared`` for ``/work/main``
+    and, as well, for a worktree under ``/work/wt/`` (the first ancestor that has it)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "shared" / "corpora" / "real-media" / "files"
+        if candidate.is_dir():
+            return candidate
+    return here.parents[2] / "shared" / "corpora" / "real-media" / "files"
+
+
+#: Real media other projects wrote (ORIGINS.tsv next to it says where each file comes from).
+REAL_MEDIA = _real_media()
+
 #: Extensions the test wiki allows (devwiki's EXTRA_EXTENSIONS plus MediaWiki's defaults).
 WIKI_EXTENSIONS = frozenset({"png", "gif", "jpg", "jpeg", "webp", "svg", "pdf", "tif", "tiff", "ogg", "ogv",
                              "webm", "mp3", "wav"})

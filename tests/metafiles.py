@@ -67,14 +67,15 @@ def iptc_app13(records: Mapping[tuple[int, int], str | Sequence[str]]) -> bytes:
     return b"\xff\xed" + struct.pack(">H", len(body) + 2) + body
 
 
-def jpeg_with_metadata(*, size: tuple[int, int] = (40, 30), artist: str | None = None,
+def jpeg_with_metadata(*, size: tuple[int, int] = (40, 30), artist: str | bytes | None = None,
                        date: str | None = None, gps: tuple[float, float] | None = None,
                        orientation: int | None = None, make: str | None = None,
-                       model: str | None = None, copyright: str | None = None,
-                       description: str | None = None, xmp: bytes | None = None,
+                       model: str | None = None, copyright: str | bytes | None = None,
+                       description: str | bytes | None = None, xmp: bytes | None = None,
                        iptc: Mapping[tuple[int, int], str | Sequence[str]] | None = None) -> bytes:
     """A unique JPEG with the EXIF tags given (``date`` as EXIF's ``2024:05:06 07:08:09``),
-    an XMP packet and an IPTC block."""
+    an XMP packet and an IPTC block. A text tag given as bytes is written as those bytes (UTF-8
+    as cameras and Lightroom write it, or cp1252); Pillow writes a ``str`` as ASCII."""
     from PIL import Image
 
     rng = random.Random(secrets.randbits(64))

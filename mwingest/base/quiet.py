@@ -72,19 +72,24 @@ def install() -> None:
 
 
 @contextmanager
-def captured_stderr(what: str) -> Iterator[None]:
-    """Send file descriptor 2 to a temporary file for the duration; log what arrived there."""
+def captured_stderr(what: str) -> Iterator[list[str]]:
+    """Send file descriptor 2 to a temporary file for the duration; log what arrived there.
+
+    The list it yields holds that text once the block has ended (libtiff's error messages are
+    evidence of damage that its return codes do not always carry: :mod:`mwingest.checks.tiffcheck`)."""
+    said: list[str] = []
     with _lock, tempfile.TemporaryFile() as sink:
         with suppress(AttributeError, ValueError, OSError):
             sys.stderr.flush()
         saved = os.dup(2)
         try:
             os.dup2(sink.fileno(), 2)
-            yield
+            yield said
         finally:
             os.dup2(saved, 2)
             os.close(saved)
             sink.seek(0)
             text = sink.read(CAPTURE_LIMIT).decode("utf-8", "replace").strip()
+            said.append(text)
             if text:
                 log.debug("%s wrote to stderr: %s", what, text)

@@ -1,4 +1,5 @@
 """Frame-level checks of FLAC and MP3: is the last frame whole, is the announced length there?
+(Every FLAC frame between, header chain and CRC-16: :mod:`mwingest.checks.flacframes`.)
 
 Split from :mod:`mwingest.checks.mediacheck` (the container walks) because these read frame headers:
 a FLAC frame header with its CRC-8, the last frame's CRC-16, MPEG audio frame lengths and the
@@ -12,6 +13,7 @@ import struct
 from typing import BinaryIO
 
 from mwingest.checks.damage import corrupt, truncated
+from mwingest.checks.flacheader import flac_frame_header
 
 _BLOCK = 1 << 20
 
@@ -34,7 +36,7 @@ def check_flac(path: str) -> None:
     size = os.path.getsize(path)
     with open(path, "rb") as fh:
         fh.seek(4)
-        total_samples = block_max = 0
+        total_samples = block_max = max_frame = 0
         while True:
             head = fh.read(4)
             if len(head) < 4:
@@ -45,6 +47,7 @@ def check_flac(path: str) -> None:
             block = fh.read(length)
             if kind == 0 and length >= 18:
                 block_max = struct.unpack_from(">H", block, 2)[0]
+                max_frame = int.from_bytes(block[7:10], "big")
                 total_samples = int.from_bytes(block[13:18], "big") & 0xFFFFFFFFF
             if last:
                 break
@@ -62,62 +65,19 @@ def check_flac(path: str) -> None:
         raise truncated("FLAC", "its last frame is incomplete (checksum of the frame does not match)")
     if total_samples and first_sample + block_size < total_samples:
         raise truncated("FLAC", f"audio ends at sample {first_sample + block_size:,} of {total_samples:,}")
+    from mwingest.checks.flacframes import check_frames  # numpy: imported when a FLAC is checked
+
+    check_frames(path, audio_start, block_max, max_frame)
 
 
 def _last_flac_frame(tail: bytes, stream_block: int) -> tuple[int, int, int] | None:
     """(offset in *tail*, first sample, block size) of the last frame header with a valid CRC-8."""
     pos = len(tail)
     while (pos := tail.rfind(b"\xff", 0, pos)) >= 0:
-        parsed = _flac_frame_header(tail, pos, stream_block)
+        parsed = flac_frame_header(tail, pos, stream_block)
         if parsed is not None:
             return (pos, *parsed)
     return None
-
-
-_FLAC_BLOCK = {1: 192, 2: 576, 3: 1152, 4: 2304, 5: 4608, 8: 256, 9: 512, 10: 1024, 11: 2048,
-               12: 4096, 13: 8192, 14: 16384, 15: 32768}
-
-
-def _flac_frame_header(data: bytes, pos: int, stream_block: int) -> tuple[int, int] | None:
-    """(first sample, block size) of a frame header at *pos* whose CRC-8 matches. A fixed-size
-    stream numbers frames, not samples: the stream's block size (STREAMINFO) converts them; the
-    last frame's own size may be smaller."""
-    if pos + 6 > len(data) or data[pos + 1] & 0xFE != 0xF8:
-        return None
-    variable = data[pos + 1] & 1
-    bs_code, rate_code = data[pos + 2] >> 4, data[pos + 2] & 0xF
-    if bs_code == 0 or rate_code == 15 or data[pos + 3] >> 4 > 10 or data[pos + 3] & 1:
-        return None
-    # the frame or sample number, UTF-8 coded
-    first = data[pos + 4]
-    extra = next((n for n, mask in ((0, 0x80), (1, 0xE0), (2, 0xF0), (3, 0xF8), (4, 0xFC), (5, 0xFE),
-                                    (6, 0xFF)) if (first & mask) == ((mask << 1) & 0xFF)), None)
-    if extra is None or pos + 5 + extra > len(data):
-        return None
-    number = first & (0x7F >> extra) if extra else first
-    for byte in data[pos + 5:pos + 5 + extra]:
-        if byte & 0xC0 != 0x80:
-            return None
-        number = (number << 6) | (byte & 0x3F)
-    end = pos + 5 + extra
-    block = _FLAC_BLOCK.get(bs_code)
-    if bs_code in (6, 7):
-        width = bs_code - 5
-        block = int.from_bytes(data[end:end + width], "big") + 1
-        end += width
-    end += {12: 1, 13: 2, 14: 2}.get(rate_code, 0)
-    if end >= len(data) or block is None or _crc8(data[pos:end]) != data[end]:
-        return None
-    return (number if variable else number * (stream_block or block)), block
-
-
-def _crc8(data: bytes) -> int:
-    crc = 0
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc
 
 
 # --- MPEG audio (MP3) --------------------------------------------------------------------------------
@@ -180,8 +140,9 @@ def check_mp3(path: str) -> None:
             raise truncated("MP3", "its ID3 tag runs past the end of the file")
         first, announced, frames = offset, None, 0
         buf, buf_start = b"", offset
+        crc_passed, crc_failed = 0, None
         while offset < size:
-            if offset + 16 > buf_start + len(buf):
+            if offset + 64 > buf_start + len(buf):
                 fh.seek(offset)
                 buf, buf_start = fh.read(_BLOCK), offset
             rel = offset - buf_start
@@ -200,10 +161,18 @@ def check_mp3(path: str) -> None:
                 announced = _xing_bytes(buf[rel:rel + length])
             if offset + length > size:
                 raise truncated("MP3", f"frame {frames + 1} needs {length} bytes, {size - offset} remain")
+            protected = _mp3_crc_ok(buf[rel:rel + min(length, 38)])
+            if protected is True:
+                crc_passed += 1
+            elif protected is False and crc_failed is None:
+                crc_failed = (frames + 1, offset)
             frames += 1
             offset += length
     if frames == 0:
         raise corrupt("MP3", "no MPEG audio frame follows its tag")
+    if crc_failed and crc_passed:  # an encoder that writes wrong CRCs writes them all wrong
+        raise corrupt("MP3", f"frame {crc_failed[0]:,} (byte {crc_failed[1]:,}) fails its checksum, "
+                      "which the other frames pass: its audio is damaged")
     if announced and first + announced > size + 1024:
         raise truncated("MP3", f"its Xing/Info header announces {announced:,} bytes of audio, "
                          f"{size - first:,} are there")
@@ -224,6 +193,23 @@ def _garbage_between_frames(fh: BinaryIO, offset: int, size: int) -> None:
                 and following[2] & 0x0C == window[pos + 2] & 0x0C:
             raise corrupt("MP3", f"{pos + 1:,} bytes at byte {offset:,} are no audio frame, "
                           f"and the audio goes on after them")
+
+
+def _mp3_crc_ok(frame: bytes) -> bool | None:
+    """For a Layer III frame with a CRC (protection bit 0): does the CRC-16 over header bytes 2-3
+    and the side information match the one stored after the header? None: no CRC to check."""
+    if len(frame) < 6 or frame[1] & 1 or (frame[1] >> 1) & 3 != 1:
+        return None
+    mono = frame[3] >> 6 == 3
+    side = (17 if mono else 32) if (frame[1] >> 3) & 3 == 3 else (9 if mono else 17)
+    if len(frame) < 6 + side:
+        return None
+    crc = 0xFFFF
+    for byte in frame[2:4] + frame[6:6 + side]:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x8005) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc == int.from_bytes(frame[4:6], "big")
 
 
 def _xing_bytes(frame: bytes) -> int | None:

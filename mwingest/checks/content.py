@@ -33,7 +33,7 @@ from typing import Any
 from PIL import Image
 
 from mwingest.base import quiet
-from mwingest.checks import tiffcheck
+from mwingest.checks import tiffcheck, webplossless
 from mwingest.checks.mimesniff import (
     EXCLUDED_MIMES,
     EXT_MIMES,
@@ -233,6 +233,8 @@ def check_raster(path: str, ext: str, *, max_pixels: int | None = None) -> list[
                           {"format": fmt, "pixels": width * height, "decode_limit": FULL_DECODE_PIXELS},
                           severity="warn")]
         _pil_pass(path, fmt, limit, verify=False)
+        if fmt == "WEBP" and (damage := webplossless.damage_in(path)):  # no checksum: libwebp decodes garbage
+            return [Issue("corrupt-image", f"is damaged: {damage}", {"format": fmt})]
     except _Bomb as bomb:
         return [Issue("decompression-bomb", str(bomb), {"pixels": bomb.pixels, "limit": limit})]
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -253,6 +255,9 @@ def _decode_failure(path: str, fmt: str, exc: Exception) -> list[Issue]:
     """Pillow failed: a text-chunk bomb is a bomb; a TIFF gets a second decoder before it is
     called corrupt; a failure in a later frame says which."""
     error = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, _DecoderSaid):  # libtiff decoded garbage and said so: no second opinion
+        return [Issue("corrupt-image", f"cannot be decoded as {fmt}: libtiff reports damage in its "
+                      f"image data ({exc})", {"format": fmt, "error": error})]
     if "decompressed data too large" in str(exc).lower():  # zTXt/iTXt/iCCP over Pillow's caps
         return [Issue("decompression-bomb", f"has a metadata chunk that inflates too far ({exc})",
                       {"format": fmt, "error": error})]
@@ -267,7 +272,8 @@ def _decode_failure(path: str, fmt: str, exc: Exception) -> list[Issue]:
         error += f"; tifffile: {second.error}"
     where = f"frame {exc.frame} of {exc.frames} " if isinstance(exc, _FrameError) else ""
     cause = exc.__cause__ if isinstance(exc, _FrameError) and exc.__cause__ else exc
-    return [Issue("corrupt-image", f"cannot be decoded as {fmt}: {where}is damaged ({cause})",
+    said = f"{cause}; tifffile: {second.error}" if fmt == "TIFF" else cause
+    return [Issue("corrupt-image", f"cannot be decoded as {fmt}: {where}is damaged ({said})",
                   {"format": fmt, "error": error})]
 
 
@@ -277,6 +283,10 @@ class _FrameError(Exception):
     def __init__(self, frame: int, frames: int) -> None:
         super().__init__(f"frame {frame} of {frames}")
         self.frame, self.frames = frame, frames
+
+
+class _DecoderSaid(Exception):
+    """The decoder returned an image but reported damage in its data while decoding it."""
 
 
 class _GifCut(Exception):
@@ -355,11 +365,13 @@ def _pil_pass(path: str, fmt: str, limit: int, *, verify: bool) -> tuple[int, in
         else:
             if fmt == "JPEG":
                 im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))
-            decode = quiet.captured_stderr(f"{fmt} decoder") if fmt == "TIFF" else contextlib.nullcontext()
-            with decode:
+            decode = quiet.captured_stderr(f"{fmt} decoder") if fmt == "TIFF" else contextlib.nullcontext([])
+            with decode as said:
                 im.load()
                 if fmt != "JPEG":
                     _load_frames(im, limit)
+            if fmt == "TIFF" and (damage := tiffcheck.decoder_damage("\n".join(said))):
+                raise _DecoderSaid(damage)
     return width, height
 
 

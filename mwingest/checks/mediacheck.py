@@ -61,6 +61,10 @@ def _checker_for(path: str, mime: str) -> Callable[[str], None] | None:
         from mwingest.checks.audioframes import check_mp3
 
         return check_mp3
+    from mwingest.checks.mp4boxes import MIMES, check_mp4  # imports this module's helpers
+
+    if mime in MIMES:
+        return check_mp4
     return None
 
 

@@ -75,7 +75,7 @@ _EXT_TABLE = {
     "xcf": "image/x-xcf",
     "bmp": "image/x-bmp image/bmp image/x-ms-bmp application/x-bmp application/bmp",
     "mkv mka": "video/x-matroska audio/x-matroska",
-    "mp4": "video/mp4",
+    "mp4 m4p m4b m4r m4v": "video/mp4", "m4a": "video/mp4 audio/mp4",  # MimeMap: video/mp4 also m4a
     "stl": "application/sla",
     "jp2 j2k jpg2": "image/jp2 image/jpeg2000",
     "xpm": "image/x-xpixmap",

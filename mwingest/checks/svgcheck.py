@@ -15,6 +15,8 @@ refuses (read against ``UploadBase::checkSvgScriptCallback`` and ``XmlTypeCheck`
 * **External DTD** (``checkSvgExternalDTD``): only ``PUBLIC "-//W3C//…"`` with a W3C SVG system id.
 * **Namespaces**: an element's namespace URI, ASCII-lowercased, must be in the wiki's list, or be
   Inkscape's mangled ``&ns_name;`` (T144827). Attributes' namespaces are not checked (nor by the wiki).
+  Declarations libxml2 ignores (``xmlns:i=""``, an undefined entity …) leave the prefix as the
+  namespace, as on the wiki: :mod:`mwingest.checks.svgnames`.
 * **Order of verdicts**: the wiki parses the whole document and only then answers; "not
   well-formed" beats every filter hit, and among hits a foreign namespace beats the others, else the
   last hit is reported. We do the same, so the reason *and* its ``wiki_check`` key agree.
@@ -35,6 +37,7 @@ from collections.abc import Iterator
 from typing import Any
 from xml.parsers import expat
 
+from mwingest.checks import svgnames
 from mwingest.checks.content import Issue
 from mwingest.checks.svgcss import WS, ascii_lower, hostile_css, normalize_css
 
@@ -208,7 +211,7 @@ class _Scan:
         self._stack: list[tuple[str, str, list[str], list[str]]] = []
         # Namespaces are resolved here, not by expat: an unbound prefix is a fatal error to expat,
         # while libxml2 (the wiki) reports it, goes on, and its filter sees the prefix as the URI.
-        self._scopes: list[dict[str, str]] = [{"xml": "http://www.w3.org/XML/1998/namespace"}]
+        self._scopes: list[dict[str, str]] = [{"xml": svgnames.XML_NS}]
         p = self._parser = expat.ParserCreate()
         p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)  # never fetch a DTD
         p.ordered_attributes = True
@@ -310,13 +313,12 @@ class _Scan:
             if len(qname) > MAX_NAME_LENGTH and max(map(len, qname.split(":"))) > MAX_NAME_LENGTH:
                 raise _Invalid(f"has an element or attribute name over {MAX_NAME_LENGTH:,} characters")
         scope = self._scopes[-1]
-        is_decl = [attrs[i] == "xmlns" or attrs[i].startswith("xmlns:") for i in range(0, len(attrs), 2)]
-        declared = {attrs[2 * i][6:]: attrs[2 * i + 1] for i, decl in enumerate(is_decl) if decl}
+        declared = svgnames.declarations(attrs)  # those libxml2 keeps (it ignores some: svgnames)
         if declared:
             scope = {**scope, **declared}
         self._scopes.append(scope)
-        prefix, _colon, local = name.rpartition(":")
-        uri = scope.get(prefix, prefix)  # unbound: libxml2 leaves "prefix:local", the wiki splits it
+        uri, local = svgnames.element_namespace(name, scope)
+        is_decl = [svgnames.is_declaration(attrs[i]) for i in range(0, len(attrs), 2)]
         kept = [x for i, decl in enumerate(is_decl) if not decl for x in (attrs[2 * i], attrs[2 * i + 1])]
         self._stack.append((uri, ascii_lower(local), kept, []))
 

@@ -95,6 +95,42 @@ def _text(value: Any) -> str:
     return str(value).strip("\x00 \t\r\n") if value is not None else ""
 
 
+def _exif_text(value: Any) -> str:
+    """An EXIF ASCII tag as the file means it. The standard says 7-bit ASCII; cameras and photo
+    software (Lightroom, exiftool, phones) write UTF-8, older Windows software cp1252. Pillow hands
+    the bytes over decoded as latin-1 (``Zoë`` arrives as ``ZoÃ«``), so they are taken back to bytes
+    and read as UTF-8 when they are valid UTF-8, else as cp1252 (latin-1 for its five unassigned
+    bytes). MediaWiki 1.39 drops such tags instead (``Exif::isASCII``): it shows no Artist then."""
+    if isinstance(value, str):
+        if value.isascii() or any(ord(c) > 0xFF for c in value):
+            return _text(value)
+        value = value.encode("latin-1")
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            value = "".join(_cp1252(b) for b in value)
+    return _text(value)
+
+
+def _cp1252(byte: int) -> str:
+    try:
+        return bytes([byte]).decode("cp1252")
+    except UnicodeDecodeError:  # 0x81, 0x8D, 0x8F, 0x90, 0x9D: unassigned in cp1252
+        return chr(byte)
+
+
+def _camera(make: str, model: str) -> str:
+    """``Canon`` + ``Canon EOS 5D`` is ``Canon EOS 5D``: many cameras repeat the make in the
+    model; so does ``NIKON CORPORATION`` + ``NIKON D750`` (its first word) → ``NIKON D750``."""
+    if not make or not model:
+        return make or model
+    said, first = model.casefold(), make.split()[0].casefold()
+    if said == make.casefold() or said.startswith(make.casefold() + " ") or said.split()[0] == first:
+        return model
+    return f"{make} {model}"
+
+
 def _exif_date(value: Any) -> str:
     """``2024:05:06 07:08:09`` (EXIF's form) as ISO ``2024-05-06 07:08:09``."""
     text = _text(value)
@@ -109,9 +145,9 @@ def _from_exif(exif: Any) -> dict[str, Any]:
     sub = exif.get_ifd(_EXIF_IFD)
     out: dict[str, Any] = {
         "date": _exif_date(sub.get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)),
-        "author": _text(exif.get(_ARTIST)), "copyright": _text(exif.get(_COPYRIGHT)),
-        "description": _text(exif.get(_IMAGE_DESCRIPTION)),
-        "camera": " ".join(p for p in (_text(exif.get(_MAKE)), _text(exif.get(_MODEL))) if p),
+        "author": _exif_text(exif.get(_ARTIST)), "copyright": _exif_text(exif.get(_COPYRIGHT)),
+        "description": _exif_text(exif.get(_IMAGE_DESCRIPTION)),
+        "camera": _camera(_exif_text(exif.get(_MAKE)), _exif_text(exif.get(_MODEL))),
     }
     if exif.get(_XP_TITLE):  # Windows' own title tag, UTF-16
         out["title"] = bytes(exif[_XP_TITLE]).decode("utf-16-le", "replace").strip("\x00")

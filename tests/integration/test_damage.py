@@ -17,19 +17,19 @@ import struct
 import wave
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
 from mwingest.checks.validate import validate_file
-from tests.corpus import mp3, ogg_opus, webm
+from tests.corpus import REAL_MEDIA, mp3, ogg_opus, webm
 from tests.integration.test_validation_agreement import RawApi, api, rules  # noqa: F401
+from tests.unit.test_tiffcheck_damage import g4_tiff, garble_strip
+from tests.unit.test_webplossless import lossless, noise, zero_middle
 
 pytestmark = pytest.mark.wiki
 
-REAL_MEDIA = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "real-media" / "files"
 
 
 # --- originals ---------------------------------------------------------------------------------------
@@ -91,6 +91,43 @@ def mp3_garbage_in_middle(data: bytes) -> bytes:
     return data[:cut_at] + bytes(300) + data[cut_at:]
 
 
+def _mp3_crc16(data: bytes) -> int:
+    """ISO 11172-3's CRC-16: polynomial x^16 + x^15 + x^2 + 1, all ones to start."""
+    crc = 0xFFFF
+    for byte in data:
+        for bit in range(7, -1, -1):
+            top = (crc >> 15) ^ ((byte >> bit) & 1)
+            crc = ((crc << 1) & 0xFFFF) ^ (0x8005 if top else 0)
+    return crc
+
+
+def mp3_protected(rng: random.Random, frames: int = 30) -> bytes:
+    """MPEG-1 Layer III mono frames with a CRC (protection bit 0): header, CRC over header bytes
+    2-3 and the 17 bytes of side information, then the (zero: silent) side information and data."""
+    header, side = b"\xff\xfa\x90\xc0", bytes(17)
+    crc = _mp3_crc16(header[2:] + side).to_bytes(2, "big")
+    one = header + crc + side + bytes(417 - 4 - 2 - 17)
+    return b"".join(one[:-8] + rng.randbytes(8) for _ in range(frames))  # main data: any bytes
+
+
+def mp3_side_info_hit(data: bytes) -> bytes:
+    """Two bytes of the 15th frame's side information changed: its CRC no longer matches."""
+    pos = 14 * 417 + 6 + 3
+    return data[:pos] + bytes([data[pos] ^ 0x40, data[pos + 1] ^ 0x01]) + data[pos + 2:]
+
+
+def flac_middle_overwritten(data: bytes) -> bytes:
+    """64 bytes in the middle of the audio zeroed (one frame's data): its CRC-16 fails."""
+    pos = len(data) // 2
+    return data[:pos] + bytes(64) + data[pos + 64:]
+
+
+def flac_middle_lost(data: bytes) -> bytes:
+    """4096 bytes gone from the middle (a lost disk block): frames are missing there."""
+    pos = len(data) // 2
+    return data[:pos] + data[pos + 4096:]
+
+
 def wav_without_format(data: bytes) -> bytes:
     return data.replace(b"fmt ", b"fmx ", 1)
 
@@ -143,7 +180,10 @@ CASES: list[tuple[str, str, Callable[[random.Random], bytes], _Damages]] = [
      {"cut": (cut(0.6), "truncated-media"), "bad-crc": (flip_in_last_ogg_page, "corrupt-media")}),
     ("mp3", "mp3", lambda rng: mp3(rng, secrets.token_hex(4), frames=30),
      {"cut": (lambda d: d[:-200], "truncated-media"), "garbage": (mp3_garbage_in_middle, "corrupt-media")}),
-    ("flac", "flac", _flac, {"cut": (cut(0.6), "truncated-media")}),
+    ("mp3-crc", "mp3", mp3_protected, {"side-info": (mp3_side_info_hit, "corrupt-media")}),
+    ("flac", "flac", _flac, {"cut": (cut(0.6), "truncated-media"),
+                             "middle-overwritten": (flac_middle_overwritten, "corrupt-media"),
+                             "middle-lost": (flac_middle_lost, "corrupt-media")}),
     ("webm", "webm", lambda rng: webm(rng, secrets.token_hex(4)),
      {"cut": (cut(0.7), "truncated-media"), "bad-size": (webm_bad_segment_size, "corrupt-media"),
       "block-overrun": (webm_block_overruns_cluster, "corrupt-media")}),
@@ -152,6 +192,9 @@ CASES: list[tuple[str, str, Callable[[random.Random], bytes], _Damages]] = [
     ("gif", "gif", lambda rng: _animation(rng, "GIF"), {"cut": (cut(0.7), "corrupt-image")}),
     ("apng", "png", lambda rng: _animation(rng, "PNG"),
      {"cut": (cut(0.8), "corrupt-image"), "last-frame": (apng_last_frame_corrupted, "corrupt-image")}),
+    ("webp-lossless", "webp", lambda _rng: lossless(noise(26)),
+     {"middle-zeroed": (zero_middle, "corrupt-image")}),
+    ("tiff-g4", "tif", g4_tiff, {"garbled": (lambda d: garble_strip(d, random.Random(26)), "corrupt-image")}),
     ("webp", "webp", lambda rng: _animation(rng, "WEBP"),
      {"cut": (cut(0.7), "corrupt-image"), "last-frame": (webp_last_frame_corrupted, "corrupt-image")}),
 ]

@@ -20,17 +20,17 @@ The failure message lists every disagreement; the figures are printed either way
 from __future__ import annotations
 
 import collections
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mwingest.checks.validate import Verdict, validate_file
+from tests.corpus import REAL_MEDIA
 from tests.integration.test_validation_agreement import RawApi, api, ours_for, rules  # noqa: F401
 
 pytestmark = pytest.mark.wiki
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "real-media" / "files"
+CORPUS = REAL_MEDIA
 #: Our refusals that need no wiki to back them: our decoders found the file damaged, or its
 #: declared size is a decompression bomb. The wiki stores such files.
 DAMAGE_CODES = frozenset({"corrupt-image", "truncated-media", "corrupt-media", "corrupt-pdf",

@@ -35,13 +35,14 @@ def test_hostile_media_never_raises(tmp_path: Path, index: int, rest: bytes) -> 
     assert time.monotonic() - started < 2
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# 30, not more: each example starts the pypdf child process (mwingest.checks.pdfread).
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rest=st.binary(max_size=2048))
 def test_hostile_pdf_never_raises(tmp_path: Path, rest: bytes) -> None:
     path = tmp_path / "x.pdf"
     path.write_bytes(b"%PDF-1.4\n" + rest + b"\nstartxref\n9\n%%EOF\n")
     issues = check_pdf(str(path))
-    assert all(i.code == "corrupt-pdf" for i in issues)
+    assert all(i.code in ("corrupt-pdf", "unverified-pdf") for i in issues)
 
 
 @given(st.binary(max_size=2000))

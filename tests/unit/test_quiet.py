@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.corpus import REAL_MEDIA
+
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO.parent / "shared" / "corpora" / "real-media" / "files"
+CORPUS = REAL_MEDIA
 
 _CHILD = r"""
 import logging, sys
