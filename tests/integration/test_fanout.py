@@ -191,10 +191,10 @@ def test_a_planned_import_runs_on_both_workers_and_lands_every_file_once(
         started = time.time() - 1
         urls = [f"{base}/{quote(name)}" for name in remote]
         _trigger(prefect_server, PLAN, sources=[str(folder), *urls], shard_files=50,
-                 settings={"ledger_path": ledger_url, "concurrency": 3, "url_mode": "local",
-                           "allow_hosts": [base.removeprefix("http://")],
-                           "on_warning": {"exists": "rename"}, "text": f"Planned batch {u}",
-                           "tags": [FANOUT_TAG]})
+                 settings={"ledger_path": ledger_url, "sending": {"concurrency": 3, "url_mode": "local"},
+                           "safety": {"allow_hosts": [base.removeprefix("http://")]},
+                           "on_warning": {"exists": "rename"},
+                           "describing": {"text": f"Planned batch {u}", "tags": [FANOUT_TAG]}})
         report = _wait_report(prefect_server, started, group)
         per_worker = _shards_by_worker(prefect_server, started, workers)
 
@@ -247,7 +247,8 @@ def test_a_killed_worker_s_report_and_shards_are_taken_over_from_the_wiki_s_offs
             a = group.start("a")  # alone at first: it takes the plan, the report and two shards
             started = time.time() - 1
             _trigger(prefect_server, PLAN, sources=[str(folder)], shard_files=6,
-                     settings={"ledger_path": ledger_url, "chunk_size_mb": 1, "concurrency": 2})
+                     settings={"ledger_path": ledger_url,
+                               "sending": {"chunk_size_mb": 1, "concurrency": 2}})
             row = _mid_chunks_with_the_report(prefect_server, started, a, ledger_url, big)
             offset_at_kill = row.offset
             group.start("b")
