@@ -163,7 +163,7 @@ def _revision(session: Any, name: str) -> tuple[str, list[str]]:
     answer = session.get({"action": "query", "titles": f"File:{name}", "prop": "revisions",
                           "rvprop": "content|tags", "rvslots": "main", "rvdir": "newer",
                           "rvlimit": 1})
-    [page] = answer["query"]["pages"].values()
+    [page] = answer["query"]["pages"]  # formatversion=2: a list
     [rev] = page["revisions"]
     return rev["slots"]["main"]["content"], rev["tags"]
 
