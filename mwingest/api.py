@@ -17,11 +17,13 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mwingest.base.errors import LoginError, MWIngestError, TransportError
 from mwingest.base.items import Outcome
-from mwingest.job.settings import BatchSettings
+
+if TYPE_CHECKING:
+    from mwingest.job.settings import BatchSettings
 
 #: Seconds to wait for the ephemeral Prefect server. Prefect's default (20 s) is too short for a
 #: first run (database migrations) on a busy machine; measured 23 s under load.
@@ -190,6 +192,8 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
     :func:`preflight` first (skipped with a credentials block). Raises
     :class:`IngestSetupError` when the run cannot start, ``TypeError`` for an unknown setting.
     """
+    from mwingest.job.settings import BatchSettings  # pydantic: not for `mwingest check`
+
     settings = BatchSettings.from_flat(settings, **flat)
     if check_connection and not credentials_block:
         preflight(wiki)

@@ -1,7 +1,8 @@
 """The options ``upload`` and ``import`` share, and how they become the batch's settings.
 
-Why the defaults come from :data:`~mwingest.job.settings.DEFAULT_SETTINGS`: the settings model is
-the one place they are written; an option left out is the model's default, so the command line,
+Why the defaults come from :mod:`mwingest.base.defaults`, which the settings model takes its own
+from: they are written once (and the model is imported only when a batch starts, not for
+``--help``); an option left out is the model's default, so the command line,
 the Python API, the UI's forms and a planned import's shards agree on what "not given" means.
 """
 
@@ -9,14 +10,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from mwingest.base.defaults import DEFAULT_BUDGET_S, DEFAULT_CHUNK_MB, DEFAULT_COMMENT, DEFAULT_CONCURRENCY
 from mwingest.cli.output import fail
-from mwingest.job.settings import DEFAULT_SETTINGS, BatchSettings
 
-_D, _S, _SAFE = DEFAULT_SETTINGS.describing, DEFAULT_SETTINGS.sending, DEFAULT_SETTINGS.safety
+if TYPE_CHECKING:
+    from mwingest.job.settings import BatchSettings
 
 WikiOpt = Annotated[str | None, typer.Option("--wiki", envvar="MWINGEST_API_URL",
                                              help="The wiki's api.php URL")]
@@ -32,14 +34,14 @@ LedgerOpt = Annotated[str | None, typer.Option(
 TextFileOpt = Annotated[Path | None, typer.Option(exists=True, dir_okay=False, readable=True,
                                                   help="Read the page text from a file")]
 CommentOpt = Annotated[str, typer.Option(help="Upload summary")]
-COMMENT = _D.comment
+COMMENT = DEFAULT_COMMENT
 TagsOpt = Annotated[str | None, typer.Option(help="Change tags, comma separated")]
 ChunkOpt = Annotated[str, typer.Option(help="Chunk size: 8MiB, 512KiB, 1048576 (K/M/G are 1024s)")]
-CHUNK = f"{_S.chunk_size_mb:g}MiB"
+CHUNK = f"{DEFAULT_CHUNK_MB:g}MiB"
 PolicyOpt = Annotated[str | None, typer.Option(
     help="CODE=ACTION,... actions skip|publish|rename|review|fail (e.g. exists=rename)")]
 ConcurrencyOpt = Annotated[int, typer.Option(min=1, max=16, help="Files in flight at once")]
-CONCURRENCY = _S.concurrency
+CONCURRENCY = DEFAULT_CONCURRENCY
 RootOpt = Annotated[Path | None, typer.Option(
     "--root", exists=True, file_okay=False, resolve_path=True,
     help="Let manifest paths lead under this folder too (default: the manifest's folder only)")]
@@ -59,7 +61,7 @@ ReviewWaitOpt = Annotated[int | None, typer.Option(
 RetryOpt = Annotated[float, typer.Option(
     "--retry-budget", min=0, help="Seconds a transient fault (a wiki restart, lost answers, "
     "maxlag) is ridden out per request before the file fails")]
-RETRY = _S.retry_budget_s
+RETRY = DEFAULT_BUDGET_S
 AsyncOpt = Annotated[bool, typer.Option(
     "--async-assembly", help="Let the wiki assemble chunked files in its job queue (async=1), "
     "for files too big to assemble within one request; its job runner must run")]
@@ -124,6 +126,7 @@ def batch_settings(**flat: Any) -> BatchSettings:
     from pydantic import ValidationError
 
     from mwingest.base.errors import MWIngestError
+    from mwingest.job.settings import BatchSettings
 
     try:
         return BatchSettings.from_flat(**flat)

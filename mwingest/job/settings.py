@@ -23,16 +23,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from mwingest.base.defaults import DEFAULT_CHUNK_MB, DEFAULT_COMMENT, DEFAULT_CONCURRENCY, MAX_WORKERS
 from mwingest.base.items import IngestItem
 from mwingest.base.options import IngestOptions
 from mwingest.base.policy import DEFAULT_ACTIONS, Action, WarningPolicy
 from mwingest.base.retry import DEFAULT_BUDGET_S, RetryPolicy
 from mwingest.checks.netsafe import AllowList
 from mwingest.describe.sources import collect
-
-DEFAULT_COMMENT = "Uploaded with mwingest"
-DEFAULT_CHUNK_MB = 16.0  # the benchmark's pick (bench/README.md)
-MAX_WORKERS = 16  # upper bound of files in flight in one run
 
 
 class _Group(BaseModel):
@@ -88,7 +85,7 @@ class Sending(_Group):
 
     chunk_size_mb: float = Field(DEFAULT_CHUNK_MB, ge=0.0625, le=100.0, title="Chunk size (MiB)",
                                  description="Files larger than this go up in chunks of this size")
-    concurrency: int = Field(4, ge=1, le=MAX_WORKERS, title="Files at once",
+    concurrency: int = Field(DEFAULT_CONCURRENCY, ge=1, le=MAX_WORKERS, title="Files at once",
                              description="How many files are uploaded in parallel")
     async_assembly: bool = Field(
         False, title="Assemble big files in a job",
