@@ -5,7 +5,7 @@ reason a person can act on, and lets a bulk run sort a folder before a byte is s
 follow ``UploadBase::verifyFile`` and ``MimeAnalyzer::guessMimeType`` in the 1.39 source:
 
 1. partial checks: the sniffed type is not in ``$wgMimeTypeExclusions``; Internet Explorer's
-   sniffing of the first 256 bytes (:func:`~mwingest.checks.mimesniff.ie_mime_types`) does not make it
+   sniffing of the first 256 bytes (:func:`~mwingest.checks.iesniff.ie_mime_types`) does not make it
    one; ``detectScript`` finds no HTML or script marker in the first KiB;
 2. the sniffed type matches the extension (``$wgVerifyMimeType``);
 3. SVG rules (:func:`mwingest.checks.svgcheck.check_svg`);
@@ -34,6 +34,7 @@ from PIL import Image
 
 from mwingest.base import quiet
 from mwingest.checks import tiffcheck, webplossless
+from mwingest.checks.iesniff import ie_mime_types
 from mwingest.checks.mimesniff import (
     EXCLUDED_MIMES,
     EXT_MIMES,
@@ -41,7 +42,6 @@ from mwingest.checks.mimesniff import (
     SCRIPT_MIMES,
     Sample,
     alias,
-    ie_mime_types,
 )
 
 TEXT_SCAN_LIMIT = 8 * 1024 * 1024  # detectScript reads a whole text file; we stop here

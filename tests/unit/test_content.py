@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from mwingest.base.hashing import FileDigest, sha1_bytes, sha1_file
-from mwingest.checks import content, mimesniff
+from mwingest.checks import content, iesniff, mimesniff
 from mwingest.checks.svgcheck import check_svg
 from mwingest.checks.validate import validate_file
 from mwingest.wiki.siteinfo import WikiRules
@@ -108,21 +108,21 @@ def test_logical_mime_trusts_the_extension_only_for_undetectable_types() -> None
 
 def test_ie_sniffing_sees_html_in_a_png_only_for_old_versions() -> None:
     clean = png(RNG, "t")[:256]
-    assert mimesniff.ie_mime_types(clean, "image/png") == ["image/png"]
+    assert iesniff.ie_mime_types(clean, "image/png") == ["image/png"]
     scripted = png(RNG, "t", text="<script>alert(1)</script>")[:256]
-    assert "text/html" in mimesniff.ie_mime_types(scripted, "image/png")
+    assert "text/html" in iesniff.ie_mime_types(scripted, "image/png")
 
 
 def test_ie_sniffing_trusts_jpeg_and_unknown_proposals() -> None:
     jpeg_html = b"\xff\xd8\xff\xfe\x00\x20<html><body>x</body></html>"
-    assert mimesniff.ie_mime_types(jpeg_html, "image/jpeg") == ["image/jpeg"]
-    assert mimesniff.ie_mime_types(b"<html>", "image/webp") == ["image/webp"]  # IE has no entry
+    assert iesniff.ie_mime_types(jpeg_html, "image/jpeg") == ["image/jpeg"]
+    assert iesniff.ie_mime_types(b"<html>", "image/webp") == ["image/webp"]  # IE has no entry
 
 
 def test_ie_sniffing_flags_executables_and_xml() -> None:
-    assert mimesniff.ie_mime_types(b"MZ\x90\x00" + bytes(60), "application/octet-stream") == [
+    assert iesniff.ie_mime_types(b"MZ\x90\x00" + bytes(60), "application/octet-stream") == [
         "application/x-msdownload"]
-    assert "text/xml" in mimesniff.ie_mime_types(b'<?xml version="1.0"?><svg/>', "image/png")
+    assert "text/xml" in iesniff.ie_mime_types(b'<?xml version="1.0"?><svg/>', "image/png")
 
 
 # --- partial checks: banned types, detectScript ---------------------------------------------------
