@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -38,6 +39,16 @@ EXTERNAL_ENV = ("MWINGEST_TEST_API_URL", "MWINGEST_TEST_USERNAME", "MWINGEST_TES
 #: uses, so a new test lands in the right tier without anyone remembering to mark it.
 _WIKI_FIXTURES = {"wiki", "wiki_factory", "_wiki_pool", "ui_wiki"}
 _PREFECT_FIXTURES = {"prefect_server", "prefect_harness", "served"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prefect_db_root(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Where this run's migrated Prefect database goes (built lazily, on the first server's start):
+    beside the workers' temp folders under xdist, so they share it."""
+    from tests import prefect_server
+
+    base = tmp_path_factory.getbasetemp()
+    prefect_server._template_root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -187,9 +198,19 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW,
         temporary_settings,
     )
-    from prefect.testing.utilities import prefect_test_harness
+    from prefect.testing import utilities
 
-    with prefect_test_harness(server_startup_timeout=90), temporary_settings(updates={
+    from tests.prefect_server import seed_prefect_home
+
+    def seeded_tempdir() -> str:  # the harness's database folder, holding the run's migrated DB
+        folder = tmp_path_factory.mktemp("prefect-harness-db")
+        seed_prefect_home(folder)
+        if (folder / "prefect.db").exists():
+            (folder / "prefect.db").rename(folder / "prefect-test.db")  # the harness's file name
+        return str(folder)
+
+    with mock.patch.object(utilities, "mkdtemp", seeded_tempdir), \
+            utilities.prefect_test_harness(server_startup_timeout=90), temporary_settings(updates={
             PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
             PREFECT_LOCAL_STORAGE_PATH: tmp_path_factory.mktemp("prefect-results"),
             PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW: "ignore"}):

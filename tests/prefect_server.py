@@ -12,7 +12,9 @@ Registered in ``tests/conftest.py`` through ``pytest_plugins``; use the ``prefec
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +31,63 @@ from mwingest.dev.devwiki import free_port
 #: The first start migrates a fresh SQLite DB (~7 s on the 2-core VM); leave room for a busy box.
 STARTUP_TIMEOUT_S = 90.0
 STOP_GRACE_S = 10.0
+
+#: Where this test run keeps its migrated Prefect database (set by ``_prefect_db_root`` in
+#: tests/conftest.py: one folder for all xdist workers of a run).
+_template_root: Path | None = None
+
+
+def migrated_db() -> Path | None:
+    """A Prefect SQLite database migrated once per test run, to be copied into each new home.
+
+    Why: every new Prefect home otherwise migrates a fresh database when its server starts
+    (7 s on an idle 2-core machine, 30-45 s on a loaded one; a run starts about 15 servers).
+    A copy of a database already at the head revision starts as fast as a restart. Built under a
+    file lock, so xdist workers build it once between them; None outside a pytest session."""
+    if _template_root is None:
+        return None
+    import prefect
+
+    folder = _template_root / f"prefect-db-{prefect.__version__}"
+    target = folder / "prefect.db"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.exists():
+            building = folder / "building"
+            shutil.rmtree(building, ignore_errors=True)
+            building.mkdir()
+            env = {**_base_env(), "PREFECT_HOME": str(building), "DO_NOT_TRACK": "1",
+                   "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+            prefect_cli = Path(sys.executable).parent / "prefect"
+            subprocess.run([str(prefect_cli), "server", "database", "upgrade", "-y"], env=env,
+                           check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=300)
+            os.replace(building / "prefect.db", target)
+            shutil.rmtree(building, ignore_errors=True)
+    return target
+
+
+def seed_prefect_home(home: Path) -> None:
+    """Give a new Prefect home the migrated database (nothing when it has one, or outside tests).
+
+    Folders it makes are private (0700), as the product makes its own homes."""
+    template = migrated_db()
+    if template is None or (home / "prefect.db").exists():
+        return
+    for folder in reversed([home, *home.parents]):
+        if not folder.exists():
+            folder.mkdir(mode=0o700)
+    shutil.copyfile(template, home / "prefect.db")
+
+
+def seed_env_homes(env: dict[str, str]) -> dict[str, str]:
+    """Seed the Prefect homes a child process with ``env`` will use: ``PREFECT_HOME`` (an
+    ephemeral server's) and the local server's under ``MWINGEST_HOME``. Returns ``env``."""
+    if env.get("PREFECT_HOME"):
+        seed_prefect_home(Path(env["PREFECT_HOME"]))
+    if env.get("MWINGEST_HOME"):
+        seed_prefect_home(Path(env["MWINGEST_HOME"]) / "prefect-home")
+    return env
 
 
 @dataclass
@@ -101,8 +160,10 @@ def start_server(home: Path, database_url: str | None = None) -> PrefectServer:
     """Start ``prefect server start`` with ``home`` as its ``PREFECT_HOME``; return once healthy.
 
     ``database_url``: the server's database (``postgresql+asyncpg://…``), as a team's server
-    runs; default SQLite in ``home``."""
+    runs; default SQLite in ``home``, copied from the run's migrated database."""
     home.mkdir(parents=True, exist_ok=True)
+    if not database_url:
+        seed_prefect_home(home)
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {**_base_env(), **client_env(api_url, home), "PREFECT_UI_API_URL": api_url}

@@ -35,6 +35,7 @@ from tests.integration.wikihelpers import (
     png_of_size,
     session_for,
 )
+from tests.prefect_server import seed_env_homes
 
 pytestmark = pytest.mark.wiki
 
@@ -111,6 +112,7 @@ def cli_env(wiki: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
                MWINGEST_HOME=str(home / "mwingest"), PREFECT_HOME=str(home / "prefect"),
                XDG_DATA_HOME=str(home / "xdg"), MWINGEST_SERVER_PORT=str(free_port()),
                DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    seed_env_homes(env)
     try:
         yield env
     finally:

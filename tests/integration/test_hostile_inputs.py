@@ -35,6 +35,7 @@ from mwingest.job.settings import BatchSettings
 from mwingest.ledger.ledger import Ledger, State
 from mwingest.wiki import upload
 from tests.integration.wikihelpers import png_bytes, session_for
+from tests.prefect_server import seed_env_homes
 
 CLI_TIMEOUT_S = 600
 _PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
@@ -320,7 +321,7 @@ def cli_env(wiki: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, st
                PREFECT_HOME=str(home / "prefect"), XDG_DATA_HOME=str(home / "xdg"),
                MWINGEST_PREFECT="ephemeral",  # nothing left running after a function's test
                DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    return env
+    return seed_env_homes(env)
 
 
 def _refused_by_line(rows: list[dict[str, Any]], manifest: str = "rows.jsonl") -> dict[int, str]:

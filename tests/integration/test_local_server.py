@@ -27,6 +27,7 @@ from mwingest.runtime import crashwatch, localserver
 from mwingest.wiki import upload
 from tests.integration.test_cli import mwingest, sha1_of
 from tests.integration.wikihelpers import png_bytes, session_for
+from tests.prefect_server import seed_env_homes
 
 pytestmark = pytest.mark.wiki
 _PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
@@ -47,6 +48,7 @@ def env(wiki: Any, home: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
                 MWINGEST_PASSWORD=wiki.password, MWINGEST_HOME=str(home),
                 MWINGEST_SERVER_PORT=str(free_port()), PREFECT_HOME=str(tmp_path / "prefect"),
                 DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    seed_env_homes(base)
     try:
         yield base
     finally:

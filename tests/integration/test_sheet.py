@@ -13,6 +13,7 @@ import pytest
 from tests.integration.test_cli import _PROXY_VARS, mwingest
 from tests.integration.wikihelpers import create_page, page_text, session_for
 from tests.metafiles import jpeg_with_metadata, xmp_packet
+from tests.prefect_server import seed_env_homes
 
 pytestmark = pytest.mark.wiki
 
@@ -26,6 +27,7 @@ def test_sheet_filled_in_and_imported(wiki, tmp_path, unique):
                MWINGEST_PASSWORD=wiki.password, MWINGEST_LEDGER=str(tmp_path / "ledger.db"),
                MWINGEST_HOME=str(tmp_path / "home"), PREFECT_HOME=str(tmp_path / "prefect"),
                MWINGEST_PREFECT="ephemeral", DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    seed_env_homes(env)
     # The example's templates must exist (looked up before the upload); its categories may be red.
     for title in ("Template:Information", "Template:Cc-by-4.0"):
         create_page(session_for(wiki), title, "{{{description|}}}")
