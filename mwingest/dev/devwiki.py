@@ -308,7 +308,7 @@ def start_wiki(*, workers: int = 4, copy_uploads: bool = True, max_upload_size: 
                 keep=keep,
             )
             wiki._process = _spawn_server(root, port, workers, php_upload_max, php_post_max,
-                                          opcache)
+                                          opcache, die_with_parent=not keep)
             if _wait_ready(wiki):
                 return wiki
             _kill_group(wiki._process)
@@ -319,10 +319,23 @@ def start_wiki(*, workers: int = 4, copy_uploads: bool = True, max_upload_size: 
         raise
 
 
+def _die_with_parent() -> None:
+    """In the server's process, before exec: SIGTERM when the process that started it dies, even
+    by ``kill -9`` (Linux's PR_SET_PDEATHSIG). A test run that was killed left its wikis serving,
+    and their directories (big chunked uploads) on disk, until someone noticed."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
 def _spawn_server(
-    root: Path, port: int, workers: int, upload_max: str, post_max: str, opcache: bool = False
+    root: Path, port: int, workers: int, upload_max: str, post_max: str, opcache: bool = False,
+    *, die_with_parent: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """``php -S`` in its own session, so that stop() can kill the master and its workers at once."""
+    """``php -S`` in its own session, so that stop() can kill the master and its workers at once.
+
+    ``die_with_parent``: a wiki that lives only as long as its starter (a test's, not ``start``'s
+    kept one) ends with it."""
     env = _php_env(root / "LocalSettings.php", root / "tmp")
     env["PHP_CLI_SERVER_WORKERS"] = str(workers)
     ini = {"upload_max_filesize": upload_max, "post_max_size": post_max, "memory_limit": "512M",
@@ -337,7 +350,8 @@ def _spawn_server(
             "-t", str(MW_DIR), str(root / "router.php")]
     with (root / "logs" / "php-server.log").open("ab") as log:
         return subprocess.Popen(args, cwd=MW_DIR, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_die_with_parent if die_with_parent else None)
 
 
 def _wait_ready(wiki: DevWiki, timeout: float = 60.0) -> bool:
