@@ -141,7 +141,7 @@ def _wait_healthy(server: PrefectServer, deadline: float) -> None:
     raise RuntimeError(f"prefect server not healthy after {STARTUP_TIMEOUT_S} s:\n{server.log_tail()}")
 
 
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
+def stop_group(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM the server's whole process group; SIGKILL what is left after the grace time."""
     if process.poll() is not None:
         return
@@ -182,7 +182,7 @@ def start_server(home: Path, database_url: str | None = None) -> PrefectServer:
     try:
         _wait_healthy(server, time.monotonic() + STARTUP_TIMEOUT_S)
     except BaseException:
-        _stop_group(process)
+        stop_group(process)
         raise
     return server
 
@@ -195,4 +195,4 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         yield server
     finally:
         assert server.process is not None
-        _stop_group(server.process)
+        stop_group(server.process)

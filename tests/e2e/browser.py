@@ -44,9 +44,14 @@ def is_loopback(url: str) -> bool:
 
 @dataclass
 class Shots:
-    """Numbered full-page screenshots of each step, in one folder that outlives the test."""
+    """Numbered full-page screenshots of each step, in one folder that outlives the test.
+
+    Step shots are taken only when ``steps`` is set (``bash scripts/ui-screenshots``, or
+    ``MWINGEST_UI_STEP_SHOTS=1``): a full-page screenshot costs a second or more on a busy
+    machine and races the page's own redraws, so the test loop takes only the failure's."""
 
     folder: Path
+    steps: bool = False
     taken: list[Path] = field(default_factory=list)
 
     def reset(self) -> None:
@@ -54,8 +59,10 @@ class Shots:
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True)
 
-    def take(self, page: Any, name: str, *, full_page: bool = True) -> Path:
+    def take(self, page: Any, name: str, *, full_page: bool = True, always: bool = False) -> Path | None:
         """Save the page as ``NN-name.png``; a failing screenshot never hides the test's result."""
+        if not (self.steps or always):
+            return None
         path = self.folder / f"{len(self.taken) + 1:02d}-{name}.png"
         try:
             page.screenshot(path=str(path), full_page=full_page)

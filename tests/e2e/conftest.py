@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
+from tests.e2e import readme_shots
 from tests.e2e.browser import CHROMIUM, Shots, chromium_page
 from tests.e2e.serving import REPO, Served, client_env, delete_served_deployments, save_block
 from tests.integration.wikihelpers import SCALER_SETTINGS
+from tests.prefect_server import PrefectServer, start_server, stop_group
 
 #: Screenshots of each step land here and stay (gitignored), whatever the test's result.
 SHOTS_DIR = REPO / "test-output" / "ui"
@@ -48,6 +50,25 @@ def _require_browser() -> None:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """The browser tests' Prefect server, on PostgreSQL as a team's server runs (this folder's
+    ``prefect_server`` replaces the SQLite one). On SQLite the UI's writes (Submit, Resume) met
+    "database is locked" 503s whenever serve's poll or the flow's logs wrote in between, and the
+    UI only shows a toast for them; PostgreSQL takes concurrent writers."""
+    import psycopg
+
+    with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE prefect_ui")
+    server = start_server(tmp_path_factory.mktemp("prefect-ui-home"),
+                          f"postgresql+asyncpg://mwingest@127.0.0.1:{postgres.port}/prefect_ui")
+    try:
+        yield server
+    finally:
+        assert server.process is not None
+        stop_group(server.process)
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +104,10 @@ def served(prefect_server, ui_wiki, tmp_path_factory) -> Iterator[dict[str, Any]
 
 @pytest.fixture
 def shots() -> Shots:
-    """Step screenshots under ``test-output/ui/`` (emptied when a test starts)."""
-    shots = Shots(SHOTS_DIR)
+    """Step screenshots under ``test-output/ui/`` (emptied when a test starts): the failure's
+    always, every step's for ``scripts/ui-screenshots`` or with ``MWINGEST_UI_STEP_SHOTS=1``."""
+    steps = readme_shots.wanted() is not None or bool(os.environ.get("MWINGEST_UI_STEP_SHOTS"))
+    shots = Shots(SHOTS_DIR, steps=steps)
     shots.reset()
     return shots
 
@@ -103,7 +126,7 @@ def page(request: pytest.FixtureRequest, shots: Shots) -> Iterator[Any]:
             yield page
             report = getattr(request.node, "rep_call", None)
             if report is not None and report.failed:
-                shots.take(page, "failure")
+                shots.take(page, "failure", always=True)
                 with contextlib.suppress(Exception):  # the DOM too: what a locator could match
                     (shots.folder / "failure.html").write_text(page.content())
                 print(f"\nUI evidence (screenshots, console.txt): {shots.folder}")

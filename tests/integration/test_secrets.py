@@ -45,7 +45,7 @@ import pytest
 from mwingest.wiki import upload
 from tests.faultproxy import FaultProxy, RequestHead, chunk_posts
 from tests.integration.wikihelpers import png_of_size, session_for
-from tests.prefect_server import PrefectServer, _stop_group, start_server
+from tests.prefect_server import PrefectServer, start_server, stop_group
 
 pytestmark = pytest.mark.wiki
 
@@ -286,7 +286,7 @@ def imports(wiki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Imports]
         result.readback = _read_back(server, [r.result["flow_run_id"] for r in result.runs.values()])
     finally:
         assert server.process is not None
-        _stop_group(server.process)  # quiesce the database before it is read as bytes
+        stop_group(server.process)  # quiesce the database before it is read as bytes
     yield result
 
 
