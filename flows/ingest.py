@@ -259,8 +259,9 @@ def _stopped(refused: LoginRefusedError, done: list[Job | Outcome], total: int, 
     revoked grant); the table of the files that finished is published first."""
     outcomes = [_outcome(f) for f in done]
     landed = sum(o.ok for o in outcomes)
+    why = " ".join(str(refused).split()).rstrip(".")
     stop = LoginRefusedError(
-        f"{refused}. The batch stopped: {landed} of {total} files finished; the others were not "
+        f"{why}. The batch stopped: {landed} of {total} files finished; the others were not "
         f"started, or wait where they stopped (stash key, offset) for the next run. Check "
         f"MWINGEST_USERNAME/MWINGEST_PASSWORD (or the credentials block) and the bot password's "
         f"grants, then run the same command again", result=refused.result)

@@ -88,7 +88,8 @@ def preflight(wiki: str | None = None) -> None:
 
 class _ConsoleFilter(logging.Filter):
     """What Prefect's console handler may print during a command: no outcome lines when the
-    command shows outcomes itself (``drop_outcomes``), and each warning or error once."""
+    command shows outcomes itself (``drop_outcomes``), each warning or error once, and no
+    traceback of a batch stopped by a refused re-login (the command's own line says it)."""
 
     def __init__(self, drop_outcomes: bool) -> None:
         super().__init__("mwingest-console")
@@ -96,6 +97,8 @@ class _ConsoleFilter(logging.Filter):
         self._seen: set[tuple[int, str]] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], LoginRefusedError):
+            return False  # the batch stopped: the command says why in one line, no traceback
         if self.drop_outcomes and (
                 getattr(record, "mwingest_outcome", False)
                 # A task run's end state: the file's outcome line says how it ended, and why.
