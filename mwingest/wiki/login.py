@@ -19,14 +19,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+import requests
 
 from mwingest.base.errors import ApiError, LoginError, SessionError, TransientApiError
 from mwingest.base.redact import register_secret
+from mwingest.wiki.credentials import Credentials
 from mwingest.wiki.relogin import fresh_http, login_session_lost
 
-if TYPE_CHECKING:
-    from mwingest.wiki.session import WikiSession
+
+class WikiSession(Protocol):
+    """What a login needs of :class:`mwingest.wiki.session.WikiSession` (which imports this
+    module, so it is described here rather than imported)."""
+
+    credentials: Credentials
+    api_url: str
+    http: requests.Session
+    maxlag_retries: int
+    login_count: int
+    user: str | None
+
+    def forget_login(self) -> None: ...
+
+    def logged_in_as(self, user: str | None, csrf: str | None) -> None: ...
+
+    def raw_request(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def pause(self, seconds: float) -> None: ...
 
 log = logging.getLogger("mwingest.wiki.session")
 
