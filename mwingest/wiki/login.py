@@ -84,6 +84,11 @@ def log_in(session: WikiSession) -> str:
             # the bearer header authenticates it; no cookie is involved).
             answer = login_request(session, "GET", {"action": "query", "meta": "userinfo|tokens",
                                                     "type": "csrf"})
+            if answer["query"]["userinfo"].get("anon"):
+                if mode == "oauth":
+                    raise LoginError("the wiki sees an anonymous session with this OAuth token")
+                # Logged in, and the session already gone again (the store evicted it meanwhile).
+                raise LoginSessionLost("the wiki still sees an anonymous session after login")
         except LoginSessionLost as lost:
             if attempt == LOGIN_SESSION_TRIES:
                 raise SessionError("sessionlost", f"the wiki lost the login's session {attempt} "
@@ -91,8 +96,6 @@ def log_in(session: WikiSession) -> str:
             log.info("the login's session was lost (%s); starting a new session", lost)
             continue
         info = answer["query"]["userinfo"]
-        if info.get("anon"):
-            raise LoginError("the wiki still sees an anonymous session after login")
         token = answer["query"].get("tokens", {}).get("csrftoken")
         session.logged_in_as(info.get("name"), token)
         for cookie in session.http.cookies:

@@ -323,6 +323,26 @@ def test_a_login_whose_own_session_was_lost_starts_a_new_one() -> None:
     assert len(wiki.login_requests) == 3  # the lost login was tried again from a new session
 
 
+def test_a_session_lost_right_after_its_login_is_not_a_refusal() -> None:
+    wiki = SessionWiki()
+    session, _ = session_on(wiki)
+    session.login()
+    original = wiki.__call__
+    lose = [True]
+
+    def lose_once_after_login(params: dict[str, str], request: requests.PreparedRequest) -> Any:
+        answer = original(params, request)
+        if params.get("action") == "login" and lose and lose.pop():
+            wiki.drop()  # evicted again between the login and its userinfo query
+        return answer
+
+    session.http.adapters["http://"].wiki = lose_once_after_login  # type: ignore[attr-defined]
+    wiki.drop()
+    assert upload_bytes(session, b"\x89PNG", "G.png").filename == "G.png"
+    assert session.gate.relogins == 1 and session.gate.refused is None
+    assert wiki.logins == 3  # the first login, the lost one, the one that held
+
+
 def test_a_login_that_keeps_losing_its_session_is_retryable_not_refused() -> None:
     wiki = SessionWiki()
     session, _ = session_on(wiki)
