@@ -29,7 +29,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.heartbeat import heartbeating
 from flows.plainparams import plain_parameters
 from flows.review import ask_reviewer, describe_conflict
-from mwingest.base.errors import reason_code
+from mwingest.base.errors import LoginRefusedError, reason_code
 from mwingest.base.items import NEEDS_REVIEW, IngestItem, Outcome
 from mwingest.base.retry import RetryPolicy
 from mwingest.describe import pagecheck
@@ -43,6 +43,8 @@ from tasks.pacing import paced_writes
 from tasks.report import Progress, publish_report
 from tasks.steps import carry_out, drive
 
+#: The reason of a file stopped because the wiki refused to log in again (its row stays as it was).
+STOPPED = "login-refused"
 #: In-process callbacks told about each outcome as it happens (the CLI's ``--json`` lines).
 OUTCOME_LISTENERS: list[Callable[[Outcome], None]] = []
 #: In-process callbacks told, after each step of a file, ``(source, label, bytes on the wiki,
@@ -99,6 +101,8 @@ def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
         finished.files[index] = job  # told once a person answered, or the run gave up waiting
         return
     outcome = job.outcome()
+    if outcome.reason == STOPPED:  # the batch stops: the flow says why once, not per file
+        return
     _tell(outcome, item.label)
     finished.files[index] = outcome
 
@@ -223,11 +227,17 @@ def run_batch(credentials: Credentials, sources: list[str],
         running: dict[int, PrefectConcurrentFuture[None]] = {}
         for n, item in enumerate(items):
             slots.acquire()  # at most `concurrency` files in flight
+            if session.gate.refused is not None:  # the wiki refused to log in again: stop
+                slots.release()
+                break
             running[n] = (ingest_file.with_options(task_run_name=f"file · {item.label}")
                           .submit(ctx, item, slots, progress, finished, n))
             _collect(running, finished, items)
         _collect(running, finished, items, wait=True)
         done = [f for f in finished.files if f is not None]
+        if session.gate.refused is not None:
+            raise _stopped(session.gate.refused, done, len(items), session.api_url, ledger_file,
+                           time.monotonic() - started)
         waiting = [f for f in done if isinstance(f, Job)]
         wait_s = _can_pause(settings.review_wait, ctx.stash_max_age)
         if wait_s and waiting:
@@ -241,6 +251,23 @@ def run_batch(credentials: Credentials, sources: list[str],
                    ledger_path=ledger_file, pictures=pictures.for_outcomes(session, outcomes),
                    notes=notes)
     return [o.as_dict() for o in outcomes]
+
+
+def _stopped(refused: LoginRefusedError, done: list[Job | Outcome], total: int, wiki: str,
+             ledger_file: str, seconds: float) -> LoginRefusedError:
+    """The one message of a batch whose re-login the wiki refused (a changed password, a
+    revoked grant); the table of the files that finished is published first."""
+    outcomes = [_outcome(f) for f in done]
+    landed = sum(o.ok for o in outcomes)
+    why = " ".join(str(refused).split()).rstrip(".")
+    stop = LoginRefusedError(
+        f"{why}. The batch stopped: {landed} of {total} files finished; the others were not "
+        f"started, or wait where they stopped (stash key, offset) for the next run. Check "
+        f"MWINGEST_USERNAME/MWINGEST_PASSWORD (or the credentials block) and the bot password's "
+        f"grants, then run the same command again", result=refused.result)
+    publish_report(outcomes, wiki=wiki, seconds=seconds, ledger_path=ledger_file,
+                   notes=[str(stop)])
+    return stop
 
 
 @flow(name="ingest-batch", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))

@@ -67,6 +67,7 @@ def resolve_review(item_id: int | str, decision: Literal["skip", "publish", "ren
             log.info("item %s (%s): carrying out %s", row.ref, job.item.filename, decision)
             carry_out(job, decision, new_name=new_filename or None, by="resolve-review",
                       label=job.item.label)
+        session.gate.check()  # the wiki refused to log in again: say so (the CLI exits 2)
         return job.outcome().as_dict()
 
 

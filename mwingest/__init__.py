@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "Ledger": "mwingest.ledger.ledger",
     "LedgerItem": "mwingest.ledger.ledger",
     "LoginError": "mwingest.base.errors",
+    "LoginRefusedError": "mwingest.base.errors",
     "MWIngestError": "mwingest.base.errors",
     "Outcome": "mwingest.base.items",
     "PermanentApiError": "mwingest.base.errors",

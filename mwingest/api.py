@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from mwingest.base.errors import LoginError, MWIngestError, TransportError
+from mwingest.base.errors import LoginError, LoginRefusedError, MWIngestError, TransportError
 from mwingest.base.items import Outcome
 
 if TYPE_CHECKING:
@@ -34,12 +34,15 @@ EPHEMERAL_PORT_RANGE = range(20000, 61000)
 
 
 class IngestSetupError(Exception):
-    """The run could not start: no wiki, wiki unreachable, login refused. Nothing was uploaded."""
+    """The run could not start (no wiki, wiki unreachable, login refused: nothing was uploaded),
+    or could not go on (the wiki refused to log in again mid-batch: the message says how far)."""
 
 
 def _setup_error(exc: BaseException, wiki: str | None = None) -> IngestSetupError | None:
     """The setup problem ``exc`` stands for, worded as what to fix; None for anything else."""
     where = f" at {wiki}" if wiki else ""
+    if isinstance(exc, LoginRefusedError):  # mid-batch: the flow's message says it all
+        return IngestSetupError(str(exc))
     if isinstance(exc, LoginError):
         return IngestSetupError(f"login refused{where}: {exc} (check MWINGEST_USERNAME/"
                                 f"MWINGEST_PASSWORD and the bot password's grants)")
@@ -85,7 +88,8 @@ def preflight(wiki: str | None = None) -> None:
 
 class _ConsoleFilter(logging.Filter):
     """What Prefect's console handler may print during a command: no outcome lines when the
-    command shows outcomes itself (``drop_outcomes``), and each warning or error once."""
+    command shows outcomes itself (``drop_outcomes``), each warning or error once, and no
+    traceback of a batch stopped by a refused re-login (the command's own line says it)."""
 
     def __init__(self, drop_outcomes: bool) -> None:
         super().__init__("mwingest-console")
@@ -93,6 +97,8 @@ class _ConsoleFilter(logging.Filter):
         self._seen: set[tuple[int, str]] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], LoginRefusedError):
+            return False  # the batch stopped: the command says why in one line, no traceback
         if self.drop_outcomes and (
                 getattr(record, "mwingest_outcome", False)
                 # A task run's end state: the file's outcome line says how it ended, and why.

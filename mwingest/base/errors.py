@@ -11,12 +11,13 @@ same failure::
     │   └── ResponseLostError     T  the request may have been processed (read timeout, reset after send)
     └── ApiError                     the wiki answered {"error": {...}}
         ├── TransientApiError     T  ratelimited, maxlag, readonly, backend-fail-*, stash storage
-        ├── SessionError          A  badtoken, assertuserfailed, mustbeloggedin, notloggedin
+        ├── SessionError          A  badtoken, assert(user|bot)failed, mustbeloggedin, notloggedin
         ├── InputError            F  illegal-filename, filename-toolong, fileexists-forbidden, ...
         ├── PermanentApiError     P  permissiondenied, verification-error, empty-file, ...
         │   └── AlreadyThereError P  fileexists-no-change: the same bytes are the current version
         └── ResyncError           R  stashfailed offset, uploadstash-file-not-found, missingresult
     LoginError                       the wiki refused the credentials (never retried)
+    └── LoginRefusedError            ... when logging in again mid-batch: the whole batch stops
     SourceChangedError               the local file changed while it was being sent
 
 Messages never contain secrets: the session strips tokens and passwords before an error is built.
@@ -120,6 +121,23 @@ class LoginError(MWIngestError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_login_error, (str(self), self.result))
+
+
+class LoginRefusedError(LoginError):
+    """The wiki refused to log in *again* after it dropped the session mid-batch (a changed
+    password, an invalidated bot password, a revoked grant or OAuth token).
+
+    No file of the batch can go on with these credentials, so the batch stops at once with this
+    one message (the CLI exits 2) instead of one ``login-failed`` row per remaining file; files in
+    flight keep their ledger rows as they were (stash key, offset, intent) for the next run.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_login_refused, (str(self), self.result))
+
+
+def _rebuild_login_refused(message: str, result: str) -> LoginRefusedError:
+    return LoginRefusedError(message, result=result)
 
 
 def _rebuild_transport_error(cls: type[TransportError], message: str, sent: bool,
@@ -226,7 +244,8 @@ _TRANSIENT = {
     "uploadstash-bad-path", "uploadstash-exception", "http-timed-out", "http-curl-error",
     "internal_api_error_DBQueryError", "internal_api_error_DBConnectionError",
 }
-_SESSION = {"badtoken", "mustbeloggedin", "assertuserfailed", "assertnameduserfailed", "notloggedin"}
+_SESSION = {"badtoken", "mustbeloggedin", "assertuserfailed", "assertbotfailed",
+            "assertnameduserfailed", "notloggedin", "sessionlost"}
 _FIX_INPUT = {
     "illegal-filename", "filename-tooshort", "filename-toolong", "filetype-missing",
     "fileexists-forbidden", "fileexists-shared-forbidden", "windows-nonascii-filename",
@@ -330,6 +349,8 @@ def reason_code(exc: BaseException) -> str:
         return "response-lost"
     if isinstance(exc, TransportError):
         return "transport-error"
+    if isinstance(exc, LoginRefusedError):
+        return "login-refused"
     if isinstance(exc, LoginError):
         return "login-failed"
     if isinstance(exc, SourceChangedError):

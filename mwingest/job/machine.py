@@ -41,7 +41,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mwingest.base.errors import AlreadyThereError, ApiError, InputError, ResyncError, reason_code
+from mwingest.base.errors import (
+    AlreadyThereError,
+    ApiError,
+    InputError,
+    LoginRefusedError,
+    ResyncError,
+    reason_code,
+)
 from mwingest.base.items import FAILED, NEEDS_REVIEW, REJECTED, SKIPPED, IngestItem, Outcome
 from mwingest.base.options import URL_SHA1
 from mwingest.base.policy import Action
@@ -185,6 +192,9 @@ class Job:
         """End the file ``failed`` with the error's reason; the row keeps key, offset and intent."""
         if self.done:
             return
+        if isinstance(exc, LoginRefusedError):  # the batch stops, the flow says so once: the
+            self.verdict = (FAILED, reason_code(exc), str(exc))  # row stays (key, offset, intent)
+            return None
         if self.row is None:
             return self._verdict(FAILED, reason_code(exc), str(exc))
         if isinstance(exc, RowLeasedError):  # taken over: the row is the other run's to write

@@ -2,7 +2,8 @@
 
 Why one class owns all of this: every write needs the same care (a CSRF token refreshed on
 ``badtoken``, ``assert=user`` so a dropped session says so instead of a misleading
-``permissiondenied``, one re-login when it did drop, ``Retry-After`` on ``maxlag``), and every
+``permissiondenied``, one re-login when it did drop — one for all the requests in flight, from a
+clean session: :mod:`mwingest.wiki.relogin` — ``Retry-After`` on ``maxlag``), and every
 answer needs the same reading (HTTP 200 carries errors; a non-JSON body is a transport fault, spec
 §1). Upload logic above this layer then deals only in typed results and typed errors.
 
@@ -16,7 +17,6 @@ import contextlib
 import ipaddress
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -28,7 +28,6 @@ from mwingest import __version__
 from mwingest.base.errors import (
     ApiError,
     ContactRequiredError,
-    LoginError,
     OversizedRequestError,
     ResponseLostError,
     SessionError,
@@ -40,12 +39,13 @@ from mwingest.base.redact import redact, register_secret
 from mwingest.base.retry import parse_retry_after
 from mwingest.base.streams import FilePart
 from mwingest.wiki.credentials import ENV_CONTACT, Credentials
+from mwingest.wiki.login import log_in, login_request
 from mwingest.wiki.pacing import counted_upload
+from mwingest.wiki.relogin import DROPPED_CODES, LoginGate
 
 log = logging.getLogger("mwingest.wiki.session")
 
 DEFAULT_TIMEOUT = (15.0, 600.0)  # (connect, read): a chunk assembly can take minutes
-_RELOGIN_CODES = {"assertuserfailed", "assertnameduserfailed", "mustbeloggedin", "notloggedin"}
 
 
 #: Host names that can never be a real wiki (RFC 2606 and 6761): no contact needed there.
@@ -112,8 +112,9 @@ def encode_params(params: Mapping[str, Any]) -> dict[str, str]:
 class WikiSession:
     """A logged-in (or anonymous) connection to one wiki's ``api.php``.
 
-    Thread-safe enough for a pool of upload workers: requests share the cookie jar, and login and
-    token refreshes are serialised by a lock.
+    Thread-safe enough for a pool of upload workers: requests share the cookie jar, and logins and
+    token refreshes are serialised by one lock (:class:`~mwingest.wiki.relogin.LoginGate`); a
+    request goes out with the generation, cookies and token of one login, taken together.
     """
 
     def __init__(
@@ -148,7 +149,8 @@ class WikiSession:
         #: Wraps every write request: a cap of writes in flight across processes (the flows
         #: put a Prefect global concurrency limit here). The default holds nothing.
         self.write_slot: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
-        self._lock = threading.RLock()
+        #: The one place logins happen: a lock, a generation counter, a remembered refusal.
+        self.gate = LoginGate()
         self._csrf: str | None = None
         self.logged_in = False
         self.user: str | None = None
@@ -159,86 +161,69 @@ class WikiSession:
 
     # --- login -------------------------------------------------------------------------------
 
+    @property
+    def generation(self) -> int:
+        """How many logins this session has done: a request remembers it when sent."""
+        return self.gate.generation
+
     def login(self) -> str:
-        """Log in with the configured method; returns the wiki's user name. Raises LoginError."""
-        mode = self.credentials.effective_login_mode()
-        with self._lock:
-            self._csrf = None
-            self.logged_in = False
-            if mode == "oauth":
-                pass  # the Bearer header authenticates every request
-            elif self.credentials.anonymous:
-                raise LoginError("no credentials: set a username and password, or an OAuth token")
-            elif mode == "login":
-                self._login_botpassword()
-            elif mode == "clientlogin":
-                self._clientlogin()
-            else:
-                raise LoginError(f"unknown login mode {mode!r}")
-            # Who the wiki sees, and the CSRF token every write needs, in one request.
-            answer = self.get({"action": "query", "meta": "userinfo|tokens", "type": "csrf"})
-            info = answer["query"]["userinfo"]
-            if info.get("anon"):
-                raise LoginError("the wiki still sees an anonymous session after login")
-            token = answer["query"].get("tokens", {}).get("csrftoken")
-            if token and token != "+\\":
-                register_secret(token)
-                self._csrf = token
-            self.user = info.get("name")
-            self.logged_in = True
-            self.login_count += 1
-            self._remember_cookies()
-            log.info("logged in to %s as %s (%s)", self.api_url, self.user, mode)
-            return self.user or ""
+        """Log in from a clean session (no cookies, no tokens): :func:`mwingest.wiki.login.log_in`.
+        Returns the wiki's user name; raises LoginError when the wiki refuses the credentials."""
+        return self.gate.login(lambda: log_in(self))
 
-    def _login_token(self) -> str:
-        answer = self.get({"action": "query", "meta": "tokens", "type": "login"})
-        return answer["query"]["tokens"]["logintoken"]
+    def forget_login(self) -> None:
+        """Before a login: no token and no user until the wiki says so again."""
+        self._csrf = None
+        self.logged_in = False
 
-    def _login_botpassword(self) -> None:
-        answer = self._request("POST", {
-            "action": "login", "lgname": self.credentials.username,
-            "lgpassword": self.credentials.password, "lgtoken": self._login_token(),
-        })
-        result = answer.get("login", {})
-        if result.get("result") != "Success":
-            raise LoginError(f"login refused for {self.credentials.username}: "
-                             f"{result.get('reason') or result.get('result')}",
-                             result=str(result.get("result")))
+    def logged_in_as(self, user: str | None, csrf: str | None) -> None:
+        """After a login: who the wiki sees, and its CSRF token."""
+        if csrf and csrf != "+\\":
+            register_secret(csrf)
+            self._csrf = csrf
+        self.user = user
+        self.logged_in = True
+        self.login_count += 1
 
-    def _clientlogin(self) -> None:
-        answer = self._request("POST", {
-            "action": "clientlogin", "username": self.credentials.username,
-            "password": self.credentials.password, "logintoken": self._login_token(),
-            "loginreturnurl": self.api_url,  # required by the module, unused for password logins
-        })
-        result = answer.get("clientlogin", {})
-        if result.get("status") != "PASS":
-            raise LoginError(f"clientlogin for {self.credentials.username} ended "
-                             f"{result.get('status')}: {result.get('message', '')}",
-                             result=str(result.get("status")))
+    def raw_request(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """One request as it is: no token, no re-login, no waits (the login's own requests)."""
+        return self._request(method, params)
 
-    def _remember_cookies(self) -> None:
-        for cookie in self.http.cookies:
-            if cookie.value:
-                register_secret(cookie.value)
+    def pause(self, seconds: float) -> None:
+        self._sleep(seconds)
 
     def ensure_login(self) -> None:
         """Log in once, lazily (constructors never touch the network)."""
+        self.gate.check()
         if not self.logged_in and not self.credentials.anonymous:
-            self.login()
+            with self.gate.lock:
+                if not self.logged_in:
+                    self.login()
 
     # --- tokens ------------------------------------------------------------------------------
 
     def csrf_token(self, *, refresh: bool = False) -> str:
         """The CSRF token, fetched once per login and again after ``badtoken``."""
-        with self._lock:
+        with self.gate.lock:
             if refresh or self._csrf is None:
-                answer = self.get({"action": "query", "meta": "tokens", "type": "csrf"})
+                answer = login_request(self, "GET", {"action": "query", "meta": "tokens",
+                                                     "type": "csrf"})
                 self._csrf = answer["query"]["tokens"]["csrftoken"]
                 if self._csrf and self._csrf != "+\\":
                     register_secret(self._csrf)
             return self._csrf
+
+    def _sent_with(self, write: bool) -> tuple[int, requests.Session, str | None]:
+        """The generation, HTTP session and token a request goes out with, taken together."""
+        with self.gate.lock:
+            token = self.csrf_token() if write else None
+            return self.gate.generation, self.http, token
+
+    def _forget_token(self, token: str | None) -> None:
+        """After ``badtoken``: the next request fetches a new one (once, for all threads)."""
+        with self.gate.lock:
+            if self._csrf == token:
+                self._csrf = None
 
     # --- requests ----------------------------------------------------------------------------
 
@@ -253,34 +238,37 @@ class WikiSession:
 
     def _call(self, method: str, params: Mapping[str, Any], files: Mapping[str, FilePart] | None,
               *, write: bool, timeout: tuple[float, float] | None = None) -> dict[str, Any]:
+        self.gate.check()
         if write:
             self.ensure_login()
         relogged = token_refreshed = False
         lag_tries = 0
         waited = 0.0
         while True:
+            generation, http, token = self._sent_with(write)
             full = dict(params)
             if write:
-                full["token"] = self.csrf_token()
+                full["token"] = token
                 if self.logged_in:
                     full["assert"] = "user"
             try:
                 if not write:
-                    return self._request(method, full, files, timeout=timeout)
+                    return self._request(method, full, files, timeout=timeout, http=http)
                 if self.pace is not None and counted_upload(params):
                     self.pace.before_write()
                 with self.write_slot():
-                    return self._request(method, full, files, timeout=timeout)
+                    return self._request(method, full, files, timeout=timeout, http=http)
             except SessionError as exc:
                 if exc.code == "badtoken" and not token_refreshed:
                     token_refreshed = True
-                    self._csrf = None
+                    self._forget_token(token)
                     continue
-                if (exc.code in _RELOGIN_CODES and not relogged
-                        and not self.credentials.anonymous):
+                # A token refused again right after a fresh one: the session itself is gone.
+                dropped = exc.code in DROPPED_CODES or exc.code == "badtoken"
+                if dropped and not relogged and not self.credentials.anonymous:
                     relogged = True
-                    log.warning("session dropped (%s); logging in again", exc.code)
-                    self.login()
+                    self.gate.renew(generation, lambda: log_in(self), why=exc.code,
+                                    where=self.api_url)
                     continue
                 raise
             except TransientApiError as exc:
@@ -303,8 +291,11 @@ class WikiSession:
 
     def _request(self, method: str, params: Mapping[str, Any],
                  files: Mapping[str, FilePart] | None = None,
-                 *, timeout: tuple[float, float] | None = None) -> dict[str, Any]:
-        """One HTTP request, its answer parsed and errors raised as typed exceptions."""
+                 *, timeout: tuple[float, float] | None = None,
+                 http: requests.Session | None = None) -> dict[str, Any]:
+        """One HTTP request, its answer parsed and errors raised as typed exceptions; ``http``:
+        the session (cookies) the request was prepared with, the current one by default."""
+        http = http or self.http
         data = encode_params({**params, "format": "json", "formatversion": "2"})
         if self.maxlag is not None:
             data.setdefault("maxlag", str(self.maxlag))
@@ -312,11 +303,11 @@ class WikiSession:
         log.debug("%s %s %s", method, action, redact(_describe(data)))
         try:
             if method == "GET":
-                resp = self.http.get(self.api_url, params=data, timeout=timeout or self.timeout)
+                resp = http.get(self.api_url, params=data, timeout=timeout or self.timeout)
             elif files:
-                resp = self._post_multipart(data, files, timeout or self.timeout)
+                resp = self._post_multipart(http, data, files, timeout or self.timeout)
             else:
-                resp = self.http.post(self.api_url, data=data, timeout=timeout or self.timeout)
+                resp = http.post(self.api_url, data=data, timeout=timeout or self.timeout)
         except requests.ConnectTimeout as exc:
             raise TransportError(f"could not connect to {self.api_url}: {type(exc).__name__}") from None
         except requests.exceptions.SSLError as exc:
@@ -334,7 +325,8 @@ class WikiSession:
             raise ResponseLostError(f"no answer from {self.api_url} in time ({action})") from None
         return self._read_answer(resp, action, bool(files))
 
-    def _post_multipart(self, data: dict[str, str], files: Mapping[str, FilePart],
+    def _post_multipart(self, http: requests.Session, data: dict[str, str],
+                        files: Mapping[str, FilePart],
                         timeout: tuple[float, float]) -> requests.Response:
         # Imported here: requests-toolbelt costs import time and only uploads need it.
         from requests_toolbelt.multipart.encoder import MultipartEncoder
@@ -348,7 +340,7 @@ class WikiSession:
             fields.append((name, (part.filename or "file", body, part.content_type)))
         encoder = MultipartEncoder(fields=fields)
         try:
-            return self.http.post(self.api_url, data=encoder, timeout=timeout,
+            return http.post(self.api_url, data=encoder, timeout=timeout,
                                   headers={"Content-Type": encoder.content_type})
         finally:
             for body in opened:

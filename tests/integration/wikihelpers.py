@@ -208,8 +208,36 @@ def ensure_tag(wiki: Any, tag: str, *, timeout: float = 10.0) -> None:
         time.sleep(0.25)
 
 
+def drop_sessions(wiki: Any, *, everything: bool = False) -> int:
+    """End every session the wiki knows, as a session store that evicts or restarts does;
+    returns how many entries went.
+
+    Where the throwaway wiki keeps sessions: ``$wgSessionCacheType = CACHE_DB`` (devwiki_php:
+    ``php -S`` workers share no memory, so nothing lives in APCu), and on SQLite the installer
+    points ``CACHE_DB`` at ``data/wikicache.sqlite``, table ``objectcache``, keys
+    ``<wiki>:MWSession:<id>``. Deleting those rows drops the sessions for real: the next request
+    with their cookies is anonymous (``assertuserfailed``). A chunk session survives that (its
+    upload status is kept per user, not per session). ``everything``: the whole object cache, as
+    a flush would; that loses the chunk sessions' upload status too, and MediaWiki 1.39 then takes
+    no further chunk for their keys ("No chunked upload session with this key"), although the
+    stash rows (in the wiki's database) stay.
+    """
+    import sqlite3
+
+    if getattr(wiki, "root", None) is None:
+        pytest.skip("dropping sessions needs the wiki's files; not available for MWINGEST_TEST_API_URL")
+    db = sqlite3.connect(wiki.root / "data" / "wikicache.sqlite", timeout=60)
+    try:
+        with db:
+            where = "" if everything else " WHERE keyname LIKE '%:MWSession:%'"
+            return db.execute(f"DELETE FROM objectcache{where}").rowcount  # noqa: S608 - constant
+    finally:
+        db.close()
+
+
 __all__ = [
-    "admin_main_session", "admin_session", "create_page", "delete_file", "ensure_tag", "extra_bot_session",
+    "admin_main_session", "admin_session", "create_page", "delete_file", "drop_sessions", "ensure_tag",
+    "extra_bot_session",
     "jpeg_bytes",
     "page_revision_count", "page_text", "png_bytes", "png_of_size", "session_for", "wait_next_second",
 ]

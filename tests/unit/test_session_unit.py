@@ -164,14 +164,16 @@ def test_user_agent_names_the_tool_its_version_and_a_contact() -> None:
 
 # --- session recovery ------------------------------------------------------------------------
 
-def test_badtoken_refreshes_the_token_once_then_gives_up() -> None:
+def test_badtoken_refreshes_the_token_then_logs_in_again_then_gives_up() -> None:
     wiki = FakeWiki(lambda p: (200, {}, error("badtoken", "Invalid CSRF token.")))
     session, adapter = make_session(wiki)
     with pytest.raises(SessionError) as caught:
         upload_bytes(session, b"\x89PNG", "X.png")
     assert caught.value.code == "badtoken"
-    assert [p["token"] for p in uploads(adapter)] == ["csrf0001+\\", "csrf0002+\\"]
-    assert session.login_count == 1  # a token problem is not a reason to log in again
+    # A fresh token first; refused again, the session itself is gone: one re-login, its token.
+    assert [p["token"] for p in uploads(adapter)] == ["csrf0001+\\", "csrf0002+\\",
+                                                      "csrf0003+\\"]
+    assert session.login_count == 2 and session.gate.relogins == 1
 
 
 def test_badtoken_once_is_transparent() -> None:
