@@ -175,3 +175,17 @@ def test_a_refusal_pauses_every_worker_for_a_window_then_they_resume_at_the_pace
         one.pause(WIKI, "Archivist", 30, "ratelimited")
         one.set_limit(WIKI, "Archivist", lowered)
         assert two.take_token(WIKI, "Archivist") == pytest.approx(30)
+
+
+def test_the_live_display_says_when_a_file_waits_for_the_limit_and_the_time_left() -> None:
+    from mwingest.cli.progress import LiveProgress
+
+    paced = pace_for([Limit(380, 4320)])
+    display = LiveProgress(3, 3000)
+    for wait in (12.0, 11.0):
+        display.pace(PaceNote("Harbour 1911.jpg", wait, "limit", paced, 200,
+                              wait + 199 / paced.refill_per_s))  # type: ignore[union-attr]
+    lines = [t.description for t in display._progress.tasks if "waits" in t.description]
+    assert lines == ["  Harbour 1911.jpg waits 11 s for the account's upload limit; paced at 342 "
+                     "uploads per 72 min (90% of the limit 380 per 72 min), bursts of 27; at that "
+                     "pace the remaining 200 uploads take about 42 min 05 s"]
