@@ -39,6 +39,7 @@ from mwingest.ledger.ledger import Ledger, default_location
 from mwingest.wiki import pictures, upload
 from mwingest.wiki.connect import open_wiki
 from mwingest.wiki.credentials import Credentials
+from mwingest.wiki.pacing import PaceNote
 from tasks.pacing import paced_writes
 from tasks.report import Progress, publish_report
 from tasks.steps import carry_out, drive
@@ -50,6 +51,10 @@ OUTCOME_LISTENERS: list[Callable[[Outcome], None]] = []
 #: In-process callbacks told, after each step of a file, ``(source, label, bytes on the wiki,
 #: size)``: the CLI's progress display, chunk by chunk.
 PROGRESS_LISTENERS: list[Callable[[str, str, int, int], None]] = []
+#: In-process callbacks told when a file waits for the account's upload limit (or a pause of
+#: every worker): a :class:`~mwingest.wiki.pacing.PaceNote` with the wait and the batch's ETA
+#: at the pace. The CLI's progress display shows it.
+PACE_LISTENERS: list[Callable[[PaceNote], None]] = []
 
 
 def _tell(outcome: Outcome, label: str) -> None:
@@ -89,6 +94,9 @@ def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
                 progress: Progress, finished: Finished, index: int) -> None:
     """One file from validation to its outcome (the review by a person comes later)."""
     job = Job(ctx, item)
+    pace = getattr(ctx.session, "pace", None)
+    if pace is not None:
+        pace.working_on(item.label)  # named in the notes when this file waits for the limit
     try:
         drive(job, label=item.label, on_step=_progress if PROGRESS_LISTENERS else None)
     except Exception as exc:  # noqa: BLE001 - one file's failure never stops the batch
@@ -105,6 +113,11 @@ def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
         return
     _tell(outcome, item.label)
     finished.files[index] = outcome
+
+
+def _tell_pace(note: PaceNote) -> None:
+    for listener in list(PACE_LISTENERS):
+        listener(note)
 
 
 def _progress(job: Job) -> None:
@@ -220,8 +233,10 @@ def run_batch(credentials: Credentials, sources: list[str],
     log.info("%d files to ingest into %s as %s", len(items), session.api_url, session.user)
     with Ledger(ledger_file) as ledger, contextlib.ExitStack() as paced:
         ctx = JobContext(session, rules, ledger, options, run_id=run_id)
-        paced.enter_context(paced_writes(session, ledger, ctx.account))
         progress = Progress(len(items))
+        paced.enter_context(paced_writes(session, ledger, ctx.account,
+                                         remaining=lambda: max(0, len(items) - progress.done),
+                                         on_wait=_tell_pace))
         slots = threading.Semaphore(max(1, min(settings.sending.concurrency, MAX_WORKERS)))
         finished = Finished(len(items))
         running: dict[int, PrefectConcurrentFuture[None]] = {}

@@ -24,6 +24,7 @@ from mwingest.base.items import Outcome
 
 if TYPE_CHECKING:
     from mwingest.job.settings import BatchSettings
+    from mwingest.wiki.pacing import PaceNote
 
 #: Seconds to wait for the ephemeral Prefect server. Prefect's default (20 s) is too short for a
 #: first run (database migrations) on a busy machine; measured 23 s under load.
@@ -182,6 +183,7 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
            settings: BatchSettings | None = None,
            on_outcome: Callable[[Outcome], None] | None = None,
            on_progress: Callable[[str, str, int, int], None] | None = None,
+           on_pace: Callable[[PaceNote], None] | None = None,
            quiet: bool = False, verbose: bool = False, check_connection: bool = True,
            **flat: Any) -> list[Outcome]:
     """Ingest files, folders, manifests or URLs; one :class:`Outcome` per item.
@@ -193,7 +195,9 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
     default: a manifest's paths stay in its folder, URLs may only reach public addresses.
     ``on_outcome`` is called (from worker threads) with each item's outcome as it happens;
     ``on_progress`` with ``(source, label, bytes on the wiki, size)`` after each step of a file
-    (chunk by chunk). ``quiet`` keeps Prefect's console output to warnings, each once, without
+    (chunk by chunk); ``on_pace`` with a :class:`~mwingest.wiki.pacing.PaceNote` when a file
+    waits for the account's upload limit (the wait, and the batch's time left at the pace).
+    ``quiet`` keeps Prefect's console output to warnings, each once, without
     the outcome lines (``verbose`` brings back every line). ``check_connection`` runs
     :func:`preflight` first (skipped with a credentials block). Raises
     :class:`IngestSetupError` when the run cannot start, ``TypeError`` for an unknown setting.
@@ -203,13 +207,15 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
     settings = BatchSettings.from_flat(settings, **flat)
     if check_connection and not credentials_block:
         preflight(wiki)
-    from flows.ingest import OUTCOME_LISTENERS, PROGRESS_LISTENERS, ingest_batch
+    from flows.ingest import OUTCOME_LISTENERS, PACE_LISTENERS, PROGRESS_LISTENERS, ingest_batch
     from mwingest.runtime.prefectenv import is_local_server
 
     if on_outcome is not None:
         OUTCOME_LISTENERS.append(on_outcome)
     if on_progress is not None:
         PROGRESS_LISTENERS.append(on_progress)
+    if on_pace is not None:
+        PACE_LISTENERS.append(on_pace)
     try:
         with _prefect_settings(quiet, verbose=verbose,
                                shows_outcomes=quiet and not verbose) as api_url:
@@ -229,6 +235,8 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
             OUTCOME_LISTENERS.remove(on_outcome)
         if on_progress is not None:
             PROGRESS_LISTENERS.remove(on_progress)
+        if on_pace is not None:
+            PACE_LISTENERS.remove(on_pace)
     return [Outcome(**row) for row in rows]
 
 

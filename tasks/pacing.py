@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,9 +23,10 @@ from prefect.client.orchestration import get_client
 from prefect.logging import get_run_logger
 
 from mwingest.base.errors import WriteCapUnavailableError
+from mwingest.base.ratelimit import duration, pace_for
 from mwingest.base.retry import parse_retry_after
 from mwingest.ledger.ledger import Ledger
-from mwingest.wiki.pacing import SharedPace, fetch_limit
+from mwingest.wiki.pacing import PaceNote, SharedPace, fetch_limits
 from mwingest.wiki.session import WikiSession
 
 #: Wikimedia's API etiquette: at most this many write requests in flight per account.
@@ -50,24 +51,41 @@ def limit_name(wiki: str, account: str) -> str:
 
 
 @contextlib.contextmanager
-def paced_writes(session: WikiSession, ledger: Ledger, account: str) -> Iterator[SharedPace]:
-    """For one run: read the account's limit from the wiki, share its bucket through ``ledger``,
+def paced_writes(session: WikiSession, ledger: Ledger, account: str, *,
+                 remaining: Callable[[], int] | None = None,
+                 on_wait: Callable[[PaceNote], None] | None = None) -> Iterator[SharedPace]:
+    """For one run: read the account's limits from the wiki, share their bucket through ``ledger``,
     and hold every write request to the cap of writes in flight: in this process always, and
     across machines through Prefect's global concurrency limit when the ledger is shared
     (PostgreSQL). On one machine the process's own cap is the same cap without the two API calls
     per write, which a SQLite-backed Prefect server answers slowly under load (503, then a retry
-    after ~2 s: measured 46 s instead of 7 s for 60 small files)."""
+    after ~2 s: measured 46 s instead of 7 s for 60 small files).
+
+    The run's log says the pace once, and each time a file waits a second or more for the limit
+    (or for a pause), with how long the rest of the batch takes at that pace (``remaining``:
+    uploads still to make); ``on_wait`` is told the same (the progress display)."""
     log = get_run_logger()
-    limit = fetch_limit(session)
-    ledger.set_limit(session.api_url, account, limit)
+    limits = fetch_limits(session)
+    ledger.set_limit(session.api_url, account, limits)
+    paced = pace_for(limits)
+
+    def told(note: PaceNote) -> None:
+        log.info("%s", note.message())
+        if on_wait is not None:
+            on_wait(note)
+
     name = limit_name(session.api_url, account)
     cap = writes_in_flight()
     log.info("writes as %s: %s; at most %s in flight%s", account or "anonymous",
-             f"{limit.hits} uploads per {limit.seconds:g} s, shared by every worker" if limit
+             f"uploads paced at {paced.describe()}, shared by every worker" if paced
              else "no upload limit", cap or "any number",
              f" on every machine (concurrency limit {name!r})" if cap and ledger.dialect != "sqlite"
              else "")
-    pace = SharedPace(ledger, session.api_url, account)
+    if paced is not None and remaining is not None:
+        log.info("at that pace the batch's %d uploads take about %s", remaining(),
+                 duration(paced.seconds_for(remaining(), paced.capacity)))
+    pace = SharedPace(ledger, session.api_url, account, refresh=lambda: fetch_limits(session),
+                      on_wait=told, remaining=remaining)
     session.pace = pace
     local = threading.BoundedSemaphore(cap) if cap else None
     with contextlib.ExitStack() as stack:

@@ -20,6 +20,7 @@ from mwingest.cli.output import OutcomeLines
 
 if TYPE_CHECKING:
     from mwingest.base.items import Outcome
+    from mwingest.wiki.pacing import PaceNote
 
 
 def batch_size(sources: list[str], glob: str, text_template: str | None) -> tuple[int, int]:
@@ -92,6 +93,17 @@ class LiveProgress:
             console=self.console, transient=True)
         self._batch = self._progress.add_task("batch", total=max(total_bytes, 1),
                                               files=self._files())
+        self._pace: Any = None  # the line saying the account's pace, once a file waits for it
+
+    def pace(self, note: PaceNote) -> None:
+        """A file waits for the account's upload limit: one line says so, with the pace and the
+        batch's time left at it (the bytes' rate says nothing when the limit sets the speed)."""
+        with self._lock:
+            text = f"  {note.message()}"
+            if self._pace is None:
+                self._pace = self._progress.add_task(text, total=None, files="")
+            else:
+                self._progress.update(self._pace, description=text)
 
     def _files(self) -> str:
         return f"{self._files_done}/{self._total_files} files"

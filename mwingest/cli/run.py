@@ -70,7 +70,8 @@ def run_flow(sources: list[str], settings: BatchSettings, *, wiki: str | None,
         with display if hasattr(display, "__enter__") else contextlib.nullcontext():
             outcomes = ingest(sources, wiki=wiki, credentials_block=credentials,
                               filename=filename, settings=settings, on_outcome=display,
-                              on_progress=getattr(display, "progress", None), quiet=True,
+                              on_progress=getattr(display, "progress", None),
+                              on_pace=getattr(display, "pace", None), quiet=True,
                               verbose=VERBOSE["on"], check_connection=False)
     except IngestSetupError as exc:
         raise fail(str(exc)) from None

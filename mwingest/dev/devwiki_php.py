@@ -58,6 +58,9 @@ def _base_settings(generated: str) -> str:
 # ---- devwiki: shared settings -------------------------------------------------------------
 # Every cache in SQLite: php -S workers share no memory (sessions, chunk status, rate limits).
 $wgMainCacheType = $wgSessionCacheType = $wgParserCacheType = $wgMessageCacheType = CACHE_DB;
+# The rate limiter's counters too ($wgRateLimits), and each refusal in logs/ratelimit.log.
+$wgStatsCacheType = CACHE_DB;
+$wgDebugLogGroups['ratelimit'] = __DIR__ . '/logs/ratelimit.log';
 # Everything the wiki writes stays in this directory (Debian's defaults point at /var).
 $wgCacheDirectory = __DIR__ . '/cache';
 $wgTmpDirectory = __DIR__ . '/tmp';

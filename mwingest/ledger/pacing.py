@@ -9,7 +9,7 @@ number of machines take tokens from one bucket and never both spend the last one
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
-from mwingest.base.ratelimit import Limit, refill
+from mwingest.base.ratelimit import Limit, pace_for, refill
 from mwingest.ledger.model import normalise_account, normalise_wiki
 
 T = TypeVar("T")
@@ -34,7 +34,9 @@ def _twice(write: Callable[[], T]) -> T:
 
 @dataclass(frozen=True)
 class PaceState:
-    """One account's pacing row as it is (``capacity`` None: no limit)."""
+    """One account's pacing row as it is (``capacity`` None: no limit); ``limit`` is the tightest
+    of ``limits``, ``read_at`` the ledger's clock when the row was read (tokens as stored then,
+    not refilled)."""
 
     capacity: float | None
     refill_per_s: float | None
@@ -42,6 +44,22 @@ class PaceState:
     paused_until: float | None
     pause_reason: str | None
     limit: Limit | None
+    limits: tuple[Limit, ...] = ()
+    read_at: float = 0.0
+
+
+def _limits(limit: Limit | Sequence[Limit] | None) -> tuple[Limit, ...]:
+    if limit is None:
+        return ()
+    return (limit,) if isinstance(limit, Limit) else tuple(limit)
+
+
+def _stored_limits(text: str | None) -> tuple[Limit, ...]:
+    """The ``limits`` column: a JSON list of ``{hits, seconds}`` (one object before issue 28)."""
+    if not text:
+        return ()
+    data = json.loads(text)
+    return tuple(Limit(**d) for d in (data if isinstance(data, list) else [data]))
 
 
 class PacingMixin:
@@ -51,15 +69,18 @@ class PacingMixin:
     _write: Callable[[], AbstractContextManager[sa.Connection]]
     _row_lock: Callable[[], str]
 
-    def set_limit(self, wiki: str, account: str, limit: Limit | None) -> None:
-        """Record the account's limit (None: unlimited). A new bucket starts full; a changed
-        limit keeps the tokens left (capped), so re-reading limits at every run's start does
-        not hand out a fresh burst."""
-        _twice(lambda: self._set_limit(wiki, account, limit))
+    def set_limit(self, wiki: str, account: str,
+                  limit: Limit | Sequence[Limit] | None) -> None:
+        """Record the account's limits (None or none: unlimited); the bucket keeps all of them
+        (:func:`mwingest.base.ratelimit.pace_for`). A new bucket starts full; a changed limit
+        keeps the tokens left (capped), so re-reading limits at every run's start does not hand
+        out a fresh burst, and a pause in force keeps its empty bucket."""
+        _twice(lambda: self._set_limit(wiki, account, _limits(limit)))
 
-    def _set_limit(self, wiki: str, account: str, limit: Limit | None) -> None:
-        capacity, rate = limit.bucket() if limit is not None else (None, None)
-        stored = json.dumps({"hits": limit.hits, "seconds": limit.seconds}) if limit else None
+    def _set_limit(self, wiki: str, account: str, limits: tuple[Limit, ...]) -> None:
+        paced = pace_for(limits)
+        capacity, rate = (paced.capacity, paced.refill_per_s) if paced else (None, None)
+        stored = json.dumps([{"hits": x.hits, "seconds": x.seconds} for x in limits]) if limits else None
         with self._write() as conn:
             row = self._pace_row(conn, wiki, account)
             now = self._now()
@@ -75,7 +96,8 @@ class PacingMixin:
                 "UPDATE pacing SET capacity = :cap, refill_per_s = :rate, tokens = :tokens,"
                 " updated_at = :now, limits = :limits WHERE wiki = :wiki AND account = :account"),
                 {**self._pace_key(wiki, account), "cap": capacity, "rate": rate,
-                 "tokens": min(tokens, capacity) if capacity is not None else 0.0, "now": now,
+                 "tokens": min(tokens, capacity) if capacity is not None else 0.0,
+                 "now": max(now, row["updated_at"]),  # a pause's end, when one is in force
                  "limits": stored})
 
     def take_token(self, wiki: str, account: str) -> float:
@@ -101,7 +123,8 @@ class PacingMixin:
 
     def pause(self, wiki: str, account: str, seconds: float, reason: str) -> float:
         """Hold every worker of the account for ``seconds`` (a later pause already set wins)
-        and empty the bucket; the Unix time the pause ends."""
+        and empty the bucket, which refills from the pause's end: the workers resume at the
+        paced rate, not with a burst. The Unix time the pause ends."""
         return _twice(lambda: self._pause(wiki, account, seconds, reason))
 
     def _pause(self, wiki: str, account: str, seconds: float, reason: str) -> float:
@@ -117,20 +140,22 @@ class PacingMixin:
                 return until
             until = max(until, row["paused_until"] or 0.0)
             conn.execute(sa.text(
-                "UPDATE pacing SET tokens = 0, updated_at = :now, paused_until = :until,"
+                "UPDATE pacing SET tokens = 0, updated_at = :until, paused_until = :until,"
                 " pause_reason = :reason WHERE wiki = :wiki AND account = :account"),
-                {**self._pace_key(wiki, account), "now": now, "until": until, "reason": reason})
+                {**self._pace_key(wiki, account), "until": until, "reason": reason})
             return until
 
     def pace_state(self, wiki: str, account: str) -> PaceState | None:
         """The account's pacing row, or None before anything was recorded."""
         with self._write() as conn:
             row = self._pace_row(conn, wiki, account)
+            now = self._now()
         if row is None:
             return None
-        limit = Limit(**json.loads(row["limits"])) if row["limits"] else None
+        limits = _stored_limits(row["limits"])
+        limit = min(limits, key=lambda x: x.per_second) if limits else None
         return PaceState(row["capacity"], row["refill_per_s"], row["tokens"], row["paused_until"],
-                         row["pause_reason"], limit)
+                         row["pause_reason"], limit, limits, now)
 
     # --- helpers ----------------------------------------------------------------------------------
     def _now(self) -> float:

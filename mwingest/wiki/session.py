@@ -59,7 +59,7 @@ class Pace(Protocol):
 
     def before_write(self) -> None: ...
 
-    def throttled(self, seconds: float, reason: str) -> None: ...
+    def throttled(self, seconds: float | None, reason: str) -> None: ...
 
 
 def require_contact(api_url: str, contact: str | None) -> None:
@@ -127,6 +127,7 @@ class WikiSession:
         maxlag_retries: int = 5,
         ratelimit_wait: float = 60.0,
         ratelimit_budget: float = 600.0,
+        ratelimit_tries: int = 5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.credentials = (credentials if isinstance(credentials, Credentials)
@@ -142,6 +143,9 @@ class WikiSession:
         self.maxlag_retries = maxlag_retries
         self.ratelimit_wait = ratelimit_wait
         self.ratelimit_budget = ratelimit_budget
+        #: With shared pacing: how often one write is refused (``ratelimited``) and tried again
+        #: after the account's pause before its error is raised.
+        self.ratelimit_tries = ratelimit_tries
         self._sleep = sleep
         #: Shared pacing (:class:`mwingest.wiki.pacing.SharedPace`): asked before each upload the
         #: wiki counts, told of every throttle. None: this session paces itself alone.
@@ -242,7 +246,7 @@ class WikiSession:
         if write:
             self.ensure_login()
         relogged = token_refreshed = False
-        lag_tries = 0
+        lag_tries = refusals = 0
         waited = 0.0
         while True:
             generation, http, token = self._sent_with(write)
@@ -273,7 +277,14 @@ class WikiSession:
                 raise
             except TransientApiError as exc:
                 if self.pace is not None and write and (exc.retry_after or exc.code == "ratelimited"):
-                    self.pace.throttled(exc.retry_after or self.ratelimit_wait, exc.code)
+                    # Every worker of the account waits; a refusal without Retry-After is
+                    # paused for as long as the account's limits say (read again first).
+                    self.pace.throttled(exc.retry_after, exc.code)
+                    if exc.code == "ratelimited" and refusals < self.ratelimit_tries:
+                        refusals += 1
+                        log.warning("rate limited by the wiki; every worker of the account "
+                                    "pauses, then resumes at the paced rate")
+                        continue  # the pace holds this write until the pause ends
                 if exc.code == "maxlag" and lag_tries < self.maxlag_retries:
                     lag_tries += 1
                     self._sleep(min(exc.retry_after or 5.0, 60.0))

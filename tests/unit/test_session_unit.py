@@ -233,6 +233,32 @@ def test_ratelimited_waits_within_its_budget() -> None:
     assert len(uploads(adapter)) == 3
 
 
+def test_ratelimited_with_shared_pacing_pauses_every_worker_and_tries_again() -> None:
+    """A scripted wiki: the throwaway one refuses on demand only with a lowered limit
+    (tests/integration/test_pacing.py does that); here the session's side alone."""
+    answers = [error("ratelimited", "You've exceeded your rate limit.")] * 2
+
+    def on_write(params: dict[str, str]) -> Reply:
+        return (200, {}, answers.pop(0)) if answers else ok_upload(params)
+
+    class Pace:
+        asked, told = 0, []
+
+        def before_write(self) -> None:
+            self.asked += 1
+
+        def throttled(self, seconds: float | None, reason: str) -> None:
+            self.told.append((seconds, reason))
+
+    waits: list[float] = []
+    session, adapter = make_session(FakeWiki(on_write), sleep=waits.append)
+    session.pace = pace = Pace()
+    upload_bytes(session, b"\x89PNG", "X.png")
+    assert pace.told == [(None, "ratelimited")] * 2  # the pace decides how long, for everyone
+    assert pace.asked == 3 and waits == []  # each try waits in the pace, not in the session
+    assert len(uploads(adapter)) == 3
+
+
 # --- reading answers -------------------------------------------------------------------------
 
 HTML = b"<!DOCTYPE html>\n<html><head><title>MediaWiki API help</title></head><body>...</body></html>"
