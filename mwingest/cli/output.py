@@ -26,6 +26,12 @@ JSON_KEYS = ("source", "filename", "outcome", "reason", "message", "sha1", "size
 GOOD_OUTCOMES = frozenset({"uploaded", "skipped", "ok"})
 
 
+def shown_title(filename: str | None) -> str:
+    """A wiki title as people read it, and as refusals' messages name it: with spaces (the
+    wiki's answers give landed files' names with underscores, its DB key)."""
+    return (filename or "").replace("_", " ")
+
+
 def exit_code(outcomes: Sequence[Outcome]) -> int:
     """0 when every item is uploaded, skipped or ok; 1 otherwise."""
     return 0 if all(o.outcome in GOOD_OUTCOMES for o in outcomes) else 1
@@ -91,7 +97,7 @@ def print_table(outcomes: Sequence[Outcome]) -> None:
     colours = {"uploaded": "green", "skipped": "cyan", "ok": "green", "rejected": "red",
                "failed": "red", "needs-review": "yellow"}
     for o in outcomes:
-        table.add_row(escape(o.source), escape(o.filename or ""),
+        table.add_row(escape(o.source), escape(shown_title(o.filename)),
                       f"[{colours.get(o.outcome, 'white')}]{o.outcome}[/]", escape(o.reason or ""),
                       escape(o.message or ""))
     Console().print(table)

@@ -35,17 +35,26 @@ a little over the usual size: its states read best side by side.)
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mwingest.base.errors import AlreadyThereError, ApiError, InputError, ResyncError, reason_code
+from mwingest.base.errors import (
+    AlreadyThereError,
+    ApiError,
+    InputError,
+    PermanentApiError,
+    ResponseLostError,
+    ResyncError,
+    reason_code,
+)
 from mwingest.base.items import FAILED, NEEDS_REVIEW, REJECTED, SKIPPED, IngestItem, Outcome
 from mwingest.base.options import URL_SHA1
 from mwingest.base.policy import Action
-from mwingest.job import decisions, intake
+from mwingest.job import decisions, intake, refusals
 from mwingest.job.context import JobContext
 from mwingest.job.recovery import find_landed
 from mwingest.ledger.ledger import OUTCOMES, LedgerItem, RowLeasedError, State
@@ -146,7 +155,8 @@ class Job:
             sha1=None if sha1 == URL_SHA1 else sha1,
             size=(row.size or None) if row and row.sha1 != URL_SHA1 else self.landed.get("size"),
             url=self.landed.get("descriptionurl"),
-            filekey=row.filekey if row and outcome == NEEDS_REVIEW else None,
+            # Where the wiki keeps the bytes of a file that did not land (its stash key).
+            filekey=row.filekey if row and outcome in (NEEDS_REVIEW, REJECTED, FAILED) else None,
             bytes_sent=self.bytes_sent, ledger_id=row.id if row else None,
             ledger_ref=row.ref if row else None)
 
@@ -258,13 +268,34 @@ class Job:
         if row.state in (State.UPLOADED, State.SKIPPED):
             why = "already-uploaded" if row.state is State.UPLOADED else row.reason or "skipped"
             return self._verdict(SKIPPED, why, f"done in an earlier run ({row.state})")
-        if row.state is State.REJECTED:
+        if row.state is State.REJECTED and self._input_changed(row):
+            row = self._reopen(row)
+            if row.state is State.STASHED:
+                return
+        if row.state is State.REJECTED:  # its bytes are not sent again while nothing changed
             return self._verdict(REJECTED, row.reason or "rejected", row.message or "")
         if row.state is State.PENDING:
             self._move(State.VALIDATED, params=self._params())
             self._precheck(checked)
             return
         self._resume(row)
+
+    def _input_changed(self, row: LedgerItem) -> bool:
+        """A row the wiki refused for its text or its name's rules, sent with other text since."""
+        return (row.reason in refusals.INPUT_REFUSALS and row.params is not None
+                and row.params != self._params())
+
+    def _reopen(self, row: LedgerItem) -> LedgerItem:
+        """The refused row again, from its kept stash copy while the wiki still holds it."""
+        stamp = row.stash_created_at
+        fresh = bool(row.filekey and stamp and datetime.now(UTC) - stamp
+                     < self.ctx.stash_max_age - timedelta(minutes=10))
+        self.row = self.ctx.ledger.reopen(row.id, "input-changed", run_id=self.ctx.run_id,
+                                          keep_stash=fresh)
+        if self.row.state is State.STASHED:
+            self._move(State.STASHED, "input-changed", "its text changed: publishing the kept "
+                       "copy (no bytes re-sent)", params=self._params())
+        return self._row()
 
     def _precheck(self, checked: intake.Checked) -> None:
         """Big new files: are the bytes already on the wiki? (a small one costs about as much to send)"""
@@ -393,8 +424,7 @@ class Job:
             else:
                 if not Path(self.path).is_file():
                     return self._move(State.FAILED, "source-missing", f"{self.path} is gone")
-                result = upload.upload_file(session, self.path, name, **kwargs)
-                self.bytes_sent += row.size
+                result = self._send_whole(name, kwargs)
         except AlreadyThereError as exc:
             return self._move(State.SKIPPED, "nochange", exc.info or "already the current version",
                               final_name=name)
@@ -415,7 +445,45 @@ class Job:
                                   filekey=key, target=clean, warnings=None)
             return self._move(State.FAILED if key else State.REJECTED, exc.code, exc.info,
                               filekey=key)
+        except PermanentApiError as exc:  # an extension's refusal (AbuseFilter, blacklists …)?
+            refusal = refusals.classify(exc, name)
+            if refusal is None:
+                raise
+            return self._refused(refusal)
         self._answered(result, name)
+
+    def _send_whole(self, name: str, kwargs: dict[str, Any]) -> upload.UploadResult:
+        """A direct upload; its bytes count as sent whatever the wiki answers (a refusal too)."""
+        row = self._row()
+        try:
+            result = upload.upload_file(self.ctx.session, self.path, name, **kwargs)
+        except (ApiError, ResponseLostError):
+            self.bytes_sent += row.size
+            raise
+        self.bytes_sent += row.size
+        return result
+
+    def _refused(self, refusal: refusals.Refusal) -> None:
+        """An extension refused the upload: record the wiki's stash key with the outcome, and
+        re-submit once a warning a person already decided to publish (module refusals)."""
+        row = self._row()
+        key = row.filekey or refusal.filekey  # the kept key first: a decision publishes from it
+        stash = {"filekey": key, "stash_created_at": row.stash_created_at or datetime.now(UTC)
+                 } if key else {}
+        decision = row.decision
+        if (refusal.reason == refusals.ABUSEFILTER_WARNING and decision
+                and decision.get("action") == Action.PUBLISH.value and decision.get("by") != "policy"
+                and not decision.get("resubmitted")):
+            # This login session had not been warned yet: the wiki's confirmation of a warned
+            # action is an identical second attempt, which the person has decided on.
+            return self._move(State.STASHED, refusal.reason, "warned again; submitting once more, "
+                              "as decided", decision={**decision, "resubmitted": True}, **stash)
+        if refusal.outcome == NEEDS_REVIEW:
+            how = (f"; decide with `mwingest review {shlex.quote(row.ref)} --decision "
+                   "publish|skip` (the kept copy is published, no bytes re-sent)")
+            return self._move(State.NEEDS_REVIEW, refusal.reason, refusal.message + how,
+                              warnings=dict(refusal.warning), decision=None, **stash)
+        self._move(State.REJECTED, refusal.reason, refusal.message, **stash)
 
     def _answered(self, result: upload.UploadResult, name: str) -> None:
         row = self._row()
