@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from mwingest.base.items import shown_title
+
 if TYPE_CHECKING:
     from mwingest.base.items import Outcome
 
@@ -24,12 +26,6 @@ if TYPE_CHECKING:
 JSON_KEYS = ("source", "filename", "outcome", "reason", "message", "sha1", "size", "url", "filekey")
 #: Outcomes that make exit status 0 (``ok`` is ``check``'s).
 GOOD_OUTCOMES = frozenset({"uploaded", "skipped", "ok"})
-
-
-def shown_title(filename: str | None) -> str:
-    """A wiki title as people read it, and as refusals' messages name it: with spaces (the
-    wiki's answers give landed files' names with underscores, its DB key)."""
-    return (filename or "").replace("_", " ")
 
 
 def exit_code(outcomes: Sequence[Outcome]) -> int:

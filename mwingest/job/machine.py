@@ -35,10 +35,9 @@ a little over the usual size: its states read best side by side.)
 from __future__ import annotations
 
 import logging
-import shlex
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +46,24 @@ from mwingest.base.errors import (
     ApiError,
     InputError,
     PermanentApiError,
-    ResponseLostError,
     ResyncError,
     reason_code,
 )
-from mwingest.base.items import FAILED, NEEDS_REVIEW, REJECTED, SKIPPED, IngestItem, Outcome
+from mwingest.base.items import (
+    FAILED,
+    NEEDS_REVIEW,
+    REJECTED,
+    SKIPPED,
+    IngestItem,
+    Outcome,
+    shown_title,
+)
 from mwingest.base.options import URL_SHA1
 from mwingest.base.policy import Action
 from mwingest.job import decisions, intake, refusals
 from mwingest.job.context import JobContext
 from mwingest.job.recovery import find_landed
+from mwingest.job.refusalsteps import RefusalSteps
 from mwingest.ledger.ledger import OUTCOMES, LedgerItem, RowLeasedError, State
 from mwingest.wiki import chunked, names, upload
 
@@ -68,7 +75,7 @@ OUTCOME_LOG = {"mwingest_outcome": True}
 _RENAMEABLE = ("illegal-filename", "filename-toolong", "filetype-missing", "filename-tooshort")
 
 
-class Job:
+class Job(RefusalSteps):
     """One file on one wiki. Call :meth:`step` until :attr:`done`; :meth:`outcome` says how it ended."""
 
     def __init__(self, ctx: JobContext, item: IngestItem, row: LedgerItem | None = None) -> None:
@@ -280,23 +287,6 @@ class Job:
             return
         self._resume(row)
 
-    def _input_changed(self, row: LedgerItem) -> bool:
-        """A row the wiki refused for its text or its name's rules, sent with other text since."""
-        return (row.reason in refusals.INPUT_REFUSALS and row.params is not None
-                and row.params != self._params())
-
-    def _reopen(self, row: LedgerItem) -> LedgerItem:
-        """The refused row again, from its kept stash copy while the wiki still holds it."""
-        stamp = row.stash_created_at
-        fresh = bool(row.filekey and stamp and datetime.now(UTC) - stamp
-                     < self.ctx.stash_max_age - timedelta(minutes=10))
-        self.row = self.ctx.ledger.reopen(row.id, "input-changed", run_id=self.ctx.run_id,
-                                          keep_stash=fresh)
-        if self.row.state is State.STASHED:
-            self._move(State.STASHED, "input-changed", "its text changed: publishing the kept "
-                       "copy (no bytes re-sent)", params=self._params())
-        return self._row()
-
     def _precheck(self, checked: intake.Checked) -> None:
         """Big new files: are the bytes already on the wiki? (a small one costs about as much to send)"""
         from mwingest.checks.validate import find_duplicates  # Pillow/magic: imported lazily
@@ -452,39 +442,6 @@ class Job:
             return self._refused(refusal)
         self._answered(result, name)
 
-    def _send_whole(self, name: str, kwargs: dict[str, Any]) -> upload.UploadResult:
-        """A direct upload; its bytes count as sent whatever the wiki answers (a refusal too)."""
-        row = self._row()
-        try:
-            result = upload.upload_file(self.ctx.session, self.path, name, **kwargs)
-        except (ApiError, ResponseLostError):
-            self.bytes_sent += row.size
-            raise
-        self.bytes_sent += row.size
-        return result
-
-    def _refused(self, refusal: refusals.Refusal) -> None:
-        """An extension refused the upload: record the wiki's stash key with the outcome, and
-        re-submit once a warning a person already decided to publish (module refusals)."""
-        row = self._row()
-        key = row.filekey or refusal.filekey  # the kept key first: a decision publishes from it
-        stash = {"filekey": key, "stash_created_at": row.stash_created_at or datetime.now(UTC)
-                 } if key else {}
-        decision = row.decision
-        if (refusal.reason == refusals.ABUSEFILTER_WARNING and decision
-                and decision.get("action") == Action.PUBLISH.value and decision.get("by") != "policy"
-                and not decision.get("resubmitted")):
-            # This login session had not been warned yet: the wiki's confirmation of a warned
-            # action is an identical second attempt, which the person has decided on.
-            return self._move(State.STASHED, refusal.reason, "warned again; submitting once more, "
-                              "as decided", decision={**decision, "resubmitted": True}, **stash)
-        if refusal.outcome == NEEDS_REVIEW:
-            how = (f"; decide with `mwingest review {shlex.quote(row.ref)} --decision "
-                   "publish|skip` (the kept copy is published, no bytes re-sent)")
-            return self._move(State.NEEDS_REVIEW, refusal.reason, refusal.message + how,
-                              warnings=dict(refusal.warning), decision=None, **stash)
-        self._move(State.REJECTED, refusal.reason, refusal.message, **stash)
-
     def _answered(self, result: upload.UploadResult, name: str) -> None:
         row = self._row()
         if result.kind is upload.ResultKind.WARNING:
@@ -533,8 +490,8 @@ class Job:
                                   f"{info['size']} bytes, expected {row.size}", final_name=name)
         reason = f"decided-{row.decision['action']}" if row.decision else "verified"
         # A step after publishing (module docstring) would move to its own state here.
-        self._move(State.UPLOADED, reason, f"landed as File:{name} (SHA-1 verified)",
-                   final_name=name)
+        self._move(State.UPLOADED, reason,
+                   f"landed as File:{shown_title(name)} (SHA-1 verified)", final_name=name)
 
     # --- helpers ---------------------------------------------------------------------------------
     def _row(self) -> LedgerItem:
