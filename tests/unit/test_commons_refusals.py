@@ -109,3 +109,12 @@ def test_every_reason_the_checks_give_is_in_validates_table():
         emitted |= set(re.findall(r'_finding\(\s*"([a-z0-9-]+)"', text))
     assert "unverified-pdf" in emitted
     assert emitted <= table, sorted(emitted - table)
+
+
+def test_landed_and_refused_rows_print_titles_with_spaces():
+    from mwingest.base.items import Outcome
+    from mwingest.cli.progress import plain_line
+
+    landed = plain_line(Outcome("/s/a.png", "Harbour_view_1911.png", "uploaded", "verified",
+                                "landed as File:Harbour view 1911.png (SHA-1 verified)"))
+    assert "Harbour view 1911.png <- /s/a.png" in landed and "Harbour_view" not in landed
