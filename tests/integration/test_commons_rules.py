@@ -88,7 +88,7 @@ def test_blacklists_and_filters_in_one_batch(commons_wiki, rules, env, prefect_h
     stash_before = rules.stash_rows()
     files = {"good": png_bytes(), "good-big": png_of_size(300_000), "camera": png_bytes(),
              "camera-big": png_of_size(300_000), "spam": png_bytes(), "disallow": png_bytes(),
-             "warn": png_bytes()}
+             "disallow-big": png_of_size(300_000), "warn": png_bytes()}
     for key, data in files.items():
         (tmp_path / f"{key}.png").write_bytes(data)
     n = u[-4:]
@@ -101,6 +101,8 @@ def test_blacklists_and_filters_in_one_batch(commons_wiki, rules, env, prefect_h
          "text": "Bought at [https://www.spam-site.example/shop?id=1 the shop]."},
         {"source": "disallow.png", "filename": f"Refused {u}.png", "text": f"Disallow-{u}"},
         {"source": "warn.png", "filename": f"Warned {u}.png", "text": f"Warn-{u}"},
+        # Chunked: the filter refuses at the publish from the stash, which keeps the copy.
+        {"source": "disallow-big.png", "filename": f"Refused big {u}.png", "text": f"Disallow-{u}"},
     ]
     manifest = _manifest(tmp_path / "batch.csv", rows)
     ledger = tmp_path / "ledger.sqlite3"
@@ -116,6 +118,7 @@ def test_blacklists_and_filters_in_one_batch(commons_wiki, rules, env, prefect_h
         "spam.png": ("rejected", "spam-url", 0),
         "disallow.png": ("rejected", "abusefilter-disallowed", len(files["disallow"])),
         "warn.png": ("needs-review", "abusefilter-warning", len(files["warn"])),
+        "disallow-big.png": ("rejected", "abusefilter-disallowed", len(files["disallow-big"])),
     }, out
     # The messages quote the wiki: its blacklist line, the matched domain, the filter.
     camera = out["camera.png"]["message"]
@@ -128,7 +131,7 @@ def test_blacklists_and_filters_in_one_batch(commons_wiki, rules, env, prefect_h
     # file refused before sending (the chunked one included).
     for key, name in (("good", f"Harbour {u}.png"), ("good-big", f"Harbour big {u}.png")):
         assert upload.file_info(session, name)["sha1"] == _sha1(files[key])
-    for row in rows[2:]:
+    for row in rows[2:]:  # every refused one
         assert upload.file_info(session, row["filename"]) is None, row
     new_stash = [r for r in rules.stash_rows() if r not in stash_before]
     refused_first = {_base36(_sha1(files[k])) for k in ("camera", "camera-big", "spam")}
@@ -136,10 +139,11 @@ def test_blacklists_and_filters_in_one_batch(commons_wiki, rules, env, prefect_h
     # The filter refusals keep the wiki's stash key, in the outcome and in the ledger row.
     assert {_base36(_sha1(files[k])) for k in ("disallow", "warn")} <= {r["us_sha1"] for r in new_stash}
     with Ledger(ledger) as led:
-        by_id = {f"{k}.png": led.get(out[f"{k}.png"]["ledger_id"]) for k in ("disallow", "warn")}
+        by_id = {f"{k}.png": led.get(out[f"{k}.png"]["ledger_id"])
+                 for k in ("disallow", "warn", "disallow-big")}
     for key, row in by_id.items():
         assert row.filekey and row.filekey == out[key]["filekey"], key
-    assert [h["afl_actions"] for h in rules.filter_hits(disallow.id)] == ["disallow"]
+    assert [h["afl_actions"] for h in rules.filter_hits(disallow.id)] == ["disallow"] * 2
 
     # A re-run sends nothing again: the refused rows stay as they were, 0 bytes.
     again = _run(commons_wiki, [str(manifest)], ledger)
@@ -147,8 +151,8 @@ def test_blacklists_and_filters_in_one_batch(commons_wiki, rules, env, prefect_h
         "good.png": ("skipped", 0), "good-big.png": ("skipped", 0),
         "camera.png": ("rejected", 0), "camera-big.png": ("rejected", 0),
         "spam.png": ("rejected", 0), "disallow.png": ("rejected", 0),
-        "warn.png": ("needs-review", 0)}, again
-    assert [h["afl_actions"] for h in rules.filter_hits(disallow.id)] == ["disallow"]
+        "warn.png": ("needs-review", 0), "disallow-big.png": ("rejected", 0)}, again
+    assert [h["afl_actions"] for h in rules.filter_hits(disallow.id)] == ["disallow"] * 2
 
     # The text changed: the kept stash copy is published, still no bytes re-sent.
     rows[5]["text"] = "A plain description"
