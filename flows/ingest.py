@@ -33,6 +33,7 @@ from mwingest.base.errors import LoginRefusedError, reason_code
 from mwingest.base.items import NEEDS_REVIEW, IngestItem, Outcome
 from mwingest.base.retry import RetryPolicy
 from mwingest.describe import pagecheck
+from mwingest.job import blacklisted
 from mwingest.job.machine import OUTCOME_LOG, Job, JobContext
 from mwingest.job.settings import DEFAULT_SETTINGS, MAX_WORKERS, BatchSettings
 from mwingest.ledger.ledger import Ledger, default_location
@@ -230,6 +231,10 @@ def run_batch(credentials: Credentials, sources: list[str],
             notes.append(message)
     if filename and len(items) == 1:
         items = [replace(items[0], filename=filename)]
+    # The wiki's TitleBlacklist and SpamBlacklist, asked for every title and link at once.
+    items = retry.call(lambda: blacklisted.refuse_blacklisted(session, items, rules,
+                                                              default_text=options.text),
+                       what="asking the wiki's title and spam blacklists")
     log.info("%d files to ingest into %s as %s", len(items), session.api_url, session.user)
     with Ledger(ledger_file) as ledger, contextlib.ExitStack() as paced:
         ctx = JobContext(session, rules, ledger, options, run_id=run_id)

@@ -270,8 +270,9 @@ def check_sources(sources: Sequence[str], *, wiki: str | None = None, glob: str 
                   allow_hosts: Sequence[str] = (), max_pixels: int | None = None) -> list[Outcome]:
     """Validation only, no login and no bytes sent: one ``ok``/``rejected`` outcome per item.
 
-    With a wiki, its own rules (siteinfo) and the SHA-1 duplicate pre-check are used; without,
-    MediaWiki's defaults. No Prefect: this is the quick look before a long import. URLs are
+    With a wiki, its own rules (siteinfo), the SHA-1 duplicate pre-check and, where the wiki has
+    them, its TitleBlacklist and SpamBlacklist (``title-blacklisted``, ``spam-url``) are used;
+    without, MediaWiki's defaults. No Prefect: this is the quick look before a long import. URLs are
     checked against the network rules (a DNS lookup, no request; redirects are not followed).
     """
     from mwingest.checks.netsafe import AllowList, UnsafeURLError, check_url
@@ -286,12 +287,14 @@ def check_sources(sources: Sequence[str], *, wiki: str | None = None, glob: str 
     except MWIngestError as exc:
         raise _setup_error(exc, wiki) or IngestSetupError(
             f"cannot use the wiki at {wiki}: {exc}") from None
-    outcomes = []
+    outcomes: list[Outcome] = []
+    texts: list[str | None] = []  # each outcome's page text, for the blacklists
     allow = AllowList.parse(allow_hosts)
     for item in collect(sources, glob=glob, text_template=text_template, root=root):
         if item.error:
             outcomes.append(Outcome(item.source, item.filename, "rejected", item.error,
                                     item.error_message))
+            texts.append(None)
             continue
         if item.is_url:
             try:
@@ -299,9 +302,11 @@ def check_sources(sources: Sequence[str], *, wiki: str | None = None, glob: str 
             except UnsafeURLError as exc:
                 outcomes.append(Outcome(item.source, item.filename, "rejected", "unsafe-url",
                                         str(exc)))
+                texts.append(None)
                 continue
             outcomes.append(Outcome(item.source, item.filename, "ok", None,
                                     "URL: allowed; its bytes are checked when fetched"))
+            texts.append(None)
             continue
         verdict = validate_file(item.source, rules, filename=item.filename, max_pixels=max_pixels)
         reason, message = verdict.reason, None
@@ -313,4 +318,18 @@ def check_sources(sources: Sequence[str], *, wiki: str | None = None, glob: str 
                 reason, message = "duplicate-on-wiki", f"already on the wiki as {', '.join(dupes)}"
         outcomes.append(Outcome(item.source, verdict.filename, "ok" if verdict.ok else "rejected",
                                 reason, message, verdict.sha1, verdict.size))
-    return outcomes
+        texts.append(item.text)
+    return _blacklisted(session, outcomes, texts) if session is not None else outcomes
+
+
+def _blacklisted(session: Any, outcomes: list[Outcome], texts: list[str | None]) -> list[Outcome]:
+    """``check``'s outcomes with the wiki's title and spam blacklists asked (where it has them)."""
+    from dataclasses import replace
+
+    from mwingest.checks import blacklists
+
+    entries = [(o.filename, texts[n]) if o.outcome == "ok" and n < len(texts) else (None, None)
+               for n, o in enumerate(outcomes)]
+    refusals = blacklists.check(session, entries)
+    return [o if r is None else replace(o, outcome="rejected", reason=r.reason, message=r.message)
+            for o, r in zip(outcomes, refusals, strict=True)]

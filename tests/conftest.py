@@ -37,7 +37,7 @@ EXTERNAL_ENV = ("MWINGEST_TEST_API_URL", "MWINGEST_TEST_USERNAME", "MWINGEST_TES
 #: The test tiers (``-m unit``, ``-m "not browser"``, …), from what a test needs: no server; the
 #: throwaway wiki; a Prefect server or harness; a browser. Marked here from the fixtures a test
 #: uses, so a new test lands in the right tier without anyone remembering to mark it.
-_WIKI_FIXTURES = {"wiki", "wiki_factory", "_wiki_pool", "ui_wiki"}
+_WIKI_FIXTURES = {"wiki", "wiki_factory", "_wiki_pool", "ui_wiki", "commons_wiki"}
 _PREFECT_FIXTURES = {"prefect_server", "prefect_harness", "served"}
 
 
@@ -175,6 +175,16 @@ def wiki_factory(_wiki_pool: _WikiPool) -> Callable[..., DevWiki]:
 def wiki(_wiki_pool: _WikiPool) -> DevWiki | ExternalWiki:
     """The session's default wiki; tests share it, so give files unique names (``unique``)."""
     return _external_wiki() or _wiki_pool.get()
+
+
+@pytest.fixture(scope="session")
+def commons_wiki(_wiki_pool: _WikiPool) -> DevWiki:
+    """A Commons-like wiki (TitleBlacklist, SpamBlacklist, AbuseFilter, ConfirmEdit loaded),
+    started once a session, only for the tests that ask for it. Its rules are each test's own
+    (:class:`mwingest.dev.commonswiki.CommonsRules`); it starts with none."""
+    if _external_wiki() is not None:
+        pytest.skip("the Commons-like wiki is a local throwaway wiki, not MWINGEST_TEST_API_URL")
+    return _wiki_pool.get(commons=True)
 
 
 _counter = itertools.count()

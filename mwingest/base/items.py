@@ -16,6 +16,12 @@ UPLOADED, SKIPPED, REJECTED, NEEDS_REVIEW, FAILED = (
 OUTCOMES = (UPLOADED, SKIPPED, REJECTED, NEEDS_REVIEW, FAILED)
 
 
+def shown_title(filename: str | None) -> str:
+    """A wiki title as people read it: with spaces. The wiki's answers name a landed file by its
+    DB key (underscores); refusals, logs and tables show every name this one way."""
+    return (filename or "").replace("_", " ")
+
+
 @dataclass(frozen=True)
 class IngestItem:
     """One thing to put on the wiki: a local path or an http(s) URL, with its description."""

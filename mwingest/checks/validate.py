@@ -35,6 +35,8 @@ code                         sev.   meaning
                                     trailer or pages cannot be read even with repair
 ``unverified-image``         warn   a TIFF neither Pillow nor tifffile can decode (a codec missing
                                     here): it goes up, unchecked
+``unverified-pdf``           warn   a PDF whose check did not finish within its time limit, or on
+                                    which the PDF reader stopped: it goes up, unchecked
 ``decompression-bomb``       reject declared pixels over the limit (any GIF frame's too), or an .svgz
                                     that inflates too far
 ``filetype-prohibited``      reject a prohibited extension anywhere in the name (``x.php.png``)
@@ -83,6 +85,7 @@ _ADVICE = {
     "corrupt-image": "It is damaged or truncated (the wiki would store it broken); copy or export it again.",
     "decompression-bomb": "Its declared size is too large to decode safely; scale it down.",
     "unverified-image": "It may still be fine: open it in an image viewer before relying on it.",
+    "unverified-pdf": "It may still be fine: open it in a PDF reader before relying on it.",
     "truncated-media": "The wiki would store it, but it would stop playing early; copy or export it again.",
     "corrupt-media": "The wiki would store it, but players would fail on it; copy or export it again.",
     "corrupt-pdf": "The wiki would store it, but readers would fail on it; copy or export it again.",

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from mwingest.base.items import shown_title
+
 if TYPE_CHECKING:
     from mwingest.base.items import Outcome
 
@@ -91,7 +93,7 @@ def print_table(outcomes: Sequence[Outcome]) -> None:
     colours = {"uploaded": "green", "skipped": "cyan", "ok": "green", "rejected": "red",
                "failed": "red", "needs-review": "yellow"}
     for o in outcomes:
-        table.add_row(escape(o.source), escape(o.filename or ""),
+        table.add_row(escape(o.source), escape(shown_title(o.filename)),
                       f"[{colours.get(o.outcome, 'white')}]{o.outcome}[/]", escape(o.reason or ""),
                       escape(o.message or ""))
     Console().print(table)

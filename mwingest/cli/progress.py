@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mwingest.cli.output import OutcomeLines
+from mwingest.cli.output import OutcomeLines, shown_title
 
 if TYPE_CHECKING:
     from mwingest.base.items import Outcome
@@ -44,7 +44,7 @@ def summary_line(outcomes: Sequence[Outcome], seconds: float) -> str:
 
 def plain_line(outcome: Outcome) -> str:
     """One finished file: outcome, reason, name on the wiki (or the source), message."""
-    name = outcome.filename or outcome.source
+    name = shown_title(outcome.filename) or outcome.source
     where = f" <- {outcome.source}" if outcome.filename and outcome.filename != outcome.source else ""
     message = f"  {' '.join(outcome.message.split())}" if outcome.message else ""
     return f"{outcome.outcome:<12} {outcome.reason or '-':<20} {name}{where}{message}"

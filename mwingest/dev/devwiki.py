@@ -279,17 +279,30 @@ def _kill_group(process: subprocess.Popen[bytes], grace: float = 3.0) -> None:
 def start_wiki(*, workers: int = 4, copy_uploads: bool = True, max_upload_size: int = 5 * 1024**3,
                rate_limits: dict[str, Any] | None = None, php_upload_max: str = "200M",
                php_post_max: str = "210M", extra_settings: str = "", keep: bool = False,
-               opcache: bool = False) -> DevWiki:
+               opcache: bool = False, commons: bool = False) -> DevWiki:
     """Start a fresh throwaway wiki and return once its API answers siteinfo.
 
     ``opcache``: PHP keeps MediaWiki compiled (~16 ms per request instead of ~100 ms), as a
     production wiki does; benchmarks want it. Off by default: with it, ``set_setting`` changes
     to ``LocalSettings.php`` take up to two seconds to apply.
+
+    ``commons``: a Commons-like wiki, with TitleBlacklist, SpamBlacklist, AbuseFilter and
+    ConfirmEdit loaded (:mod:`mwingest.dev.commonswiki`: the settings, and the helpers that set
+    a test's own rules).
     """
     template = _get_template()
+    if commons:
+        from mwingest.dev import commonswiki
+
+        if missing := commonswiki.missing_extensions():
+            raise DevWikiError(f"MediaWiki's extensions {', '.join(missing)} are missing "
+                               f"(Debian's mediawiki package ships them)")
+        extra_settings = commonswiki.COMMONS_SETTINGS + extra_settings
     root = Path(tempfile.mkdtemp(prefix="mwingest-devwiki-"))
     try:
         shutil.copytree(template.root / "data", root / "data")
+        if commons:
+            commonswiki.create_abusefilter_tables(root / "data" / "wiki.sqlite")
         shutil.copytree(template.root / "cache", root / "cache")  # warm l10n cache
         for sub in ("images", "tmp", "logs"):
             (root / sub).mkdir()
@@ -380,9 +393,12 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--workers", type=int, default=4)
     start.add_argument("--keep", action="store_true", help="keep the wiki's directory after stopping")
     start.add_argument("--no-copy-uploads", action="store_true", help="turn off upload by URL")
+    start.add_argument("--commons", action="store_true", help="a Commons-like wiki: TitleBlacklist, "
+                       "SpamBlacklist, AbuseFilter and ConfirmEdit loaded")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    wiki = start_wiki(workers=args.workers, keep=args.keep, copy_uploads=not args.no_copy_uploads)
+    wiki = start_wiki(workers=args.workers, keep=args.keep, copy_uploads=not args.no_copy_uploads,
+                      commons=args.commons)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # runs the finally below
     try:
         print(f"# wiki up in {time.monotonic() - started:.1f}s at {wiki.api_url} (dir {wiki.root})")

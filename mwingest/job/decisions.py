@@ -127,6 +127,11 @@ def explain(code: str, warnings: Any) -> str:
         "thumb-name": "the name looks like a thumbnail",
         "bad-prefix": "the name starts with a camera prefix",
         "badfilename": "the wiki would change the name",
+        "abusefilter-warning": "the wiki's abuse filter warns about this upload; publishing "
+                               "confirms it",
+        "captcha": "the wiki asks this account for a captcha (it needs the skipcaptcha right)",
     }
     text = texts.get(code, f"the wiki warned {code}")
+    if isinstance(value, Mapping) and value.get("description"):  # an abuse filter's warning
+        return f"{text} (filter {value.get('id', '?')}: {value['description']})"
     return f"{text} ({code}: {value})" if value not in (None, "", [], True) else f"{text} ({code})"

@@ -46,15 +46,25 @@ from mwingest.base.errors import (
     ApiError,
     InputError,
     LoginRefusedError,
+    PermanentApiError,
     ResyncError,
     reason_code,
 )
-from mwingest.base.items import FAILED, NEEDS_REVIEW, REJECTED, SKIPPED, IngestItem, Outcome
+from mwingest.base.items import (
+    FAILED,
+    NEEDS_REVIEW,
+    REJECTED,
+    SKIPPED,
+    IngestItem,
+    Outcome,
+    shown_title,
+)
 from mwingest.base.options import URL_SHA1
 from mwingest.base.policy import Action
-from mwingest.job import decisions, intake
+from mwingest.job import decisions, intake, refusals
 from mwingest.job.context import JobContext
 from mwingest.job.recovery import find_landed
+from mwingest.job.refusalsteps import RefusalSteps
 from mwingest.ledger.ledger import OUTCOMES, LedgerItem, RowLeasedError, State
 from mwingest.wiki import chunked, names, upload
 
@@ -66,7 +76,7 @@ OUTCOME_LOG = {"mwingest_outcome": True}
 _RENAMEABLE = ("illegal-filename", "filename-toolong", "filetype-missing", "filename-tooshort")
 
 
-class Job:
+class Job(RefusalSteps):
     """One file on one wiki. Call :meth:`step` until :attr:`done`; :meth:`outcome` says how it ended."""
 
     def __init__(self, ctx: JobContext, item: IngestItem, row: LedgerItem | None = None) -> None:
@@ -153,7 +163,8 @@ class Job:
             sha1=None if sha1 == URL_SHA1 else sha1,
             size=(row.size or None) if row and row.sha1 != URL_SHA1 else self.landed.get("size"),
             url=self.landed.get("descriptionurl"),
-            filekey=row.filekey if row and outcome == NEEDS_REVIEW else None,
+            # Where the wiki keeps the bytes of a file that did not land (its stash key).
+            filekey=row.filekey if row and outcome in (NEEDS_REVIEW, REJECTED, FAILED) else None,
             bytes_sent=self.bytes_sent, ledger_id=row.id if row else None,
             ledger_ref=row.ref if row else None)
 
@@ -268,7 +279,11 @@ class Job:
         if row.state in (State.UPLOADED, State.SKIPPED):
             why = "already-uploaded" if row.state is State.UPLOADED else row.reason or "skipped"
             return self._verdict(SKIPPED, why, f"done in an earlier run ({row.state})")
-        if row.state is State.REJECTED:
+        if row.state is State.REJECTED and self._input_changed(row):
+            row = self._reopen(row)
+            if row.state is State.STASHED:
+                return
+        if row.state is State.REJECTED:  # its bytes are not sent again while nothing changed
             return self._verdict(REJECTED, row.reason or "rejected", row.message or "")
         if row.state is State.PENDING:
             self._move(State.VALIDATED, params=self._params())
@@ -403,8 +418,7 @@ class Job:
             else:
                 if not Path(self.path).is_file():
                     return self._move(State.FAILED, "source-missing", f"{self.path} is gone")
-                result = upload.upload_file(session, self.path, name, **kwargs)
-                self.bytes_sent += row.size
+                result = self._send_whole(name, kwargs)
         except AlreadyThereError as exc:
             return self._move(State.SKIPPED, "nochange", exc.info or "already the current version",
                               final_name=name)
@@ -425,6 +439,11 @@ class Job:
                                   filekey=key, target=clean, warnings=None)
             return self._move(State.FAILED if key else State.REJECTED, exc.code, exc.info,
                               filekey=key)
+        except PermanentApiError as exc:  # an extension's refusal (AbuseFilter, blacklists …)?
+            refusal = refusals.classify(exc, name)
+            if refusal is None:
+                raise
+            return self._refused(refusal)
         self._answered(result, name)
 
     def _answered(self, result: upload.UploadResult, name: str) -> None:
@@ -475,8 +494,8 @@ class Job:
                                   f"{info['size']} bytes, expected {row.size}", final_name=name)
         reason = f"decided-{row.decision['action']}" if row.decision else "verified"
         # A step after publishing (module docstring) would move to its own state here.
-        self._move(State.UPLOADED, reason, f"landed as File:{name} (SHA-1 verified)",
-                   final_name=name)
+        self._move(State.UPLOADED, reason,
+                   f"landed as File:{shown_title(name)} (SHA-1 verified)", final_name=name)
 
     # --- helpers ---------------------------------------------------------------------------------
     def _row(self) -> LedgerItem:

@@ -227,6 +227,27 @@ class WritesMixin:
         if owner and self._held(row.lease_owner, row.lease_until, Lease(owner, timedelta(0))):
             raise RowLeasedError(f"item {row.ref} is leased by another run ({row.lease_owner})", row)
 
+    def reopen(self, item_id: int, reason: str, *, run_id: str | None = None,
+               keep_stash: bool = False) -> LedgerItem:
+        """A ``rejected`` row whose input changed (its page text, comment or tags): ready to go
+        again. With ``keep_stash`` it goes back to ``stashed`` with its key, because the wiki
+        still holds the bytes (nothing is sent twice); else it starts over from ``pending``."""
+        with self._write() as conn:
+            old = self._get(conn, item_id)
+            if old.state is not State.REJECTED:
+                raise ValueError(f"item {old.ref} is {old.state}, not rejected")
+            if keep_stash and old.filekey:
+                conn.execute(sa.text(
+                    """UPDATE items SET state = 'stashed', reason = :reason, message = NULL,
+                       warnings = NULL, decision = NULL, intent = NULL, attempts = attempts + 1,
+                       flow_run_id = COALESCE(:run, flow_run_id), updated_at = :now
+                       WHERE id = :id"""),
+                    {"reason": reason, "run": run_id, "now": self._stamp(), "id": item_id})
+                self._event(conn, item_id, old.state, State.STASHED, reason, None, run_id)
+            else:
+                self._reset(conn, old, reason, run_id, target=old.target)
+            return self._get(conn, item_id)
+
     def _reset(self, conn: sa.Connection, old: LedgerItem, reason: str, run_id: str | None,
                **values: Any) -> None:
         """Start a row over from ``pending`` with new bytes or name; its history stays."""
@@ -272,8 +293,11 @@ class WritesMixin:
 
     def _decision(self, decision: Mapping[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in decision.items() if v is not None}
-        if set(out) - {"action", "name", "by", "at", "note", "tried"}:
-            raise ValueError("a decision has only action, name, by, at, note and tried")
+        # ``resubmitted``: a warned publish a person decided on was sent a second time (an
+        # AbuseFilter warning lets an identical second attempt through; mwingest.job.refusals).
+        if set(out) - {"action", "name", "by", "at", "note", "tried", "resubmitted"}:
+            raise ValueError("a decision has only action, name, by, at, note, tried and "
+                             "resubmitted")
         if out.get("action") not in DECISION_ACTIONS:
             raise ValueError(f"decision action must be one of {sorted(DECISION_ACTIONS)}")
         if out["action"] == "rename" and not out.get("name"):

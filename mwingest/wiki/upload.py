@@ -121,6 +121,14 @@ class UploadResult:
         if not isinstance(up, Mapping) or "result" not in up:
             raise TransientApiError("missingresult", "no upload result in the answer",
                                     {"answer_keys": sorted(answer)})
+        if up["result"] == "Failure":
+            # ``action=edit``'s shape for a captcha request (ConfirmEdit), and for hook refusals
+            # some extensions answer this way instead of with an error.
+            captcha = up.get("captcha")
+            raise PermanentApiError(
+                "captcha" if captcha else "upload-failure",
+                "the wiki asks for a captcha" if captcha else "the upload answered Failure",
+                {k: v for k, v in up.items() if k != "result"}, action="upload")
         offset = up.get("offset")
         return cls(
             kind=ResultKind(up["result"]),
