@@ -32,7 +32,7 @@ from flows.review import ask_reviewer, describe_conflict
 from mwingest.base.errors import reason_code
 from mwingest.base.items import NEEDS_REVIEW, IngestItem, Outcome
 from mwingest.base.retry import RetryPolicy
-from mwingest.describe import pagecheck
+from mwingest.describe import pagecheck, structured
 from mwingest.job.machine import OUTCOME_LOG, Job, JobContext
 from mwingest.job.settings import DEFAULT_SETTINGS, MAX_WORKERS, BatchSettings
 from mwingest.ledger.ledger import Ledger, default_location
@@ -211,6 +211,10 @@ def run_batch(credentials: Credentials, sources: list[str],
         for _item, message in checked.warnings:
             log.warning("%s", message)
             notes.append(message)
+    # Structured data (captions, statements): properties, datatypes and items checked first.
+    items = retry.call(lambda: structured.check_items(session, items,
+                                                      settings.describing.statements).items,
+                       what="checking the structured data columns")
     if filename and len(items) == 1:
         items = [replace(items[0], filename=filename)]
     log.info("%d files to ingest into %s as %s", len(items), session.api_url, session.user)

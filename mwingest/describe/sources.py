@@ -12,7 +12,8 @@ from mwingest.describe.template import load_template
 def collect(sources: Iterable[str], *, glob: str = "*", recursive: bool = True,
             text_template: str | None = None, root: str | None = None, location: bool = False,
             required: Iterable[str] = (), licence: str | None = None,
-            require_licence: bool = False, default_text: str | None = None) -> list[IngestItem]:
+            require_licence: bool = False, default_text: str | None = None,
+            statement_columns: Iterable[str] = ()) -> list[IngestItem]:
     """Items for every source: a URL, a file, a folder (scanned) or a manifest (read).
 
     ``root`` widens what a manifest's paths may reach: the manifest's folder *and* ``root``.
@@ -27,5 +28,6 @@ def collect(sources: Iterable[str], *, glob: str = "*", recursive: bool = True,
                         location=location, licence=clean_licence(licence),
                         require_licence=require_licence, default_text=default_text)
     items = _collect(sources, glob=glob, recursive=recursive, text_template=text_template,
-                     root=root, required=required, licence=describe.licence)
+                     root=root, required=required, licence=describe.licence,
+                     statement_columns=statement_columns)
     return [describe(item) for item in items] if describe.active else items
