@@ -24,16 +24,30 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from mwingest.base.errors import MWIngestError
+from mwingest.base.items import FAILED, REJECTED, SKIPPED, UPLOADED, IngestItem, Outcome
 from mwingest.describe.structured import value_key
+from mwingest.job.context import JobContext
 from mwingest.ledger.ledger import LedgerItem, State
 from mwingest.wiki import mediainfo
 
-if TYPE_CHECKING:
-    from mwingest.job.machine import Job
+
+class Job(Protocol):
+    """What this step uses of :class:`mwingest.job.machine.Job` (which calls it: no import back)."""
+
+    ctx: JobContext
+    item: IngestItem
+
+    def _row(self) -> LedgerItem: ...
+
+    def _move(self, to: State, reason: str | None = None, message: str | None = None,
+              **fields: Any) -> None: ...
+
+    def _params(self) -> dict[str, Any]: ...
 
 log = logging.getLogger("mwingest.job.structured")
 FAILED_REASON = "structured-data-failed"
@@ -87,31 +101,40 @@ def describe(job: Job) -> None:
     name = row.final_name or row.target
     if want is None:
         return _end(job, None, f"landed as File:{name} (SHA-1 verified)")
-    session = job.ctx.session
+    reason, said = write(job.ctx.session, name, want,
+                         summary=job._params().get("comment") or "structured data",
+                         record=lambda intent: job._move(State.DESCRIBING, intent=intent))
+    _end(job, reason, f"landed as File:{name} (SHA-1 verified); {said}" if reason is None
+         else f"File:{name} landed (SHA-1 verified); {said}")
+
+
+def write(session: Any, name: str, want: Mapping[str, Any], *, summary: str,
+          record: Callable[[dict[str, Any]], None] = lambda intent: None) -> tuple[str | None, str]:
+    """Give ``File:name`` what of ``want`` its entity lacks: read, ``record`` the intent, one
+    edit, read back. (None, what is there) when all of it is; else (:data:`FAILED_REASON`, why)."""
     for _ in range(CONFLICT_TRIES):
         entity = mediainfo.read(session, name)
         if entity is None:
-            return _end(job, FAILED_REASON, f"File:{name} has no page to hold its structured data")
+            return FAILED_REASON, f"File:{name} has no page to hold structured data"
         labels, claims, kept = missing(want, entity)
         if not labels and not claims:
-            return _landed(job, want, entity, kept)
-        job._move(State.DESCRIBING, intent={
-            "op": "describe", "entity": entity.id, "baserevid": entity.baserevid,
-            "labels": sorted(labels), "statements": [f"{c['property']}={c['shown']}" for c in claims],
-            "at": datetime.now(UTC).isoformat(timespec="seconds")})
+            return compare(want, entity, kept)
+        record({"op": "describe", "entity": entity.id, "baserevid": entity.baserevid,
+                "labels": sorted(labels),
+                "statements": [f"{c['property']}={c['shown']}" for c in claims],
+                "at": datetime.now(UTC).isoformat(timespec="seconds")})
         try:
-            mediainfo.edit(session, entity, labels=labels,
-                           claims=[mediainfo.claim(c["property"], c["datavalue"]) for c in claims],
-                           summary=job._params().get("comment") or "structured data")
+            mediainfo.edit(session, entity, labels=labels, summary=summary,
+                           claims=[mediainfo.claim(c["property"], c["datavalue"]) for c in claims])
         except mediainfo.EditConflictError as exc:
-            log.warning("%s: %s; reading it again", job.item.label, exc)
+            log.warning("File:%s: %s; reading it again", name, exc)
             continue
         entity = mediainfo.read(session, name)
         if entity is None:
-            return _end(job, FAILED_REASON, f"File:{name} is gone after its structured data edit")
-        return _landed(job, want, entity, kept)
-    return _end(job, FAILED_REASON, f"File:{name} landed (SHA-1 verified); its structured data "
-                f"met {CONFLICT_TRIES} edit conflicts in a row and was not written")
+            return FAILED_REASON, f"File:{name} is gone after its structured data edit"
+        return compare(want, entity, kept)
+    return FAILED_REASON, (f"its structured data met {CONFLICT_TRIES} edit conflicts in a row "
+                           "and was not written")
 
 
 def fail(job: Job, exc: BaseException) -> None:
@@ -121,21 +144,19 @@ def fail(job: Job, exc: BaseException) -> None:
          f"structured data was not written: {exc}")
 
 
-def _landed(job: Job, want: Mapping[str, Any], entity: mediainfo.Entity,
-            kept: Mapping[str, str]) -> None:
-    """Compare what the wiki holds with what was asked; say both in the outcome's message."""
-    row = job._row()
+def compare(want: Mapping[str, Any], entity: mediainfo.Entity,
+            kept: Mapping[str, str]) -> tuple[str | None, str]:
+    """What the wiki holds against what was asked, both said for a person to read."""
     labels, claims, kept_now = missing(want, entity)
     kept = {**kept, **kept_now}
     on_wiki = shown(want, entity)
-    name = row.final_name or row.target
     if labels or claims or kept:
         lacking = [f"caption.{lang}" for lang in labels]
         lacking += [f"{c['column']}={c['shown']}" for c in claims]
         lacking += [f"caption.{lang} (the wiki has another: {text!r})" for lang, text in kept.items()]
-        return _end(job, FAILED_REASON, f"File:{name} landed (SHA-1 verified); structured data "
-                    f"on the wiki: {on_wiki or 'none'}; not written: {', '.join(lacking)}")
-    _end(job, None, f"landed as File:{name} (SHA-1 verified); structured data: {on_wiki}")
+        return FAILED_REASON, (f"structured data on the wiki: {on_wiki or 'none'}; not written: "
+                               f"{', '.join(lacking)}")
+    return None, f"structured data: {on_wiki}"
 
 
 def shown(want: Mapping[str, Any], entity: mediainfo.Entity) -> str:
@@ -158,3 +179,39 @@ def _end(job: Job, reason: str | None, message: str) -> None:
     row = job._row()
     landed = f"decided-{row.decision['action']}" if row.decision else "verified"
     job._move(State.UPLOADED, reason or landed, message, final_name=row.final_name or row.target)
+
+
+def describe_existing(session: Any, items: list[IngestItem], *, comment: str,
+                      retry: Any = None) -> list[Outcome]:
+    """``mwingest describe``: the structured data of files already on the wiki, by title (items
+    checked by :func:`mwingest.describe.structured.check_items` first). No ledger: every attempt
+    reads the entity, so a repeat, or a retry after a lost answer, writes only what is missing.
+    ``uploaded``/``described`` when something was written, ``skipped``/``already-described``
+    when the file had it all, ``failed``/``structured-data-failed`` when it could not be."""
+    out = []
+    for item in items:
+        title = (item.filename or item.source).removeprefix("File:")
+        if item.error or not item.sdc:
+            out.append(Outcome(item.source, None, REJECTED, item.error or "no-structured-data",
+                               item.error_message or f"{title}: no caption or statement cells"))
+            continue
+        want = json.loads(item.sdc)
+        wrote: list[dict[str, Any]] = []
+
+        def once(title: str = title, want: dict[str, Any] = want,
+                 wrote: list[dict[str, Any]] = wrote) -> tuple[str | None, str]:
+            return write(session, title, want, summary=comment, record=wrote.append)
+        try:
+            if mediainfo.read(session, title) is None:
+                out.append(Outcome(item.source, title, REJECTED, "not-found",
+                                   f"File:{title} is not on the wiki"))
+                continue
+            reason, said = retry.call(once, what=f"File:{title}") if retry else once()
+        except MWIngestError as exc:
+            out.append(Outcome(item.source, title, FAILED, FAILED_REASON,
+                               f"File:{title}: its structured data was not written: {exc}"))
+            continue
+        outcome, code = ((FAILED, FAILED_REASON) if reason else (UPLOADED, "described")
+                         if wrote else (SKIPPED, "already-described"))
+        out.append(Outcome(item.source, title, outcome, code, f"File:{title}: {said}"))
+    return out

@@ -311,3 +311,33 @@ def test_a_wiki_without_structured_data_refuses_the_columns(wiki, tmp_path, uniq
     assert "WikibaseMediaInfo is not installed" in (outcomes[0].message or "")
     assert "caption.en" in (outcomes[0].message or "") and "depicts" in (outcomes[1].message or "")
     assert all(upload.file_info(session, n) is None for n in names)
+
+
+def test_describe_adds_structured_data_to_files_already_on_the_wiki_once(
+        sdc_wiki, sdc, tmp_path, unique, monkeypatch):
+    from mwingest.api import describe_files
+
+    monkeypatch.setenv("MWINGEST_USERNAME", sdc_wiki.username)
+    monkeypatch.setenv("MWINGEST_PASSWORD", sdc_wiki.password)
+    u = unique()
+    names = [f"Old upload {u} {i}.png" for i in range(2)]
+    for name in names:
+        upload.upload_bytes(sdc["session"], png_bytes(), name)
+    rows = [{**_row(sdc, ""), "source": "", "filename": f"File:{names[0]}"},
+            {**_row(sdc, ""), "source": f"scans/{names[1]}"},
+            {**_row(sdc, ""), "source": "", "filename": f"Never uploaded {u}.png"}]
+    manifest = _manifest(tmp_path, rows)
+
+    outcomes = describe_files(str(manifest), wiki=sdc_wiki.api_url, statements=sdc["props"])
+    assert [(o.outcome, o.reason) for o in outcomes] == [
+        ("uploaded", "described"), ("uploaded", "described"), ("rejected", "not-found")]
+    assert exit_code(outcomes) == 1  # the file that is not there
+    for name in names:
+        entity = entity_of(sdc["session"], name)
+        assert _statements(entity) == _expected(sdc)
+        assert set(_labels(entity)) == {"en", "de"}
+    revisions = [entity_of(sdc["session"], n)["lastrevid"] for n in names]
+
+    again = describe_files(str(manifest), wiki=sdc_wiki.api_url, statements=sdc["props"])
+    assert [(o.outcome, o.reason) for o in again][:2] == [("skipped", "already-described")] * 2
+    assert [entity_of(sdc["session"], n)["lastrevid"] for n in names] == revisions
