@@ -11,7 +11,8 @@ default, as Commons uses them: :data:`DEFAULT_STATEMENTS`). A cell may hold seve
 separated by ``;`` (``Q42; Q5``). Values by the property's datatype: item ids (``wikibase-item``),
 dates ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` (``time``, Gregorian), or text (``string``,
 ``external-id``, ``url``). The whole batch costs one ``siteinfo`` request and one
-``wbgetentities`` per 50 ids; a batch without such cells costs nothing.
+``wbgetentities`` per 50 ids (and one for the caption languages the wiki knows); a batch without
+such cells costs nothing.
 
 What a check leaves on each item is the JSON the job writes (``IngestItem.sdc``)::
 
@@ -136,15 +137,17 @@ def check_items(api: ApiGetter, items: Sequence[IngestItem], statements: Mapping
     ids |= {v for i in todo for c, t in items[i].structured if c in statements
             for v in _values(t) if _ITEM.fullmatch(v)}
     found = mediainfo.lookup(api, ids) if ids else {}  # type: ignore[arg-type]
+    captions = any(c.lower().startswith(CAPTION_PREFIX) for i in todo for c, _ in items[i].structured)
+    languages = mediainfo.caption_languages(api) if captions else frozenset()  # type: ignore[arg-type]
     for i in todo:
-        payload = _payload(items[i], statements, found)
+        payload = _payload(items[i], statements, found, languages)
         out[i] = (replace(items[i], error=payload[0], error_message=f"{items[i].label}: {payload[1]}")
                   if isinstance(payload, tuple) else replace(items[i], sdc=json.dumps(payload)))
     return StructuredCheck(out)
 
 
-def _payload(item: IngestItem, statements: Mapping[str, str],
-             found: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | tuple[str, str]:
+def _payload(item: IngestItem, statements: Mapping[str, str], found: Mapping[str, Mapping[str, Any]],
+             languages: frozenset[str]) -> dict[str, Any] | tuple[str, str]:
     """The item's structured data to write, or (reason, message) for the first problem."""
     labels: dict[str, str] = {}
     claims: list[dict[str, Any]] = []
@@ -153,6 +156,8 @@ def _payload(item: IngestItem, statements: Mapping[str, str],
             lang = column[len(CAPTION_PREFIX):].strip().lower()
             if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]+)*", lang):
                 return "bad-caption-language", f"{column!r} does not name a language (caption.en)"
+            if languages and lang not in languages:
+                return "bad-caption-language", f"{column}: the wiki has no language {lang!r}"
             if len(text) > MAX_CAPTION:
                 return "caption-too-long", (f"{column} has {len(text)} characters; the wiki "
                                             f"takes at most {MAX_CAPTION}")

@@ -73,6 +73,12 @@ def lookup(session: WikiSession, ids: Iterable[str]) -> dict[str, dict[str, Any]
     return found
 
 
+def caption_languages(session: WikiSession) -> frozenset[str]:
+    """The language codes a caption (a label) may have on this wiki (``wbcontentlanguages``)."""
+    answer = session.get({"action": "query", "meta": "wbcontentlanguages", "wbclcontext": "term"})
+    return frozenset((answer.get("query", {}).get("wbcontentlanguages") or {}).keys())
+
+
 def read(session: WikiSession, title: str) -> Entity | None:
     """The MediaInfo entity of ``File:title`` (None when there is no such file page)."""
     answer = session.get({"action": "query", "titles": f"File:{title}", "prop": "info"})

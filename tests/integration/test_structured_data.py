@@ -278,9 +278,10 @@ def test_another_editors_change_between_our_read_and_our_write_is_not_overwritte
 
 def test_a_wrong_property_datatype_and_an_unknown_item_are_refused_before_the_upload(
         sdc_wiki, sdc, tmp_path, unique):
-    names = _files(tmp_path, unique(), 3)
+    names = _files(tmp_path, unique(), 4)
     rows = [_row(sdc, names[0]), _row(sdc, names[1], depicts="Q987654"),
-            _row(sdc, names[2], **{"caption.en": "x" * 251})]
+            _row(sdc, names[2], **{"caption.en": "x" * 251}), _row(sdc, names[3])]
+    rows[3]["caption.zz"] = "no such language"
     manifest = _manifest(tmp_path, rows)
     wrong = {**sdc["props"], "creator": sdc["props"]["note"]}  # a string property for items
     with Ledger(tmp_path / "l.sqlite3") as ledger:
@@ -288,14 +289,16 @@ def test_a_wrong_property_datatype_and_an_unknown_item_are_refused_before_the_up
         outcomes = [j.outcome() for j in jobs]
         assert [(o.outcome, o.reason) for o in outcomes] == [
             ("rejected", "wrong-property-datatype"), ("rejected", "unknown-item"),
-            ("rejected", "caption-too-long")]
+            ("rejected", "caption-too-long"), ("rejected", "wrong-property-datatype")]
         assert "needs a wikibase-item property" in (outcomes[0].message or "")
         fixed = _run(sdc["session"], sdc["rules"], ledger, manifest, sdc["props"])
     assert [(j.outcome().outcome, j.outcome().reason) for j in fixed] == [
-        ("uploaded", "verified"), ("rejected", "unknown-item"), ("rejected", "caption-too-long")]
+        ("uploaded", "verified"), ("rejected", "unknown-item"), ("rejected", "caption-too-long"),
+        ("rejected", "bad-caption-language")]
     assert "Q987654 does not exist" in (fixed[1].outcome().message or "")
     assert all(o.bytes_sent == 0 for o in outcomes)
-    assert [upload.file_info(sdc["session"], n) is not None for n in names] == [True, False, False]
+    assert [upload.file_info(sdc["session"], n) is not None for n in names] == [
+        True, False, False, False]
 
 
 def test_a_wiki_without_structured_data_refuses_the_columns(wiki, tmp_path, unique):
