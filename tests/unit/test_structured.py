@@ -91,3 +91,18 @@ def test_an_entity_holding_everything_lacks_nothing() -> None:
         "P3": [{"time": "+1911-00-00T00:00:00Z", "precision": 9, "timezone": 0}]})
     assert step.missing(_want(), entity) == ({}, [], {})
     assert step.shown(_want(), entity) == "captions de, en; depicts (P1) Q1; inception (P3) 1911"
+
+
+def test_a_file_without_its_structured_data_is_counted_apart_and_fails_the_command() -> None:
+    from mwingest.base.items import STRUCTURED_DATA_FAILED, Outcome
+    from mwingest.cli.output import exit_code
+    from tasks.report import summary_markdown
+
+    good = Outcome("a.png", "A.png", "uploaded", "verified", "structured data: captions en")
+    bad = Outcome("b.png", "B.png", "uploaded", STRUCTURED_DATA_FAILED, "not written: depicts=Q1")
+    assert good.ok and not bad.ok
+    assert exit_code([good]) == 0 and exit_code([good, bad]) == 1
+    text = summary_markdown([good, bad], wiki="http://w/api.php", seconds=1.0, ledger_path="l")
+    assert "| uploaded | 2 |" in text
+    assert "**1 uploaded without their structured data**" in text
+    assert "`b.png`: **uploaded** `structured-data-failed` — not written: depicts=Q1" in text
