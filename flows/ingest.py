@@ -33,6 +33,7 @@ from mwingest.base.errors import reason_code
 from mwingest.base.items import NEEDS_REVIEW, IngestItem, Outcome
 from mwingest.base.retry import RetryPolicy
 from mwingest.describe import pagecheck, structured
+from mwingest.job import structured as structured_data
 from mwingest.job.machine import OUTCOME_LOG, Job, JobContext
 from mwingest.job.settings import DEFAULT_SETTINGS, MAX_WORKERS, BatchSettings
 from mwingest.ledger.ledger import Ledger, default_location
@@ -146,7 +147,9 @@ def review_file(job: Job, timeout_s: int) -> Job:
     text = describe_conflict(row.source, row.target, dict(row.warnings or {}), sha1=row.sha1,
                              size=row.size, existing=existing,
                              pictures=pictures.review_pictures(job.ctx.session, row.target,
-                                                               row.filekey))
+                                                               row.filekey),
+                             structured=structured_data.shown(want, None)
+                             if (want := structured_data.wanted(row)) else "")
     log.warning("%s waits for a decision (%s): open the subflow run 'review · %s' (Subflow "
                 "Runs tab), its menu ⋮ → Resume; after %d s it stays needs-review",
                 label, ", ".join(row.warnings or {}), row.target, timeout_s)

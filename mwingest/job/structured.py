@@ -159,15 +159,17 @@ def compare(want: Mapping[str, Any], entity: mediainfo.Entity,
     return None, f"structured data: {on_wiki}"
 
 
-def shown(want: Mapping[str, Any], entity: mediainfo.Entity) -> str:
-    """The batch's captions and statements that the entity holds, for a person to read."""
+def shown(want: Mapping[str, Any], entity: mediainfo.Entity | None) -> str:
+    """The batch's captions and statements that the entity holds (all of them without an
+    entity: what is to be written), for a person to read."""
     langs = sorted(lang for lang, text in (want.get("labels") or {}).items()
-                   if entity.labels.get(lang) == text)
+                   if entity is None or entity.labels.get(lang) == text)
     parts = [f"captions {', '.join(langs)}"] if langs else []
-    present = {(p, value_key(v)) for p, values in entity.statements.items() for v in values}
+    present = {(p, value_key(v)) for p, values in (entity.statements if entity else {}).items()
+               for v in values}
     by_column: dict[str, list[str]] = {}
     for s in want.get("statements") or ():
-        if (s["property"], value_key(s["datavalue"]["value"])) in present:
+        if entity is None or (s["property"], value_key(s["datavalue"]["value"])) in present:
             values = by_column.setdefault(f"{s['column']} ({s['property']})", [])
             if s["shown"] not in values:
                 values.append(s["shown"])

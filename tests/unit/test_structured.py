@@ -106,3 +106,12 @@ def test_a_file_without_its_structured_data_is_counted_apart_and_fails_the_comma
     assert "| uploaded | 2 |" in text
     assert "**1 uploaded without their structured data**" in text
     assert "`b.png`: **uploaded** `structured-data-failed` — not written: depicts=Q1" in text
+
+
+def test_the_review_form_shows_the_structured_data_the_file_brings() -> None:
+    from flows.review import describe_conflict
+
+    text = describe_conflict("a.png", "A.png", {"exists": "A.png"}, sha1="0" * 40, size=3,
+                             existing=None, structured=step.shown(_want(), None))
+    assert ("* its structured data, written once it lands: captions de, en; depicts (P1) Q1; "
+            "inception (P3) 1911") in text
