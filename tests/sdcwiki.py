@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -95,6 +96,23 @@ def sdc_wiki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SdcWiki]:
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.killpg(int(pid_file.read_text().strip()), signal.SIGKILL)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sdc(sdc_wiki: SdcWiki) -> dict[str, Any]:
+    """(Per test module.) The test's own properties and items, and the batch's statement map onto them."""
+    from mwingest.wiki.siteinfo import fetch_rules
+
+    s = sdc_wiki.session()
+    tag = secrets.token_hex(3)  # a property's label is unique on the wiki: one set per module
+    props = {"depicts": make_property(s, f"depicts {tag}", "wikibase-item"),
+             "creator": make_property(s, f"creator {tag}", "wikibase-item"),
+             "inception": make_property(s, f"inception {tag}", "time"),
+             "copyright_licence": make_property(s, f"copyright licence {tag}", "wikibase-item"),
+             "note": make_property(s, f"note {tag}", "string")}
+    items = {name: make_item(s, f"{name} {tag}")
+             for name in ("harbour", "ship", "photographer", "cc-by-4.0")}
+    return {"props": props, "items": items, "session": s, "rules": fetch_rules(s)}
 
 
 def make_entity(session: Any, kind: str, label: str, **extra: Any) -> str:

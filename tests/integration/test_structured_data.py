@@ -32,25 +32,12 @@ from mwingest.wiki import mediainfo, upload
 from mwingest.wiki.siteinfo import fetch_rules
 from tests.faultproxy import FaultProxy, action_is
 from tests.integration.wikihelpers import png_bytes, session_for
-from tests.sdcwiki import SdcWiki, entity_of, make_item, make_property
+from tests.sdcwiki import entity_of
 
 pytestmark = pytest.mark.wiki
 EDITS = action_is("wbeditentity", "POST")
 #: A process id above Linux's pid_max: the lease of a run that "died" (another run may take over).
 DEAD_OWNER = f"{socket.gethostname()}:{2**22 + 4321}:dead"
-
-
-@pytest.fixture(scope="module")
-def sdc(sdc_wiki: SdcWiki) -> dict[str, Any]:
-    """The test's own properties and items, and the batch's statement map onto them."""
-    s = sdc_wiki.session()
-    props = {"depicts": make_property(s, "depicts", "wikibase-item"),
-             "creator": make_property(s, "creator", "wikibase-item"),
-             "inception": make_property(s, "inception", "time"),
-             "copyright_licence": make_property(s, "copyright licence", "wikibase-item"),
-             "note": make_property(s, "note", "string")}
-    items = {name: make_item(s, name) for name in ("harbour", "ship", "photographer", "cc-by-4.0")}
-    return {"props": props, "items": items, "session": s, "rules": fetch_rules(s)}
 
 
 def _manifest(folder: Path, rows: list[dict[str, str]]) -> Path:
@@ -345,65 +332,3 @@ def test_describe_adds_structured_data_to_files_already_on_the_wiki_once(
     assert [(o.outcome, o.reason) for o in again][:2] == [("skipped", "already-described")] * 2
     assert [entity_of(sdc["session"], n)["lastrevid"] for n in names] == revisions
 
-
-#: One run of a batch in its own process, as a command runs it (check first, then each file's job).
-CHILD = """
-import json, sys
-from mwingest.base.retry import RetryPolicy
-from mwingest.describe import structured
-from mwingest.job.machine import Job, JobContext
-from mwingest.job.settings import BatchSettings
-from mwingest.ledger.ledger import Ledger
-from mwingest.wiki.connect import open_wiki
-from mwingest.wiki.credentials import Credentials
-api, manifest, ledger_path, props = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-session, rules = open_wiki(Credentials.from_env(api_url=api))
-settings = BatchSettings.from_flat(statements=props)
-items = structured.check_items(session, settings.collect([manifest]), props).items
-with Ledger(ledger_path) as ledger:
-    ctx = JobContext(session, rules, ledger, settings.options())
-    for item in items:
-        outcome = Job(ctx, item).run(retry=lambda f: RetryPolicy(budget_s=20).call(f))
-        print(json.dumps(outcome.as_dict()), flush=True)
-"""
-
-
-def test_a_run_killed_9_when_its_structured_data_edit_reached_the_wiki_is_finished_once(
-        sdc_wiki, sdc, tmp_path, unique):
-    """kill -9 of the process right after the wiki wrote the structured data (its answer never
-    arrives), then the same command again: each caption and statement once, nothing sent twice."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    names = _files(tmp_path, unique(), 2)
-    manifest = _manifest(tmp_path, [_row(sdc, n) for n in names])
-    ledger = tmp_path / "l.sqlite3"
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "MWINGEST_USERNAME": sdc_wiki.username,
-           "MWINGEST_PASSWORD": sdc_wiki.password, "PYTHONPATH": str(root)}
-    with FaultProxy(sdc_wiki.api_url) as proxy:
-        command = [sys.executable, "-c", CHILD, proxy.url_for(sdc_wiki.api_url), str(manifest),
-                   str(ledger), json.dumps(sdc["props"])]
-        child = subprocess.Popen(command, env=env, cwd=root, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
-        proxy.on_drop = lambda _head: os.killpg(child.pid, signal.SIGKILL)
-        proxy.fail_nth(2, "drop_after", match=EDITS)  # the second file's structured data edit
-        out, _ = child.communicate(timeout=300)
-        assert child.returncode == -signal.SIGKILL, out.decode()[-3000:]
-        proxy.on_drop = None
-        proxy.clear()
-        assert _statements(entity_of(sdc["session"], names[1])) == _expected(sdc)  # it landed
-        edits_before = sum(1 for e in proxy.stats.exchanges if e.action == "wbeditentity")
-        again = subprocess.run(command, env=env, cwd=root, capture_output=True, timeout=300,
-                               check=False)
-        edits = sum(1 for e in proxy.stats.exchanges if e.action == "wbeditentity") - edits_before
-    outcomes = [json.loads(line) for line in again.stdout.decode().splitlines() if line.startswith("{")]
-    assert [(o["outcome"], o["reason"]) for o in outcomes] == [
-        ("skipped", "already-uploaded"), ("uploaded", "verified")], again.stdout.decode()[-3000:]
-    assert edits == 0  # the resumed step read the entity and found everything there
-    for name in names:
-        entity = entity_of(sdc["session"], name)
-        assert _statements(entity) == _expected(sdc)
-        assert _labels(entity) == {"en": f"The harbour, {name}", "de": f"Der Hafen, {name}"}
