@@ -32,8 +32,9 @@ from flows.review import ask_reviewer, describe_conflict
 from mwingest.base.errors import LoginRefusedError, reason_code
 from mwingest.base.items import NEEDS_REVIEW, IngestItem, Outcome
 from mwingest.base.retry import RetryPolicy
-from mwingest.describe import pagecheck
+from mwingest.describe import pagecheck, structured
 from mwingest.job import blacklisted
+from mwingest.job import structured as structured_data
 from mwingest.job.machine import OUTCOME_LOG, Job, JobContext
 from mwingest.job.settings import DEFAULT_SETTINGS, MAX_WORKERS, BatchSettings
 from mwingest.ledger.ledger import Ledger, default_location
@@ -164,7 +165,9 @@ def review_file(job: Job, timeout_s: int) -> Job:
     text = describe_conflict(row.source, row.target, dict(row.warnings or {}), sha1=row.sha1,
                              size=row.size, existing=existing,
                              pictures=pictures.review_pictures(job.ctx.session, row.target,
-                                                               row.filekey))
+                                                               row.filekey),
+                             structured=structured_data.shown(want, None)
+                             if (want := structured_data.wanted(row)) else "")
     log.warning("%s waits for a decision (%s): open the subflow run 'review · %s' (Subflow "
                 "Runs tab), its menu ⋮ → Resume; after %d s it stays needs-review",
                 label, ", ".join(row.warnings or {}), row.target, timeout_s)
@@ -229,6 +232,10 @@ def run_batch(credentials: Credentials, sources: list[str],
         for _item, message in checked.warnings:
             log.warning("%s", message)
             notes.append(message)
+    # Structured data (captions, statements): properties, datatypes and items checked first.
+    items = retry.call(lambda: structured.check_items(session, items,
+                                                      settings.describing.statements).items,
+                       what="checking the structured data columns")
     if filename and len(items) == 1:
         items = [replace(items[0], filename=filename)]
     # The wiki's TitleBlacklist and SpamBlacklist, asked for every title and link at once.

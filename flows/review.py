@@ -39,10 +39,12 @@ class ReviewDecision(RunInput):
 
 
 def describe_conflict(source: str, target: str, warnings: dict, *, sha1: str | None,
-                      size: int | None, existing: dict | None, pictures: str = "") -> str:
+                      size: int | None, existing: dict | None, pictures: str = "",
+                      structured: str = "") -> str:
     """The markdown shown above the form: what the conflict is, with both files' facts and, when
     the wiki makes thumbnails, both pictures side by side (``pictures``, from
-    :func:`mwingest.wiki.pictures.review_pictures`)."""
+    :func:`mwingest.wiki.pictures.review_pictures`); ``structured``: the captions and statements
+    the file brings."""
     lines = [f"### `{target}` needs a decision", "",
              f"Uploading **{source}** as `File:{target}`, the wiki warned: "
              + ", ".join(f"`{code}`" for code in warnings) + ".", ""]
@@ -55,6 +57,8 @@ def describe_conflict(source: str, target: str, warnings: dict, *, sha1: str | N
                      f"uploaded {existing.get('timestamp', '?')} by {existing.get('user', '?')}")
     for code, value in warnings.items():
         lines.append(f"* warning `{code}`: {value}")
+    if structured:
+        lines.append(f"* its structured data, written once it lands: {structured}")
     if pictures:
         lines += ["", pictures]
     lines += ["", "Choose **skip** (keep the wiki as it is), **publish** (a new version of the "

@@ -333,3 +333,34 @@ def _blacklisted(session: Any, outcomes: list[Outcome], texts: list[str | None])
     refusals = blacklists.check(session, entries)
     return [o if r is None else replace(o, outcome="rejected", reason=r.reason, message=r.message)
             for o, r in zip(outcomes, refusals, strict=True)]
+
+
+def describe_files(manifest: str, *, wiki: str | None = None,
+                   settings: BatchSettings | None = None, **flat: Any) -> list[Outcome]:
+    """Captions and statements for files already on the wiki (``mwingest describe``): the rows
+    of ``manifest`` name the files (``filename``, else the source's name); the cells are checked
+    as an import's are, then each file gets what its entity lacks, read back after
+    (:func:`mwingest.job.structured.describe_existing`). No bytes, no ledger, no Prefect run:
+    every attempt reads the entity first, so running it again writes nothing twice."""
+    from pathlib import Path
+
+    from mwingest.base.retry import RetryPolicy
+    from mwingest.describe import structured
+    from mwingest.describe.sources import titles
+    from mwingest.job.settings import BatchSettings
+    from mwingest.job.structured import describe_existing
+    from mwingest.wiki.connect import open_wiki
+    from mwingest.wiki.credentials import Credentials
+
+    settings = BatchSettings.from_flat(settings, **flat)
+    try:
+        session, _rules = open_wiki(Credentials.from_env(api_url=wiki))
+    except (MWIngestError, ValueError) as exc:
+        raise _setup_error(exc, wiki) or IngestSetupError(
+            f"cannot use the wiki at {wiki}: {exc}") from None
+    statements = settings.describing.statements
+    retry = RetryPolicy(budget_s=settings.sending.retry_budget_s)
+    items = retry.call(lambda: structured.check_items(
+        session, titles(Path(manifest), tuple(statements)), statements).items,
+        what="checking the structured data columns")
+    return describe_existing(session, items, comment=settings.describing.comment, retry=retry)

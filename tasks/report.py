@@ -26,7 +26,7 @@ from prefect.artifacts import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from mwingest.base.items import NEEDS_REVIEW, OUTCOMES, Outcome
+from mwingest.base.items import NEEDS_REVIEW, OUTCOMES, STRUCTURED_DATA_FAILED, Outcome
 from mwingest.ledger.ledger import Ledger
 from mwingest.ledger.model import LedgerError
 from mwingest.ledger.store import shown
@@ -142,6 +142,7 @@ def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
     counts = Counter(o.outcome for o in outcomes)
     sent = sum(o.bytes_sent for o in outcomes)
     landed = sum(o.size or 0 for o in outcomes if o.outcome == "uploaded")
+    no_sdc = [o for o in outcomes if o.reason == STRUCTURED_DATA_FAILED]
     lines = [
         f"# Ingest into {wiki}",
         "",
@@ -149,6 +150,9 @@ def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
         *(f"| {name} | {counts.get(name, 0)} |" for name in OUTCOMES),
         "",
         f"* {len(outcomes)} files in {seconds:.1f} s; {landed:,} bytes landed, {sent:,} bytes sent",
+        *([f"* **{len(no_sdc)} uploaded without their structured data** "
+           f"(`{STRUCTURED_DATA_FAILED}`, listed below; a re-run writes what is missing)"]
+          if no_sdc else []),
         f"* ledger: `{shown(ledger_path)}`",
     ]
     uploaded = [o for o in outcomes if o.outcome == "uploaded" and o.url]
@@ -168,9 +172,9 @@ def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
                   for o in waiting]
     if notes:
         lines += ["", "## Warnings before the upload", *(f"* {note}" for note in notes[:100])]
-    problems = [o for o in outcomes if o.outcome in ("rejected", "failed")]
+    problems = [o for o in outcomes if o.outcome in ("rejected", "failed")] + no_sdc
     if problems:
-        lines += ["", "## Rejected or failed",
+        lines += ["", "## Rejected, failed or without structured data",
                   *(f"* `{o.source}`: **{o.outcome}** `{o.reason}` — {o.message}" for o in problems)]
     return "\n".join(lines)
 

@@ -21,7 +21,7 @@ from unittest import mock
 
 import pytest
 
-pytest_plugins = ["tests.prefect_server", "tests.pg"]
+pytest_plugins = ["tests.prefect_server", "tests.pg", "tests.sdcwiki"]
 
 # Prefect hygiene before anything can import it: no telemetry from test runs.
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -37,7 +37,7 @@ EXTERNAL_ENV = ("MWINGEST_TEST_API_URL", "MWINGEST_TEST_USERNAME", "MWINGEST_TES
 #: The test tiers (``-m unit``, ``-m "not browser"``, …), from what a test needs: no server; the
 #: throwaway wiki; a Prefect server or harness; a browser. Marked here from the fixtures a test
 #: uses, so a new test lands in the right tier without anyone remembering to mark it.
-_WIKI_FIXTURES = {"wiki", "wiki_factory", "_wiki_pool", "ui_wiki", "commons_wiki"}
+_WIKI_FIXTURES = {"wiki", "wiki_factory", "_wiki_pool", "ui_wiki", "commons_wiki", "sdc_wiki"}
 _PREFECT_FIXTURES = {"prefect_server", "prefect_harness", "served"}
 
 

@@ -14,6 +14,9 @@ from typing import Any
 UPLOADED, SKIPPED, REJECTED, NEEDS_REVIEW, FAILED = (
     "uploaded", "skipped", "rejected", "needs-review", "failed")
 OUTCOMES = (UPLOADED, SKIPPED, REJECTED, NEEDS_REVIEW, FAILED)
+#: The reason of a file that landed (``uploaded``) without all of its structured data (captions,
+#: statements): never a plain success — counted apart, and the command exits 1.
+STRUCTURED_DATA_FAILED = "structured-data-failed"
 
 
 def shown_title(filename: str | None) -> str:
@@ -39,6 +42,12 @@ class IngestItem:
     error: str | None = None
     error_message: str | None = None
     licence: str | None = None  # the licence template's name (a manifest's licence column)
+    #: Structured data cells as the manifest gave them: ``("caption.en", "…")``, ``("depicts",
+    #: "Q1; Q2")`` (:mod:`mwingest.describe.structured` checks them against the wiki).
+    structured: tuple[tuple[str, str], ...] = ()
+    #: The checked structured data to write after the upload (JSON: captions by language and
+    #: statements with their property and value), set by that check; None: nothing to write.
+    sdc: str | None = None
 
     @property
     def is_url(self) -> bool:
@@ -74,4 +83,4 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.outcome in (UPLOADED, SKIPPED)
+        return self.outcome in (UPLOADED, SKIPPED) and self.reason != STRUCTURED_DATA_FAILED

@@ -48,6 +48,7 @@ from mwingest.cli.options import (
     ReviewWaitOpt,
     RootOpt,
     StashHoursOpt,
+    StatementsOpt,
     TagsOpt,
     TextFileOpt,
     UserOpt,
@@ -55,6 +56,7 @@ from mwingest.cli.options import (
     batch_settings,
     common,
     parse_size,
+    parse_statements,
     safety,
 )
 from mwingest.cli.output import JSON_KEYS, JsonLines, exit_code, fail, json_line, print_table
@@ -130,9 +132,10 @@ def import_(
     root: RootOpt = None, allow_host: AllowHostOpt = None, fetch: FetchOpt = "wiki",
     retry_budget: RetryOpt = RETRY, stash_hours: StashHoursOpt = None,
     review_wait: ReviewWaitOpt = None, max_pixels: MaxPixelsOpt = None,
-    async_assembly: AsyncOpt = False,
+    async_assembly: AsyncOpt = False, statements: StatementsOpt = None,
 ) -> None:
-    """Import a folder (recursive) or a manifest; a bad manifest row is that item's rejection."""
+    """Import a folder (recursive) or a manifest; a bad manifest row is that item's rejection.
+    caption.<language> and statement columns become each file's structured data (Commons)."""
     if not Path(source).exists():
         raise fail(f"{source} does not exist (give a folder or a .csv/.xlsx/.jsonl manifest)")
     settings = batch_settings(
@@ -142,6 +145,7 @@ def import_(
         async_assembly=async_assembly, location=location, licence=licence,
         require_licence=require_licence, check_pages=check_pages, glob=glob,
         text_template=str(text_template) if text_template else None,
+        statements=parse_statements(statements),
         required_columns=[c.strip() for c in (require or "").split(",") if c.strip()])
     if text_template is not None:
         from mwingest.describe.template import load_template
@@ -152,6 +156,35 @@ def import_(
             raise fail(str(exc)) from None
     run_flow([source], settings, wiki=wiki, username=username, credentials=credentials,
              as_json=as_json)
+
+
+@app.command()
+def describe(
+    manifest: Annotated[Path, typer.Argument(
+        exists=True, dir_okay=False, help="A manifest or sheet (.csv/.xlsx/.jsonl) naming files "
+        "on the wiki (filename, else the source's name) with caption.<language> and statement "
+        "columns")],
+    wiki: WikiOpt = None, statements: StatementsOpt = None,
+    comment: CommentOpt = "Structured data added with mwingest",
+    retry_budget: RetryOpt = RETRY, as_json: JsonOpt = False,
+) -> None:
+    """Add captions and statements (structured data) to files already on the wiki; no bytes sent.
+    Checked first like an import's; each file gets only what it lacks, read back after."""
+    from mwingest.api import IngestSetupError, describe_files
+
+    try:
+        outcomes = describe_files(str(manifest), wiki=wiki, comment=comment,
+                                  retry_budget_s=retry_budget,
+                                  statements=parse_statements(statements))
+    except IngestSetupError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        lines = JsonLines()
+        for outcome in outcomes:
+            lines(outcome)
+    else:
+        print_table(outcomes)
+    raise typer.Exit(exit_code(outcomes))
 
 
 @app.command()

@@ -120,6 +120,27 @@ def common(text: str | None, text_file: Path | None, tags: str | None, chunk_siz
             "url_mode": fetch, **safety(root, allow_host)}
 
 
+StatementsOpt = Annotated[str | None, typer.Option(
+    "--statements", help="Statement columns and their property ids, e.g. depicts=P180,creator=P170, "
+    "on top of the defaults (Commons: depicts P180, creator P170, inception P571, "
+    "copyright_licence P275, copyright_status P6216, source_of_file P7482)")]
+
+
+def parse_statements(text: str | None) -> dict[str, str] | None:
+    """``--statements depicts=P1,note=P7``: the default map with these columns set (None: default)."""
+    if not text:
+        return None
+    from mwingest.describe.structured import DEFAULT_STATEMENTS
+
+    out = dict(DEFAULT_STATEMENTS)
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        column, sep, prop = (x.strip() for x in part.partition("="))
+        if not sep or not column or not re.fullmatch(r"P[1-9][0-9]*", prop):
+            raise fail(f"--statements: {part!r} is not COLUMN=P123")
+        out[column] = prop
+    return out
+
+
 def batch_settings(**flat: Any) -> BatchSettings:
     """The batch's settings from the command's options (flat names), or a usage error (exit 2)
     that says which value is wrong: checked before anything starts or is stored."""

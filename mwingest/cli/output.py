@@ -29,8 +29,11 @@ GOOD_OUTCOMES = frozenset({"uploaded", "skipped", "ok"})
 
 
 def exit_code(outcomes: Sequence[Outcome]) -> int:
-    """0 when every item is uploaded, skipped or ok; 1 otherwise."""
-    return 0 if all(o.outcome in GOOD_OUTCOMES for o in outcomes) else 1
+    """0 when every item is uploaded (with all its structured data), skipped or ok; 1 otherwise."""
+    from mwingest.base.items import STRUCTURED_DATA_FAILED
+
+    return 0 if all(o.outcome in GOOD_OUTCOMES and o.reason != STRUCTURED_DATA_FAILED
+                    for o in outcomes) else 1
 
 
 def json_line(outcome: Outcome) -> str:
@@ -85,9 +88,13 @@ def print_table(outcomes: Sequence[Outcome]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from mwingest.base.items import STRUCTURED_DATA_FAILED
+
     counts = Counter(o.outcome for o in outcomes)
+    apart = sum(1 for o in outcomes if o.reason == STRUCTURED_DATA_FAILED)
     table = Table(title=f"{len(outcomes)} items: "
-                        + ", ".join(f"{n} {name}" for name, n in sorted(counts.items())))
+                        + ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
+                        + (f" ({apart} of them without their structured data)" if apart else ""))
     for column in ("source", "filename", "outcome", "reason", "message"):
         table.add_column(column, overflow="fold")
     colours = {"uploaded": "green", "skipped": "cyan", "ok": "green", "rejected": "red",

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mwingest.base.items import IngestItem
-from mwingest.describe import metadata
+from mwingest.describe import metadata, structured
 from mwingest.describe.template import fill_template, header_name, load_template
 
 MANIFEST_SUFFIXES = {".csv", ".jsonl", ".ndjson", ".xlsx"}
@@ -53,7 +53,8 @@ def clean_licence(value: Any) -> str | None:
 
 
 def _collect(sources: Iterable[str], *, glob: str, recursive: bool, text_template: str | None,
-             root: str | None, required: Iterable[str], licence: str | None) -> list[IngestItem]:
+             root: str | None, required: Iterable[str], licence: str | None,
+             statement_columns: Iterable[str] = ()) -> list[IngestItem]:
     items: list[IngestItem] = []
     for source in sources:
         if source.lower().startswith(("http://", "https://")):
@@ -67,7 +68,8 @@ def _collect(sources: Iterable[str], *, glob: str, recursive: bool, text_templat
             items.extend(scan_folder(path, glob=glob, recursive=recursive))
         elif path.suffix.lower() in MANIFEST_SUFFIXES and path.is_file():
             items.extend(read_manifest(path, text_template=text_template, root=root,
-                                       required=required, licence=licence))
+                                       required=required, licence=licence,
+                                       statement_columns=statement_columns))
         else:
             items.append(IngestItem(source=str(path)))
     return items
@@ -98,7 +100,8 @@ def scan_folder(folder: Path, *, glob: str = "*", recursive: bool = True) -> lis
 
 def read_manifest(path: Path, *, text_template: str | None = None,
                   root: str | None = None, required: Iterable[str] = (),
-                  licence: str | None = None) -> list[IngestItem]:
+                  licence: str | None = None,
+                  statement_columns: Iterable[str] = ()) -> list[IngestItem]:
     """Rows of a ``.csv``/``.xlsx`` (header row) or ``.jsonl`` manifest as items; bad rows as
     rejected items.
 
@@ -107,6 +110,8 @@ def read_manifest(path: Path, *, text_template: str | None = None,
     paths may reach (the manifest's folder and ``root``; the default is the folder alone).
     ``required``: columns that must have a value, besides those whose header ends in ``*``.
     ``licence``: the batch's licence template, for rows whose ``licence`` cell is empty.
+    ``statement_columns``: the columns that hold statements (besides ``caption.<language>``),
+    kept on each item for :mod:`mwingest.describe.structured` to check.
     Raises ``ValueError`` only for a malformed template.
     """
     base = path.resolve().parent
@@ -130,8 +135,9 @@ def read_manifest(path: Path, *, text_template: str | None = None,
                                     error="missing-column-value",
                                     error_message=f"{where}: no value in the required column {columns}"))
             continue
-        items.append(_item_from_row(row, line, where, base, allowed_root, template,
-                                    label=f"{path}:{line}"))
+        item = _item_from_row(row, line, where, base, allowed_root, template,
+                              label=f"{path}:{line}")
+        items.append(replace(item, structured=structured.cells(row, statement_columns)))
     return items
 
 

@@ -23,11 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from mwingest.describe import metadata
+from mwingest.describe.structured import DEFAULT_STATEMENTS
 from mwingest.wiki import names
 from mwingest.wiki.siteinfo import WikiRules
 
 #: Columns a person fills in; the ``*`` marks them required.
 PERSON_COLUMNS = ("description*", "licence*", "categories")
+#: Structured data on files (where the wiki has it: Commons), last and left empty for a person: a caption
+#: per language (add ``caption.de`` … as needed) and the statement columns of the default map.
+#: Left empty, they cost nothing on any wiki; filled, the wiki must have WikibaseMediaInfo.
+STRUCTURED_COLUMNS = ("caption.en", *DEFAULT_STATEMENTS)
 #: The metadata columns, after the person's (a person's description, if the file had one, is
 #: pre-filled from it).
 METADATA_COLUMNS = tuple(f for f in metadata.FIELDS if f != "description")
@@ -55,13 +60,15 @@ def sheet_rows(files: Iterable[str], base: Path, rules: WikiRules | None = None)
         row.update({c: "" for c in PERSON_COLUMNS})
         row["description*"] = meta.get("description", "")
         row.update({c: meta.get(c, "") for c in METADATA_COLUMNS})
+        row.update({c: "" for c in STRUCTURED_COLUMNS})
         rows.append(row)
     return rows
 
 
 def write_sheet(rows: list[dict[str, Any]], out: Path) -> None:
     """``rows`` as ``out``: ``.xlsx`` (one sheet, a bold frozen header, text cells) or ``.csv``."""
-    columns = list(rows[0]) if rows else ["source", "filename", *PERSON_COLUMNS, *METADATA_COLUMNS]
+    columns = list(rows[0]) if rows else ["source", "filename", *PERSON_COLUMNS,
+                                          *METADATA_COLUMNS, *STRUCTURED_COLUMNS]
     if out.suffix.lower() == ".csv":
         with out.open("w", encoding="utf-8", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=columns)

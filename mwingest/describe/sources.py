@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from mwingest.base.items import IngestItem
-from mwingest.describe.manifest import _collect, clean_licence
+from mwingest.describe import structured
+from mwingest.describe.manifest import _collect, _rows, _text, clean_licence
 from mwingest.describe.template import load_template
 
 
 def collect(sources: Iterable[str], *, glob: str = "*", recursive: bool = True,
             text_template: str | None = None, root: str | None = None, location: bool = False,
             required: Iterable[str] = (), licence: str | None = None,
-            require_licence: bool = False, default_text: str | None = None) -> list[IngestItem]:
+            require_licence: bool = False, default_text: str | None = None,
+            statement_columns: Iterable[str] = ()) -> list[IngestItem]:
     """Items for every source: a URL, a file, a folder (scanned) or a manifest (read).
 
     ``root`` widens what a manifest's paths may reach: the manifest's folder *and* ``root``.
@@ -27,5 +30,27 @@ def collect(sources: Iterable[str], *, glob: str = "*", recursive: bool = True,
                         location=location, licence=clean_licence(licence),
                         require_licence=require_licence, default_text=default_text)
     items = _collect(sources, glob=glob, recursive=recursive, text_template=text_template,
-                     root=root, required=required, licence=describe.licence)
+                     root=root, required=required, licence=describe.licence,
+                     statement_columns=statement_columns)
     return [describe(item) for item in items] if describe.active else items
+
+
+def titles(path: Path, statement_columns: Iterable[str]) -> list[IngestItem]:
+    """Rows of a manifest naming files already on the wiki, with their caption and statement
+    cells, for ``mwingest describe``: the title is the ``filename`` column (with or without
+    ``File:``), else the ``source``'s base name — so the manifest or sheet a batch was imported
+    with names the same files again. Nothing is read from disk."""
+    items = []
+    for line, row, problem in _rows(path):
+        plain = {k.rstrip("* "): v for k, v in row.items()}
+        source = (_text(plain.get("source")) or "").strip()
+        title = (_text(plain.get("filename")) or source.replace("\\", "/").rsplit("/", 1)[-1])
+        title = title.strip().removeprefix("File:").strip()
+        if problem or not title:
+            why = problem or "no filename or source (a file on the wiki)"
+            items.append(IngestItem(source=f"{path}:{line}", line=line, error="bad-manifest-row",
+                                    error_message=f"{path.name} line {line}: {why}"))
+            continue
+        items.append(IngestItem(source=source or title, filename=title, line=line,
+                                structured=structured.cells(plain, statement_columns)))
+    return items

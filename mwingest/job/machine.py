@@ -7,6 +7,7 @@ them could not tell what the wiki had done. Here the ledger row *is* the state::
     pending ─▶ validated ─▶ stashing(filekey, offset) ─▶ stashed(filekey[, warnings, decision])
                    │                                        │        ▲ (a warning, a new name)
                    └──────────────(direct upload)──────▶ publishing(intent) ─▶ published ─▶ uploaded
+                                                                  (structured data: ─▶ describing ─▶)
     any of them ─▶ needs-review | skipped | rejected | failed (failed keeps key, offset, intent)
 
 :meth:`Job.step` advances a job by **at most one wiki write** and writes its result to the ledger
@@ -16,16 +17,10 @@ the *intent*; a job that finds itself in ``publishing`` asks the wiki whether it
 after every chunk and checked against the wiki's (``checkstatus``, the user's stash) when a job is
 rebuilt from the ledger. Resume is the same loop, started from the row.
 
-**Room for a step after** ``published`` (structured data on Commons: captions and *depicts*
-through ``wbeditentity`` on the file's MediaInfo entity ``M<pageid>``; not built yet): it goes
-between verification and ``uploaded``, as its own state, e.g.
-``published ─▶ (verified) ─▶ describing(intent) ─▶ uploaded``. The same rules hold: one wiki write
-per step, the intent recorded first, and on restart the entity is read to find out whether the
-write landed. Three places change: a :class:`~mwingest.ledger.ledger.State` with its moves in
-``TRANSITIONS`` (``published → describing → uploaded | failed``), a handler in :meth:`Job.step`'s
-table, and :meth:`Job._check_landed`, which moves to that state instead of ``uploaded`` when the
-batch's options ask for it. A failure there must keep the file's verified landing (the bytes are
-on the wiki): ``failed`` with its own reason, and a re-run resumes at the step, not the upload.
+After the verified landing, a batch with structured data (captions, statements on the file's
+MediaInfo entity) goes ``published ─▶ describing(intent) ─▶ uploaded`` (:mod:`mwingest.job.structured`:
+one ``wbeditentity`` per attempt, each attempt reading the entity first); a failure there keeps
+the landing: ``uploaded`` with reason ``structured-data-failed``, taken up again by a re-run.
 
 The job holds no flags besides the row: the chunk state, the fetched URL and the bytes sent are
 caches of the current run, rebuilt from the row when missing. (One module for the whole machine,
@@ -34,6 +29,7 @@ a little over the usual size: its states read best side by side.)
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -61,7 +57,7 @@ from mwingest.base.items import (
 )
 from mwingest.base.options import URL_SHA1
 from mwingest.base.policy import Action
-from mwingest.job import decisions, intake, refusals
+from mwingest.job import decisions, intake, refusals, structured
 from mwingest.job.context import JobContext
 from mwingest.job.recovery import find_landed
 from mwingest.job.refusalsteps import RefusalSteps
@@ -100,7 +96,7 @@ class Job(RefusalSteps):
         key = row.ident.removeprefix("manifest:") if row.ident.startswith("manifest:") else None
         item = IngestItem(source=row.source, filename=row.target, text=params.get("text"),
                           comment=params.get("comment"), tags=tuple(params.get("tags") or ()),
-                          key=key)
+                          key=key, sdc=json.dumps(params["sdc"]) if params.get("sdc") else None)
         job = cls(ctx, item, row)
         job._leased = ctx.claim(row.id)
         if not job._leased:
@@ -137,7 +133,8 @@ class Job(RefusalSteps):
             return 0, 0
         if self.state is State.STASHING:
             return (self.chunk.offset if self.chunk is not None else row.offset or 0), row.size
-        if self.done or self.state in (State.STASHED, State.PUBLISHING, State.PUBLISHED):
+        if self.done or self.state in (State.STASHED, State.PUBLISHING, State.PUBLISHED,
+                                       State.DESCRIBING):
             return row.size, row.size
         return 0, row.size
 
@@ -181,6 +178,7 @@ class Job(RefusalSteps):
             None: self._validate, State.PENDING: self._validate, State.VALIDATED: self._send,
             State.STASHING: self._chunk, State.STASHED: self._publish_or_decide,
             State.PUBLISHING: self._recover_publish, State.PUBLISHED: self._verify,
+            State.DESCRIBING: lambda: structured.describe(self),
         }[self.state]
         self._renew()
         if not self.done:
@@ -212,6 +210,8 @@ class Job(RefusalSteps):
             self._leased = False
             return self._verdict(FAILED, "leased", "another run took this file over")
         try:
+            if self.state is State.DESCRIBING:  # the file landed: it stays uploaded, and says so
+                return structured.fail(self, exc)
             self._move(State.FAILED, reason_code(exc), str(exc))
         except Exception as ledger_exc:  # noqa: BLE001 - never silent: the outcome says it
             log.error("%s: the ledger could not record the failure (%s): %s", self.item.label,
@@ -276,6 +276,9 @@ class Job(RefusalSteps):
             if row.state is not State.REJECTED:
                 self._move(State.REJECTED, checked.reason, checked.message)
             return
+        if structured.again(row, self._params()):
+            return self._move(State.DESCRIBING, "resume", "writing its structured data",
+                              params=self._params())
         if row.state in (State.UPLOADED, State.SKIPPED):
             why = "already-uploaded" if row.state is State.UPLOADED else row.reason or "skipped"
             return self._verdict(SKIPPED, why, f"done in an earlier run ({row.state})")
@@ -319,9 +322,11 @@ class Job(RefusalSteps):
             state = State.VALIDATED  # the wiki has dropped that stash row (or soon will)
         # A chunk session whose key was never recorded (the first answer was lost) may still be
         # on the wiki: resuming asks the user's stash for it before sending from byte 0.
-        if state in (State.PUBLISHING, State.PUBLISHED, State.STASHING, State.STASHED):
+        if state in (State.PUBLISHING, State.PUBLISHED, State.STASHING, State.STASHED,
+                     State.DESCRIBING):
             log.info("%s: continuing from %s (an earlier run stopped there)", self.item.label, state)
-            if state in (State.STASHING, State.STASHED) and row.params != self._params():
+            if (state in (State.STASHING, State.STASHED) or state is State.DESCRIBING
+                    and self.item.sdc) and row.params != self._params():
                 # Nothing published yet: the row keeps this run's text, comment and tags, so a
                 # later decision (``mwingest review``) publishes them, not an earlier run's.
                 fields["params"] = self._params()
@@ -402,6 +407,7 @@ class Job(RefusalSteps):
     def _write(self, filekey: str | None, intent: dict[str, Any]) -> None:
         row, session, name = self._row(), self.ctx.session, str(intent["name"])
         kwargs = {**self._params(), "ignorewarnings": bool(intent.get("ignorewarnings"))}
+        kwargs.pop("sdc", None)  # written after the landing, not with the upload
         try:
             if filekey:
                 result = upload.publish_stash(session, filekey, name, **kwargs)
@@ -493,7 +499,9 @@ class Job(RefusalSteps):
                 return self._move(State.FAILED, "size-mismatch", f"File:{name} has "
                                   f"{info['size']} bytes, expected {row.size}", final_name=name)
         reason = f"decided-{row.decision['action']}" if row.decision else "verified"
-        # A step after publishing (module docstring) would move to its own state here.
+        if structured.wanted(row):  # captions and statements next (mwingest.job.structured)
+            return self._move(State.DESCRIBING, reason, f"landed as File:{shown_title(name)} "
+                              "(SHA-1 verified); writing its structured data", final_name=name)
         self._move(State.UPLOADED, reason,
                    f"landed as File:{shown_title(name)} (SHA-1 verified)", final_name=name)
 
@@ -532,7 +540,8 @@ class Job(RefusalSteps):
     def _params(self) -> dict[str, Any]:
         opts, item = self.ctx.options, self.item
         return {"comment": item.comment or opts.comment, "text": item.text or opts.text,
-                "tags": list(item.tags or opts.tags) or None, "watchlist": opts.watchlist}
+                "tags": list(item.tags or opts.tags) or None, "watchlist": opts.watchlist,
+                **structured.params_of(item.sdc)}
 
     def _same_bytes(self) -> bool:
         from mwingest.base.hashing import sha1_file

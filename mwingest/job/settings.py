@@ -30,6 +30,7 @@ from mwingest.base.policy import DEFAULT_ACTIONS, Action, WarningPolicy
 from mwingest.base.retry import DEFAULT_BUDGET_S, RetryPolicy
 from mwingest.checks.netsafe import AllowList
 from mwingest.describe.sources import collect
+from mwingest.describe.structured import DEFAULT_STATEMENTS
 
 
 class _Group(BaseModel):
@@ -78,6 +79,22 @@ class Describing(_Group):
         True, title="Check templates and categories first",
         description="Look up every template and category the texts use before a byte is sent "
                     "(missing-template, red-category)")
+    statements: dict[str, str] = Field(
+        dict(DEFAULT_STATEMENTS), title="Statement columns (column → property)",
+        description="Manifest columns written as statements on each file's structured data "
+                    "(with captions from caption.<language> columns), each to a property id; "
+                    "Wikidata's ids by default, as Commons uses them")
+
+    @field_validator("statements")
+    @classmethod
+    def _property_ids(cls, value: dict[str, str]) -> dict[str, str]:
+        """``{"depicts": "P180"}``: a property id per column, refused here if malformed."""
+        import re
+
+        bad = {c: p for c, p in value.items() if not re.fullmatch(r"P[1-9][0-9]*", str(p))}
+        if bad:
+            raise ValueError(f"statement columns need property ids (P…): {bad}")
+        return value
 
 
 class Sending(_Group):
@@ -289,7 +306,7 @@ class BatchSettings(BaseModel):
                        text_template=d.text_template or None, root=safe.manifest_root or None,
                        location=d.location, required=d.required_columns,
                        licence=d.licence or None, require_licence=d.require_licence,
-                       default_text=d.text or None)
+                       default_text=d.text or None, statement_columns=tuple(d.statements))
 
     @property
     def review_wait(self) -> int | None:

@@ -33,6 +33,10 @@ class State(StrEnum):
     #: dies here finds out on restart whether the wiki published, by name and by SHA-1.
     PUBLISHING = "publishing"
     PUBLISHED = "published"  # the wiki answered Success: verify next
+    #: The file landed (SHA-1 verified); its structured data (captions, statements on the
+    #: MediaInfo entity ``M<page id>``) is being written. Each attempt reads the entity first,
+    #: so a lost answer or a crash never writes a statement twice (``mwingest.job.structured``).
+    DESCRIBING = "describing"
     NEEDS_REVIEW = "needs-review"  # publish warned; waits for a human decision
     UPLOADED = "uploaded"
     SKIPPED = "skipped"
@@ -57,14 +61,20 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
     _S.STASHED: frozenset({_S.STASHED, _S.PUBLISHING, _S.NEEDS_REVIEW, _S.UPLOADED, _S.SKIPPED,
                            _S.REJECTED, _S.FAILED, _S.VALIDATED}),
     _S.PUBLISHING: frozenset({_S.PUBLISHING, _S.PUBLISHED, _S.STASHED, _S.VALIDATED,
-                              _S.UPLOADED, _S.SKIPPED, _S.REJECTED, _S.FAILED, _S.NEEDS_REVIEW}),
-    _S.PUBLISHED: frozenset({_S.UPLOADED, _S.FAILED}),
+                              _S.UPLOADED, _S.SKIPPED, _S.REJECTED, _S.FAILED, _S.NEEDS_REVIEW,
+                              _S.DESCRIBING}),
+    _S.PUBLISHED: frozenset({_S.UPLOADED, _S.FAILED, _S.DESCRIBING}),
+    # Captions and statements after the verified landing; its failure keeps the landing
+    # (``uploaded``, reason ``structured-data-failed``), which a re-run may take up again.
+    _S.DESCRIBING: frozenset({_S.DESCRIBING, _S.UPLOADED, _S.FAILED}),
     # Usually left after a human decision; a re-run may also find the warning gone and publish.
     _S.NEEDS_REVIEW: frozenset({_S.NEEDS_REVIEW, _S.STASHED, _S.UPLOADED, _S.SKIPPED, _S.REJECTED,
                                 _S.FAILED, _S.VALIDATED}),
     _S.FAILED: frozenset({_S.PENDING, _S.VALIDATED, _S.STASHING, _S.STASHED, _S.PUBLISHING,
-                          _S.PUBLISHED, _S.SKIPPED, _S.REJECTED, _S.FAILED}),
-    _S.UPLOADED: frozenset(), _S.SKIPPED: frozenset(), _S.REJECTED: frozenset(),
+                          _S.PUBLISHED, _S.SKIPPED, _S.REJECTED, _S.FAILED, _S.DESCRIBING}),
+    # The one move out of a final state: a landed file whose structured data is still to write
+    # (it failed, or a re-run brings captions and statements the file does not have yet).
+    _S.UPLOADED: frozenset({_S.DESCRIBING}), _S.SKIPPED: frozenset(), _S.REJECTED: frozenset(),
 }
 #: States in which the wiki's stash holds (or may hold) our bytes under ``filekey``.
 STASH_STATES: frozenset[State] = frozenset(

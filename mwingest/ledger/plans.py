@@ -68,6 +68,7 @@ def item_from_json(text: str) -> IngestItem:
     """The item back from :func:`item_json` (fields a later mwingest dropped are ignored)."""
     data = {k: v for k, v in json.loads(text).items() if k in _ITEM_FIELDS}
     data["tags"] = tuple(data.get("tags") or ())
+    data["structured"] = tuple(tuple(pair) for pair in data.get("structured") or ())
     return IngestItem(**data)
 
 

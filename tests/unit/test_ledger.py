@@ -42,6 +42,7 @@ ROUTE: dict[State, list[State]] = {
     S.STASHED: [S.VALIDATED, S.STASHING, S.STASHED],
     S.NEEDS_REVIEW: [S.VALIDATED, S.STASHING, S.STASHED, S.NEEDS_REVIEW],
     S.PUBLISHING: [S.VALIDATED, S.PUBLISHING], S.PUBLISHED: [S.VALIDATED, S.PUBLISHING, S.PUBLISHED],
+    S.DESCRIBING: [S.VALIDATED, S.PUBLISHING, S.DESCRIBING],
     S.UPLOADED: [S.VALIDATED, S.UPLOADED], S.SKIPPED: [S.SKIPPED], S.REJECTED: [S.REJECTED],
     S.FAILED: [S.FAILED],
 }
@@ -126,7 +127,9 @@ def test_every_move_follows_the_table(ledger: Ledger, src: State, dst: State) ->
 
 
 def test_the_brief_s_key_moves() -> None:
-    assert not TRANSITIONS[S.UPLOADED] and not TRANSITIONS[S.SKIPPED] and not TRANSITIONS[S.REJECTED]
+    assert not TRANSITIONS[S.SKIPPED] and not TRANSITIONS[S.REJECTED]
+    # A landed file goes back only to write its structured data; its bytes are never sent again.
+    assert TRANSITIONS[S.UPLOADED] == {S.DESCRIBING}
     assert {S.VALIDATED, S.STASHING} <= TRANSITIONS[S.FAILED]
     assert {S.STASHED, S.UPLOADED, S.SKIPPED, S.FAILED} <= TRANSITIONS[S.NEEDS_REVIEW]
     assert S.UPLOADED not in TRANSITIONS[S.STASHING]  # publish only an assembled stash
