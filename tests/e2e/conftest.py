@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 from tests.e2e.browser import CHROMIUM, Shots, chromium_page
 from tests.e2e.serving import REPO, Served, client_env, delete_served_deployments, save_block
 from tests.integration.wikihelpers import SCALER_SETTINGS
+from tests.prefect_server import PrefectServer, _stop_group, start_server
 
 #: Screenshots of each step land here and stay (gitignored), whatever the test's result.
 SHOTS_DIR = REPO / "test-output" / "ui"
@@ -50,6 +52,24 @@ def _require_browser() -> None:
         pytest.skip(message)
 
 
+#: The user part of the browser's login (Prefect's UI asks for ``user:password`` in one field).
+AUTH_USER = "reviewer"
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """The browser tests' Prefect server demands a login, as a team's shared server should
+    (``server.api.auth_string``): the browser logs in through the UI's login page, and
+    ``register``/``serve.py``/their runs authenticate with ``PREFECT_API_AUTH_STRING``."""
+    server = start_server(tmp_path_factory.mktemp("prefect-server-home"),
+                          auth_string=f"{AUTH_USER}:{secrets.token_urlsafe(24)}")
+    try:
+        yield server
+    finally:
+        assert server.process is not None
+        _stop_group(server.process)
+
+
 @pytest.fixture(scope="module")
 def ui_wiki(wiki_factory) -> Any:
     """A wiki that makes thumbnails (ImageMagick), so the review form shows both pictures."""
@@ -78,7 +98,7 @@ def served(prefect_server, ui_wiki, tmp_path_factory) -> Iterator[dict[str, Any]
         yield {"proc": proc, "ledger": home / "ledger.sqlite3"}
     finally:
         proc.stop()  # before the server goes (session teardown comes later)
-        delete_served_deployments(prefect_server.api_url)
+        delete_served_deployments(prefect_server.api_url, prefect_server.env)
 
 
 @pytest.fixture
