@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import argparse
 
-from mwingest.wiki.credentials import Credentials
-from tasks.blocks import MediaWikiCredentials
+from mwingest.runtime.prefectenv import authenticate
+
+authenticate()  # the mwingest local server's secret, before Prefect reads its settings
+
+from mwingest.wiki.credentials import Credentials  # noqa: E402
+from tasks.blocks import MediaWikiCredentials  # noqa: E402
 
 
 def register_block_type() -> None:

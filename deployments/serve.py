@@ -2,6 +2,9 @@
 
     python deployments/serve.py            # needs PREFECT_API_URL pointing at a Prefect server
 
+Against the mwingest local server (``PREFECT_API_URL`` = its API), its secret is read from the
+server's private directory; any other server's comes from ``PREFECT_API_AUTH_STRING``.
+
 Deployments: folder import, manifest import, URL list import, review resolution, and a nightly
 import of a drop folder (only new files land: the ledger skips the rest). Stopping this process
 pauses the schedules (Prefect 3.9 findings §5); run it under a service manager for real use.
@@ -14,6 +17,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from mwingest.runtime.prefectenv import authenticate  # noqa: E402
+
+authenticate()  # the mwingest local server's secret, before Prefect reads its settings
 
 from prefect import serve  # noqa: E402
 

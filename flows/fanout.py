@@ -31,7 +31,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
@@ -40,11 +40,13 @@ from prefect.context import get_run_context
 from prefect.deployments import run_deployment
 from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import Field
 
 from flows.heartbeat import heartbeats
 from flows.ingest import resolve_credentials, run_batch
 from flows.plainparams import plain_parameters
 from mwingest.base.items import OUTCOMES, IngestItem, Outcome
+from mwingest.base.redact import NO_PASSWORD_PATTERN
 from mwingest.job.context import default_lease_ttl
 from mwingest.job.settings import DEFAULT_SETTINGS, MAX_WORKERS, BatchSettings
 from mwingest.job.shards import write_plan
@@ -140,7 +142,8 @@ def plan_settings(plan: Plan, ledger: str | None) -> BatchSettings:
 
 
 @flow(name="report-import")
-def report_import(plan_id: str, ledger: str | None = None) -> list[dict]:
+def report_import(plan_id: str, ledger: Annotated[str | None, Field(
+        json_schema_extra={"pattern": NO_PASSWORD_PATTERN})] = None) -> list[dict]:
     """Wait for the plan's shards, start crashed ones again, and report every file once."""
     log = get_run_logger()
     started = time.monotonic()

@@ -6,15 +6,17 @@ the batch's pause timed out. The decision and when it was taken go into the ledg
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from prefect import flow, get_run_logger
 from prefect.context import get_run_context
+from pydantic import Field
 
 from flows.heartbeat import heartbeats
 from flows.ingest import resolve_credentials
 from flows.plainparams import plain_parameters
 from mwingest.base.options import IngestOptions
+from mwingest.base.redact import NO_PASSWORD_PATTERN
 from mwingest.base.retry import RetryPolicy
 from mwingest.job.machine import Job, JobContext
 from mwingest.ledger.ledger import Ledger
@@ -26,7 +28,9 @@ from tasks.steps import carry_out
 @flow(name="resolve-review", flow_run_name="resolve · item {item_id} · {decision}")
 def resolve_review(item_id: int | str, decision: Literal["skip", "publish", "rename"],
                    new_filename: str | None = None, wiki: str | None = None,
-                   credentials_block: str | None = None, ledger_path: str | None = None,
+                   credentials_block: str | None = None,
+                   ledger_path: Annotated[str | None, Field(
+                       json_schema_extra={"pattern": NO_PASSWORD_PATTERN})] = None,
                    comment: str = "Uploaded with mwingest",
                    credentials: MediaWikiCredentials | None = None) -> dict:
     """Carry out skip / publish (new version) / rename for one ledger item; its outcome as a dict.

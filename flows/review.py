@@ -20,6 +20,7 @@ from pydantic import Field
 
 from flows.heartbeat import heartbeats
 from flows.plainparams import plain_parameters
+from mwingest.base import markdown as md
 
 
 class ReviewDecision(RunInput):
@@ -45,20 +46,23 @@ def describe_conflict(source: str, target: str, warnings: dict, *, sha1: str | N
     the wiki makes thumbnails, both pictures side by side (``pictures``, from
     :func:`mwingest.wiki.pictures.review_pictures`); ``structured``: the captions and statements
     the file brings."""
-    lines = [f"### `{target}` needs a decision", "",
-             f"Uploading **{source}** as `File:{target}`, the wiki warned: "
-             + ", ".join(f"`{code}`" for code in warnings) + ".", ""]
+    # Every name and every word of the wiki's is escaped: a file or a wiki message must not
+    # become a link, a picture or HTML in the form (mwingest.base.markdown).
+    lines = [f"### {md.code(target)} needs a decision", "",
+             f"Uploading **{md.text(source)}** as {md.code('File:' + target)}, the wiki warned: "
+             + ", ".join(md.code(code) for code in warnings) + ".", ""]
     lines.append(f"* this file: {size if size is not None else '?'} bytes, "
-                 f"SHA-1 `{sha1 or '?'}`")
+                 f"SHA-1 {md.code(sha1 or '?')}")
     if existing:
-        link = existing.get("descriptionurl") or existing.get("title") or target
-        lines.append(f"* already on the wiki: [{existing.get('title', target)}]({link}), "
-                     f"{existing.get('size', '?')} bytes, SHA-1 `{existing.get('sha1', '?')}`, "
-                     f"uploaded {existing.get('timestamp', '?')} by {existing.get('user', '?')}")
+        link = existing.get("descriptionurl") or ""
+        lines.append(f"* already on the wiki: [{md.text(existing.get('title', target))}]"
+                     f"({md.url(link)}), {md.text(existing.get('size', '?'))} bytes, SHA-1 "
+                     f"{md.code(existing.get('sha1', '?'))}, uploaded "
+                     f"{md.text(existing.get('timestamp', '?'))} by {md.text(existing.get('user', '?'))}")
     for code, value in warnings.items():
-        lines.append(f"* warning `{code}`: {value}")
+        lines.append(f"* warning {md.code(code)}: {md.text(value)}")
     if structured:
-        lines.append(f"* its structured data, written once it lands: {structured}")
+        lines.append(f"* its structured data, written once it lands: {md.text(structured)}")
     if pictures:
         lines += ["", pictures]
     lines += ["", "Choose **skip** (keep the wiki as it is), **publish** (a new version of the "

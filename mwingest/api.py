@@ -87,6 +87,38 @@ def preflight(wiki: str | None = None) -> None:
             f"cannot use the wiki at {credentials.api_url}: {exc}")) from None
 
 
+def check_ledger(location: str | None) -> None:
+    """Before a run is created: a ledger location given as a parameter must carry no password
+    (Prefect stores and shows parameters), and a ledger database must answer. One
+    :class:`IngestSetupError` line naming the host and port otherwise."""
+    from mwingest.ledger.ledger import (
+        Ledger,
+        LedgerError,
+        default_location,
+        is_url,
+        parameter_location,
+        unreachable,
+    )
+
+    try:
+        parameter_location(location)
+    except LedgerError as exc:
+        raise IngestSetupError(str(exc)) from None
+    where = location or default_location()
+    if not is_url(where):
+        return  # a file: made by the run when missing
+    try:
+        with Ledger(where, busy_timeout=10):
+            pass
+    except LedgerError as exc:
+        raise IngestSetupError(str(exc)) from None
+    except Exception as exc:
+        said = unreachable(where, exc)
+        if said is None:
+            raise
+        raise IngestSetupError(said) from None
+
+
 class _ConsoleFilter(logging.Filter):
     """What Prefect's console handler may print during a command: no outcome lines when the
     command shows outcomes itself (``drop_outcomes``), each warning or error once, and no
@@ -130,6 +162,7 @@ def _prefect_settings(quiet: bool, *, verbose: bool = False,
     API URL the run reports to (None: ephemeral).
     """
     from prefect.settings import (
+        PREFECT_API_AUTH_STRING,
         PREFECT_API_URL,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
@@ -143,6 +176,9 @@ def _prefect_settings(quiet: bool, *, verbose: bool = False,
         choice = choose(lambda line: print(line, file=sys.stderr, flush=True))
         if choice.api_url:
             updates[PREFECT_API_URL] = choice.api_url
+            secret = os.environ.get("PREFECT_API_AUTH_STRING")  # set by choose() for the local server
+            if secret and PREFECT_API_AUTH_STRING.value() is None:
+                updates[PREFECT_API_AUTH_STRING] = secret
         else:
             if ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" not in os.environ
                     and PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
@@ -203,8 +239,13 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
     :class:`IngestSetupError` when the run cannot start, ``TypeError`` for an unknown setting.
     """
     from mwingest.job.settings import BatchSettings  # pydantic: not for `mwingest check`
+    from mwingest.ledger.ledger import LedgerLocationError
 
-    settings = BatchSettings.from_flat(settings, **flat)
+    try:
+        settings = BatchSettings.from_flat(settings, **flat)
+    except LedgerLocationError as exc:  # a password in ledger_path: refused before any run
+        raise IngestSetupError(str(exc)) from None
+    check_ledger(settings.ledger_path)
     if check_connection and not credentials_block:
         preflight(wiki)
     from flows.ingest import OUTCOME_LISTENERS, PACE_LISTENERS, PROGRESS_LISTENERS, ingest_batch
@@ -247,7 +288,9 @@ def resolve(item_id: int | str, decision: str, *, new_filename: str | None = Non
     """Carry out a decision on a ``needs-review`` item from its stash key (no bytes re-sent).
 
     ``item_id`` is the item's reference (``Outcome.ledger_ref``, the same on every machine) or
-    its row id in this ledger; ``ledger_path`` a file or database URL."""
+    its row id in this ledger; ``ledger_path`` a file or database URL (no password in it:
+    give that through ``PGPASSWORD``/``~/.pgpass``, or leave it to ``MWINGEST_LEDGER_URL``)."""
+    check_ledger(ledger_path)
     if check_connection and not credentials_block:
         preflight(wiki)
     from flows.resolve import resolve_review

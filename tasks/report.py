@@ -26,6 +26,7 @@ from prefect.artifacts import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from mwingest.base import markdown as md
 from mwingest.base.items import NEEDS_REVIEW, OUTCOMES, STRUCTURED_DATA_FAILED, Outcome
 from mwingest.ledger.ledger import Ledger
 from mwingest.ledger.model import LedgerError
@@ -138,44 +139,45 @@ def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
     files, stash = pictures or ({}, {})
 
     def thumb(picture: Picture | None, alt: str) -> str:
-        return f" ![{alt}]({picture.thumb_url})" if picture else ""
+        return f" ![{md.text(alt)}]({md.url(picture.thumb_url)})" if picture else ""
     counts = Counter(o.outcome for o in outcomes)
     sent = sum(o.bytes_sent for o in outcomes)
     landed = sum(o.size or 0 for o in outcomes if o.outcome == "uploaded")
     no_sdc = [o for o in outcomes if o.reason == STRUCTURED_DATA_FAILED]
     lines = [
-        f"# Ingest into {wiki}",
+        f"# Ingest into {md.text(wiki)}",
         "",
         "| outcome | files |", "|---|---|",
         *(f"| {name} | {counts.get(name, 0)} |" for name in OUTCOMES),
         "",
         f"* {len(outcomes)} files in {seconds:.1f} s; {landed:,} bytes landed, {sent:,} bytes sent",
         *([f"* **{len(no_sdc)} uploaded without their structured data** "
-           f"(`{STRUCTURED_DATA_FAILED}`, listed below; a re-run writes what is missing)"]
+           f"({md.code(STRUCTURED_DATA_FAILED)}, listed below; a re-run writes what is missing)"]
           if no_sdc else []),
-        f"* ledger: `{shown(ledger_path)}`",
+        f"* ledger: {md.code(shown(ledger_path))}",
     ]
     uploaded = [o for o in outcomes if o.outcome == "uploaded" and o.url]
     if uploaded:
-        lines += ["", "## Landed", *(f"* [{o.filename}]({o.url})"
+        lines += ["", "## Landed", *(f"* [{md.text(o.filename)}]({md.url(o.url)})"
                                      + thumb(files.get(_key(o.filename)), o.filename or "")
                                      for o in uploaded[:50])]
     waiting = [o for o in outcomes if o.outcome == NEEDS_REVIEW]
     if waiting:
         lines += ["", "## Needs review",
                   "Each waits in the wiki's stash (6 h); decide without re-sending its bytes:", ""]
-        lines += [f"* `{o.source}` → `{o.filename}`: {o.message or o.reason} — "
-                  f"`mwingest review {shlex.quote(o.ledger_ref or str(o.ledger_id))}"
-                  " --decision skip|publish|rename`"
+        lines += [f"* {md.code(o.source)} → {md.code(o.filename)}: {md.text(o.message or o.reason)} — "
+                  + md.code(f"mwingest review {shlex.quote(o.ledger_ref or str(o.ledger_id))}"
+                            " --decision skip|publish|rename")
                   + thumb(files.get(_key(o.filename)), "on the wiki")
                   + thumb(stash.get(o.filekey or ""), "this file (stashed)")
                   for o in waiting]
     if notes:
-        lines += ["", "## Warnings before the upload", *(f"* {note}" for note in notes[:100])]
+        lines += ["", "## Warnings before the upload", *(f"* {md.text(note)}" for note in notes[:100])]
     problems = [o for o in outcomes if o.outcome in ("rejected", "failed")] + no_sdc
     if problems:
         lines += ["", "## Rejected, failed or without structured data",
-                  *(f"* `{o.source}`: **{o.outcome}** `{o.reason}` — {o.message}" for o in problems)]
+                  *(f"* {md.code(o.source)}: **{o.outcome}** {md.code(o.reason)} — {md.text(o.message or '')}"
+                    for o in problems)]
     return "\n".join(lines)
 
 

@@ -156,11 +156,14 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=STOP_GRACE_S)
 
 
-def start_server(home: Path, database_url: str | None = None) -> PrefectServer:
+def start_server(home: Path, database_url: str | None = None,
+                 auth_string: str | None = None) -> PrefectServer:
     """Start ``prefect server start`` with ``home`` as its ``PREFECT_HOME``; return once healthy.
 
     ``database_url``: the server's database (``postgresql+asyncpg://…``), as a team's server
-    runs; default SQLite in ``home``, copied from the run's migrated database."""
+    runs; default SQLite in ``home``, copied from the run's migrated database. ``auth_string``:
+    ``user:password`` the server demands (Prefect's basic authentication, as a team secures a
+    shared server); the client env then carries it in ``PREFECT_API_AUTH_STRING``."""
     home.mkdir(parents=True, exist_ok=True)
     if not database_url:
         seed_prefect_home(home)
@@ -169,6 +172,8 @@ def start_server(home: Path, database_url: str | None = None) -> PrefectServer:
     env = {**_base_env(), **client_env(api_url, home), "PREFECT_UI_API_URL": api_url}
     if database_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
+    if auth_string:
+        env["PREFECT_SERVER_API_AUTH_STRING"] = auth_string
     del env["PREFECT_API_URL"]  # the server is not its own client
     prefect = Path(sys.executable).parent / "prefect"
     log_path = home / "server.log"
@@ -179,6 +184,8 @@ def start_server(home: Path, database_url: str | None = None) -> PrefectServer:
             start_new_session=True)  # its own process group, so we can stop all of it
     server = PrefectServer(api_url=api_url, home=home, env=client_env(api_url, home),
                            log_path=log_path, process=process)
+    if auth_string:
+        server.env["PREFECT_API_AUTH_STRING"] = auth_string
     try:
         _wait_healthy(server, time.monotonic() + STARTUP_TIMEOUT_S)
     except BaseException:

@@ -43,7 +43,10 @@ class IngestOptions:
     #: ``wiki``: copy upload, the wiki fetches the (checked) final URL; ``local``: mwingest
     #: downloads it (pinned, capped at the wiki's size limit) and uploads it like a file.
     url_mode: str = "wiki"
-    fetch_timeout: float = 30.0
+    fetch_timeout: float = 30.0  # per connect and per read
+    #: A local-mode download's whole time, redirects and body: a server that trickles a byte
+    #: every few seconds never trips the per-read timeout, and must not hold a worker for ever.
+    fetch_deadline: float = 900.0
     #: Files at least this large are looked up by SHA-1 on the wiki before any byte is sent. A
     #: smaller file costs about one query to send, and its upload (without ``ignorewarnings``)
     #: publishes nothing when the wiki already has the bytes: it answers ``duplicate``/``nochange``.

@@ -24,4 +24,5 @@ class Paths:
         self.log = self.root / "server.log"
         self.last_used = self.root / "last-used"
         self.lock = self.root / "lock"
+        self.auth = self.root / "auth"  # the server's API secret (mwingest.runtime.apiauth), 0600
         self.prefect_home = self.root / "prefect-home"

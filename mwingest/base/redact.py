@@ -11,6 +11,10 @@ _lock = threading.Lock()
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 MASK = "[redacted]"
+#: JSON Schema ``pattern`` for a URL parameter (a ledger's): no ``scheme://user:password@``. The
+#: Prefect server checks a deployment's parameters against its schema when a run is created, so
+#: a password is refused before anything stores it. Python's ``re`` and ECMA alike.
+NO_PASSWORD_PATTERN = r"^(?![A-Za-z][A-Za-z0-9+.-]*://[^/@]*:[^/@]*@)"
 
 
 def _forms(secret: str) -> Iterable[str]:

@@ -13,10 +13,13 @@ opens exceptions, e.g. for a local test server.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,30 +219,89 @@ def resolve_redirects(url: str, allow: AllowList | None = None, *, timeout: floa
     return final
 
 
+class _Deadline:
+    """A download's total time: at the deadline every socket it opened is shut down, which
+    wakes a read that is blocked on a server trickling its answer (headers or body)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, seconds), self._cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def passed(self) -> bool:
+        return self.remaining() <= 0
+
+    def watch(self, pool: Any) -> None:
+        """Record every socket ``pool``'s connections open (urllib3 makes them on demand)."""
+        deadline, base = self, pool.ConnectionCls
+
+        class Watched(base):  # type: ignore[misc, valid-type]
+            def connect(self) -> None:
+                super().connect()
+                with deadline._lock:
+                    deadline._sockets.append(self.sock)
+                if deadline.passed():
+                    deadline._cut()
+
+        pool.ConnectionCls = Watched
+
+    def _cut(self) -> None:
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def error(self, url: str) -> FetchError:
+        return FetchError(f"{url}: not downloaded within {self.seconds:g} s (the whole download "
+                          "has a deadline)", code="fetch-deadline")
+
+
 def fetch_to_file(url: str, *, allow: AllowList | None = None, max_bytes: int,
-                  timeout: float = 30.0, directory: str | Path | None = None,
+                  timeout: float = 30.0, deadline: float = 900.0,
+                  directory: str | Path | None = None,
                   user_agent: str = "mwingest", resolver: Resolver = system_resolver) -> Path:
     """Download ``url`` into a temporary file, safely: every redirect hop (at most 5) is checked,
     the connection goes to the address that was checked (no second DNS answer), the size is capped
-    at ``max_bytes`` and each read has a timeout. The caller deletes the file."""
-    final, pool, response = _follow(url, allow, timeout=timeout, user_agent=user_agent,
-                                    resolver=resolver)
+    at ``max_bytes``, each connect and read has ``timeout`` and the whole download ``deadline``
+    seconds (``fetch-deadline``, not retried: a trickling server must not hold a worker). The
+    caller deletes the file."""
+    limit = _Deadline(deadline)
     try:
-        if response.status != 200:
-            raise FetchError(f"{final} answered HTTP {response.status}",
-                             transient=response.status >= 500, code="http-bad-status")
-        declared = response.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > max_bytes:
-            raise FetchError(f"{final} is {declared} bytes, over the limit of {max_bytes}",
-                             code="file-too-large")
-        return _save(response, max_bytes, directory, final)
+        final, pool, response = _follow(url, allow, timeout=timeout, user_agent=user_agent,
+                                        resolver=resolver, deadline=limit)
+        try:
+            if response.status != 200:
+                raise FetchError(f"{final} answered HTTP {response.status}",
+                                 transient=response.status >= 500, code="http-bad-status")
+            declared = response.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise FetchError(f"{final} is {declared} bytes, over the limit of {max_bytes}",
+                                 code="file-too-large")
+            return _save(response, max_bytes, directory, final, limit)
+        finally:
+            with contextlib.suppress(Exception):
+                response.release_conn()
+            pool.close()
+    except FetchError as exc:
+        if limit.passed() and exc.code != "file-too-large":
+            raise limit.error(url) from None
+        raise
     finally:
-        response.release_conn()
-        pool.close()
+        limit.cancel()
 
 
 def _follow(url: str, allow: AllowList | None, *, timeout: float, user_agent: str,
-            resolver: Resolver) -> tuple[str, Any, Any]:
+            resolver: Resolver, deadline: _Deadline | None = None) -> tuple[str, Any, Any]:
     """GET ``url`` hop by hop until an answer that is not a redirect: (final URL, pool, response).
 
     Each hop is checked with :func:`check_url` *before* its request and the connection goes to
@@ -248,7 +310,10 @@ def _follow(url: str, allow: AllowList | None, *, timeout: float, user_agent: st
     current = url
     for _hop in range(MAX_REDIRECTS + 1):
         checked = check_url(current, allow, resolver)
-        pool, response = _pinned_get(checked, timeout=timeout, user_agent=user_agent)
+        if deadline is not None and deadline.passed():
+            raise deadline.error(url)
+        pool, response = _pinned_get(checked, timeout=timeout, user_agent=user_agent,
+                                     deadline=deadline)
         if response.status not in (301, 302, 303, 307, 308):
             return current, pool, response
         location = response.headers.get("Location")
@@ -260,12 +325,15 @@ def _follow(url: str, allow: AllowList | None, *, timeout: float, user_agent: st
     raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects", code="too-many-redirects")
 
 
-def _pinned_get(checked: CheckedURL, *, timeout: float, user_agent: str) -> tuple[Any, Any]:
+def _pinned_get(checked: CheckedURL, *, timeout: float, user_agent: str,
+                deadline: _Deadline | None = None) -> tuple[Any, Any]:
     """A GET of ``checked.url`` sent to ``checked.addresses[0]`` (no new DNS lookup), with the
     URL's own host in the Host header and, for https, in SNI and the certificate check."""
     import urllib3
 
     parts = urlsplit(checked.url)
+    if deadline is not None:
+        timeout = max(0.001, min(timeout, deadline.remaining()))
     kwargs: dict[str, Any] = {"timeout": urllib3.Timeout(connect=timeout, read=timeout),
                               "retries": False, "maxsize": 1}
     address = checked.addresses[0]
@@ -275,6 +343,8 @@ def _pinned_get(checked: CheckedURL, *, timeout: float, user_agent: str) -> tupl
                                                 assert_hostname=checked.host, **kwargs)
     else:
         pool = urllib3.HTTPConnectionPool(address, checked.port, **kwargs)
+    if deadline is not None:
+        deadline.watch(pool)
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
@@ -291,12 +361,24 @@ def _pinned_get(checked: CheckedURL, *, timeout: float, user_agent: str) -> tupl
     return pool, response
 
 
-def _save(response: object, max_bytes: int, directory: str | Path | None, url: str) -> Path:
+def _save(response: Any, max_bytes: int, directory: str | Path | None, url: str,
+          deadline: _Deadline) -> Path:
+    import urllib3
+
     fd, name = tempfile.mkstemp(prefix="mwingest-fetch-", dir=directory)
     total = 0
     try:
         with os.fdopen(fd, "wb") as out:
-            for block in response.stream(1 << 20):  # type: ignore[attr-defined]
+            while True:
+                if deadline.passed():
+                    raise deadline.error(url)
+                try:
+                    block = response.read1(1 << 20)  # what has come: a trickle is seen as one
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise FetchError(f"cannot fetch {url}: {type(exc).__name__}", transient=True,
+                                     code="http-curl-error") from None
+                if not block:
+                    break
                 total += len(block)
                 if total > max_bytes:
                     raise FetchError(f"{url} is larger than the limit of {max_bytes} bytes",

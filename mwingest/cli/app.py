@@ -19,10 +19,11 @@ the run's history only (``-v`` shows them); its warnings and errors are shown on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -219,7 +220,7 @@ def status(ledger: LedgerOpt = None, as_json: JsonOpt = False,
     from mwingest.ledger.ledger import Ledger, State
 
     location = _ledger_location(ledger, "yet (give --ledger PATH|URL, or run an upload first)")
-    with Ledger(location) as led:
+    with _ledger_problems(location), Ledger(location) as led:
         where = led.where
         open_items = led.items(states=[State.STASHING, State.STASHED, State.NEEDS_REVIEW,
                                        State.FAILED])
@@ -260,7 +261,7 @@ def review(
                    f"not {decision!r}")
     if filename and decision != "rename":
         raise fail("--filename goes with --decision rename")
-    ledger_location, item = _waiting_item(item, ledger)
+    _location, item = _waiting_item(item, ledger)
     if username:
         os.environ["MWINGEST_USERNAME"] = username
     from mwingest.api import IngestSetupError, preflight, resolve
@@ -269,8 +270,10 @@ def review(
         if not credentials:
             preflight(wiki)  # a wrong login: exit 2 before a Prefect server is started
         use_prefect()  # before Prefect is imported
+        # The explicit --ledger only: one from the environment is read by the run itself and
+        # never becomes a flow parameter (a password in MWINGEST_LEDGER_URL stays here).
         outcome = resolve(item, decision, new_filename=filename, wiki=wiki,
-                          credentials_block=credentials, ledger_path=ledger_location,
+                          credentials_block=credentials, ledger_path=ledger,
                           quiet=True, verbose=VERBOSE["on"], check_connection=False)
     except IngestSetupError as exc:
         raise fail(str(exc)) from None
@@ -288,12 +291,33 @@ def review(
 def _ledger_location(ledger: str | None, missing: str) -> str:
     """The ledger to open (``--ledger``, the environment, the default file); a file that does not
     exist is an error, not a new empty ledger."""
-    from mwingest.ledger.ledger import default_location, is_url, shown
+    from mwingest.ledger.ledger import LedgerError, default_location, is_url, parameter_location, shown
 
+    try:
+        parameter_location(ledger)  # typed on a command line: shown by `ps`, kept in shell history
+    except LedgerError as exc:
+        raise fail(str(exc).replace("the ledger parameter", "--ledger")) from None
     location = ledger or default_location()
     if not is_url(location) and not Path(location).expanduser().exists():
         raise fail(f"no ledger at {shown(location)} {missing}")
     return location
+
+
+@contextlib.contextmanager
+def _ledger_problems(location: str) -> Iterator[None]:
+    """A ledger that refuses (a bad URL, a newer schema) or a database that cannot be reached:
+    one line naming the host and port, exit 2, no traceback."""
+    from mwingest.ledger.ledger import LedgerLocationError, unreachable
+
+    try:
+        yield
+    except LedgerLocationError as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:
+        said = unreachable(location, exc)
+        if said is None:
+            raise
+        raise fail(said) from None
 
 
 def _waiting_item(item: str, ledger: str | None) -> tuple[str, str]:
@@ -303,7 +327,7 @@ def _waiting_item(item: str, ledger: str | None) -> tuple[str, str]:
     from mwingest.ledger.ledger import Ledger, LedgerError, State
 
     location = _ledger_location(ledger, "(give --ledger PATH|URL)")
-    with Ledger(location) as led:
+    with _ledger_problems(location), Ledger(location) as led:
         try:
             entry = led.find(item)
         except LedgerError as exc:

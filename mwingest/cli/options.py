@@ -28,9 +28,12 @@ UserOpt = Annotated[str | None, typer.Option("--username", envvar="MWINGEST_USER
 BlockOpt = Annotated[str | None, typer.Option("--credentials",
                                               help="Name of a MediaWikiCredentials Prefect block")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per item on stdout")]
+#: No ``envvar``: a ledger URL from the environment stays in this process (the run reads it
+#: itself), so a password in ``MWINGEST_LEDGER_URL`` never becomes a flow parameter.
 LedgerOpt = Annotated[str | None, typer.Option(
-    "--ledger", envvar=["MWINGEST_LEDGER_URL", "MWINGEST_LEDGER"], show_envvar=False,
-    help="Ledger file or database URL (default: MWINGEST_LEDGER_URL, else per-user data dir)")]
+    "--ledger",
+    help="Ledger file or database URL, never with a password in it (default: MWINGEST_LEDGER_URL,"
+    " else MWINGEST_LEDGER, else per-user data dir)")]
 TextFileOpt = Annotated[Path | None, typer.Option(exists=True, dir_okay=False, readable=True,
                                                   help="Read the page text from a file")]
 CommentOpt = Annotated[str, typer.Option(help="Upload summary")]

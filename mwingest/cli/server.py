@@ -36,6 +36,16 @@ def server_start(
     typer.echo(f"{'started' if started else 'already running'}: Prefect UI at {info.ui_url} "
                f"(API {info.api_url}, pid {info.pid}); "
                f"{localserver.idle_words(info)}; `mwingest server stop` stops it")
+    typer.echo(_login_words())
+
+
+def _login_words() -> str:
+    """Where the browser's login is (the secret itself is never printed)."""
+    from mwingest.runtime.localserver import Paths
+
+    path = Paths().auth
+    return (f"only you can use it: the UI's login asks for the line in {path} "
+            f"(`cat {path}` shows it)")
 
 
 @server_app.command("stop")
@@ -58,10 +68,12 @@ def server_status(as_json: Annotated[bool, typer.Option(
 
     info = localserver.status()
     if as_json:
-        typer.echo(json.dumps({"running": info is not None, **(asdict(info) if info else {})}))
+        typer.echo(json.dumps({"running": info is not None, **(asdict(info) if info else {}),
+                               "auth_file": str(localserver.Paths().auth)}))
     elif info is None:
         typer.echo(f"no local Prefect server is running (home {localserver.Paths().root})")
     else:
         typer.echo(f"running: Prefect UI at {info.ui_url} (API {info.api_url}, pid {info.pid}, "
                    f"since {info.started_at}, home {info.prefect_home})")
+        typer.echo(_login_words())
     raise typer.Exit(0 if info else 1)

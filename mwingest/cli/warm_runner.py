@@ -14,7 +14,7 @@ import json
 import os
 import signal
 import socket
-import struct
+import stat
 import sys
 import threading
 import time
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mwingest.base.paths import Paths
+from mwingest.runtime.apiauth import CLIENT_ENV
 from mwingest.runtime.localserver import read_state
 from mwingest.runtime.warm import (
     CHECK_EVERY_S,
@@ -31,6 +32,7 @@ from mwingest.runtime.warm import (
     _send,
     _state_path,
     code_stamp,
+    peer_uid,
     socket_path,
 )
 
@@ -47,8 +49,8 @@ def _log(message: str) -> None:
 def _listen(path: Path) -> socket.socket:
     """Bind in a directory only the user can enter (checked, not assumed)."""
     path.parent.mkdir(mode=0o700, exist_ok=True)
-    st = path.parent.stat()
-    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+    st = os.lstat(path.parent)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
         raise PermissionError(f"{path.parent} is not private to this user")
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -82,7 +84,11 @@ def serve(paths: Paths | None = None) -> int:
         _log(f"threads started at import ({threading.enumerate()}), not serving")
         return 1
     path = socket_path(paths)
-    sock = _listen(path)
+    try:
+        sock = _listen(path)
+    except PermissionError as exc:  # squatted by another user: commands run in their own process
+        _log(f"not serving: {exc}")
+        return 1
     state = _state_path(paths)
     state.write_text(json.dumps({"pid": os.getpid(), "socket": str(path), "api_url": api_url,
                                  "stamp": stamp, "import_s": round(time.monotonic() - began, 2)}))
@@ -104,8 +110,7 @@ def serve(paths: Paths | None = None) -> int:
                     continue
                 _log(reason)
                 return 0
-            peer = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-            if struct.unpack("3i", peer)[1] != os.getuid():
+            if peer_uid(conn) != os.getuid():
                 conn.close()
                 continue
             conn.settimeout(None)
@@ -136,9 +141,11 @@ def _retire_reason(paths: Paths, api_url: str, stamp: str, path: Path) -> str | 
 def _decline_reason(request: dict[str, Any], stamp: str, api_url: str) -> str | None:
     if request.get("stamp") != stamp:
         return "the code on disk changed"
-    mine = {k: v for k, v in _prefect_env(dict(os.environ)).items() if k != "PREFECT_API_URL"}
-    theirs = {k: v for k, v in _prefect_env(request["env"]).items() if k != "PREFECT_API_URL"}
-    if mine != theirs:
+    own = ("PREFECT_API_URL", CLIENT_ENV)  # the runner's server and its secret, given to it
+    mine = {k: v for k, v in _prefect_env(dict(os.environ)).items() if k not in own}
+    theirs = {k: v for k, v in _prefect_env(request["env"]).items() if k not in own}
+    if mine != theirs or request["env"].get(CLIENT_ENV, os.environ.get(CLIENT_ENV)) != \
+            os.environ.get(CLIENT_ENV):
         return "other Prefect settings"
     info = read_state()
     if info is None or info.api_url != api_url:

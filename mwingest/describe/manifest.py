@@ -136,7 +136,7 @@ def read_manifest(path: Path, *, text_template: str | None = None,
                                     error_message=f"{where}: no value in the required column {columns}"))
             continue
         item = _item_from_row(row, line, where, base, allowed_root, template,
-                              label=f"{path}:{line}")
+                              label=f"{path}:{line}", scope=path.name)
         items.append(replace(item, structured=structured.cells(row, statement_columns)))
     return items
 
@@ -234,8 +234,18 @@ def _text(value: Any) -> str | None:
     return text if text.strip() else None
 
 
+def manifest_key(scope: str, value: Any) -> str | None:
+    """A row's ``id`` as the item's identity, scoped to its manifest (``<file name>#<id>``): two
+    manifests that both number their rows from 1 are different items, never one row reset by
+    the other. The file's name, not its path, so the same manifest read on another machine's
+    mount (or moved) names the same items; manifests with the same name share their ids."""
+    text = _text(value)
+    return f"{scope}#{text.strip()}" if text else None
+
+
 def _item_from_row(row: Mapping[str, Any], line: int, where: str, base: Path,
-                   root: tuple[Path, ...], template: str | None, *, label: str) -> IngestItem:
+                   root: tuple[Path, ...], template: str | None, *, label: str,
+                   scope: str) -> IngestItem:
     """One row as an item; the first problem found (source, then tags, then text) rejects it."""
     source = (_text(row.get("source")) or "").strip()
     if not source:
@@ -243,7 +253,7 @@ def _item_from_row(row: Mapping[str, Any], line: int, where: str, base: Path,
                           error_message=f"{where}: no 'source' (a path or an http(s) URL)")
     item = IngestItem(source=source, filename=_text(row.get("filename")),
                       text=_text(row.get("text")), comment=_text(row.get("comment")), line=line,
-                      licence=clean_licence(row.get("licence")), key=_text(row.get("id")))
+                      licence=clean_licence(row.get("licence")), key=manifest_key(scope, row.get("id")))
     if _URL_LIKE.match(source) and not item.is_url:
         return _not_http(item, source, where)
     if not item.is_url:

@@ -77,7 +77,8 @@ def walk_url(url: str, options: IngestOptions, rules: WikiRules,
     try:
         if options.url_mode == "local":
             copy = netsafe.fetch_to_file(url, allow=allow, max_bytes=rules.max_upload_size,
-                                         timeout=options.fetch_timeout)
+                                         timeout=options.fetch_timeout,
+                                         deadline=options.fetch_deadline)
             return Checked(local_copy=str(copy))
         return Checked(final_url=netsafe.resolve_redirects(url, allow,
                                                            timeout=options.fetch_timeout))

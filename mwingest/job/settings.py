@@ -27,6 +27,7 @@ from mwingest.base.defaults import DEFAULT_CHUNK_MB, DEFAULT_COMMENT, DEFAULT_CO
 from mwingest.base.items import IngestItem
 from mwingest.base.options import IngestOptions
 from mwingest.base.policy import DEFAULT_ACTIONS, Action, WarningPolicy
+from mwingest.base.redact import NO_PASSWORD_PATTERN
 from mwingest.base.retry import DEFAULT_BUDGET_S, RetryPolicy
 from mwingest.checks.netsafe import AllowList
 from mwingest.describe.sources import collect
@@ -239,7 +240,7 @@ class BatchSettings(BaseModel):
                     "stays needs-review with its stash key for `mwingest review` (-1: up to an "
                     "hour when a Prefect UI can show the form, else none)")
     ledger_path: str = Field(
-        "", title="Ledger file or database URL",
+        "", title="Ledger file or database URL", json_schema_extra={"pattern": NO_PASSWORD_PATTERN},
         description="Where the run records each file (default: the worker's MWINGEST_LEDGER_URL, "
                     "else its per-user data directory). Never a password in it: give that "
                     "through PGPASSWORD or ~/.pgpass on the worker")

@@ -62,6 +62,7 @@ from mwingest.ledger.pacing import PaceState, PacingMixin  # noqa: F401 - re-exp
 from mwingest.ledger.plans import Plan, PlanMixin, PlanShard, UnknownPlanError  # noqa: F401
 from mwingest.ledger.schema import MIGRATIONS, PG_HISTORY, PG_MIGRATIONS
 from mwingest.ledger.store import (  # noqa: F401 - re-exported
+    NO_PASSWORD_PATTERN,
     WRITE,
     LedgerLocationError,
     default_location,
@@ -71,6 +72,7 @@ from mwingest.ledger.store import (  # noqa: F401 - re-exported
     parameter_location,
     shown,
     sqlite_file,
+    unreachable,
 )
 from mwingest.ledger.writes import WritesMixin, set_redactor  # noqa: F401 - re-exported
 

@@ -29,7 +29,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from mwingest.base.paths import mwingest_home
-from mwingest.base.redact import register_secret
+from mwingest.base.redact import NO_PASSWORD_PATTERN, redact, register_secret  # noqa: F401
 from mwingest.ledger.model import LedgerError
 
 #: Execution option that marks a connection's transaction as a write (SQLite: BEGIN IMMEDIATE).
@@ -87,6 +87,26 @@ def parameter_location(location: str | None) -> str | None:
                 "are stored and shown by Prefect: set it in the workers' MWINGEST_LEDGER_URL "
                 "(or ~/.pgpass) and leave the parameter empty")
     return location
+
+
+def unreachable(location: str | os.PathLike[str], exc: BaseException) -> str | None:
+    """One line for a ledger database that cannot be reached or refuses the connection (host and
+    port named, the password never); None when ``exc`` is something else."""
+    orig = getattr(exc, "orig", None) or exc
+    if not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) \
+            and type(orig).__module__.split(".")[0] != "psycopg":
+        return None
+    text = os.fspath(location)
+    if not is_url(text):
+        return f"cannot use the ledger {text}: {redact(str(orig).strip().splitlines()[0])}"
+    try:
+        url = make_url(text)
+        host, port = url.host or "localhost", url.port or 5432
+    except sa.exc.ArgumentError:
+        host, port = "?", 5432
+    lines = [line.strip() for line in str(orig).strip().splitlines() if line.strip()]
+    reason = lines[0] if lines else type(orig).__name__
+    return f"cannot use the ledger database at {host}:{port}: {redact(reason)}"
 
 
 def sqlite_file(location: str | os.PathLike[str]) -> Path | None:

@@ -40,12 +40,13 @@ def heartbeat_seconds() -> float:
 Send = Callable[[str, str, Any], Any]
 
 
-def rest_sender(api_url: str) -> Send:
-    """Plain HTTP to a local Prefect server (loopback: never through a proxy, no credentials).
-    A team's server or Prefect Cloud is reached through Prefect's own client instead
-    (``deployments.register``), which carries its authentication."""
-    http = requests.Session()
-    http.trust_env = False
+def rest_sender(api_url: str, http: requests.Session | None = None) -> Send:
+    """Plain HTTP to a local Prefect server (loopback: never through a proxy; ``http`` carries
+    the local server's secret). A team's server or Prefect Cloud is reached through Prefect's
+    own client instead (``deployments.register``), which carries its authentication."""
+    if http is None:
+        http = requests.Session()
+        http.trust_env = False
 
     def send(method: str, path: str, body: Any) -> Any:
         answer = http.request(method, f"{api_url}{path}", json=body, timeout=10)

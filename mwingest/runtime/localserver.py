@@ -33,7 +33,8 @@ import requests
 
 from mwingest.base.paths import Paths
 from mwingest.base.procs import alive, group_alive
-from mwingest.runtime.crashwatch import install_crash_automation
+from mwingest.runtime import apiauth
+from mwingest.runtime.crashwatch import install_crash_automation, rest_sender
 
 #: The server stops itself after this long without use (``MWINGEST_SERVER_IDLE_S``; 0: never).
 DEFAULT_IDLE_S = 3600.0
@@ -74,16 +75,18 @@ def idle_words(info: ServerInfo) -> str:
     return f"stops after {idle / 3600:g} h idle" if idle >= 3600 else f"stops after {idle:g} s idle"
 
 
-def _http() -> requests.Session:
-    http = requests.Session()
-    http.trust_env = False  # loopback only: never through a proxy
-    return http
+def _http(paths: Paths | None = None) -> requests.Session:
+    """Loopback only (never through a proxy), with the server's secret."""
+    return apiauth.session(paths)
 
 
 def healthy(api_url: str, timeout: float = 2.0) -> bool:
-    """True when the Prefect API at ``api_url`` answers its health check."""
+    """True when the Prefect API at ``api_url`` answers its health check (open to all: it
+    tells nothing)."""
+    http = requests.Session()
+    http.trust_env = False
     try:
-        return _http().get(f"{api_url}/health", timeout=timeout).status_code == 200
+        return http.get(f"{api_url}/health", timeout=timeout).status_code == 200
     except requests.RequestException:
         return False
 
@@ -152,8 +155,11 @@ def pick_port(wanted: int | None = None) -> int:
 
 
 def _server_env(paths: Paths, api_url: str) -> dict[str, str]:
-    """The server's environment: its own home, no telemetry, not a client of any other server."""
+    """The server's environment: its own home, no telemetry, not a client of any other server,
+    and its secret (the environment, not the command line: ``ps`` shows that to every user)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    secret = apiauth.ensure(paths)
+    env.update({apiauth.SERVER_ENV: secret, apiauth.CLIENT_ENV: secret})
     env.update(PREFECT_HOME=str(paths.prefect_home), PREFECT_UI_API_URL=api_url,
                DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false",
                NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
@@ -164,12 +170,21 @@ def start(*, idle_s: float | None = None, port: int | None = None,
           paths: Paths | None = None, timeout: float = STARTUP_TIMEOUT_S) -> tuple[ServerInfo, bool]:
     """The running server, started first when there is none: ``(info, started_now)``."""
     paths = paths or Paths()
+    try:
+        return _start(idle_s, port, paths, timeout)
+    except apiauth.AuthFileError as exc:
+        raise LocalServerError(str(exc)) from None
+
+
+def _start(idle_s: float | None, port: int | None, paths: Paths,
+           timeout: float) -> tuple[ServerInfo, bool]:
     with _locked(paths):
         info = read_state(paths)
-        if info is not None and _wait_healthy(info.api_url, info.pid, min(timeout, 30.0)):
+        if (info is not None and _wait_healthy(info.api_url, info.pid, min(timeout, 30.0))
+                and apiauth.read(paths) is not None):
             touch(paths)
             return info, False
-        if info is not None:  # a supervisor that does not answer: replace it
+        if info is not None:  # not answering, or started without a secret: replace it
             _stop_group(info.pid)
         chosen = pick_port(port)
         idle = idle_seconds() if idle_s is None else idle_s
@@ -189,7 +204,7 @@ def start(*, idle_s: float | None = None, port: int | None = None,
         if info is None:
             raise LocalServerError(f"the local Prefect server left no state (log: {paths.log})")
         touch(paths)
-    install_crash_automation(info.api_url)
+    install_crash_automation(rest_sender(info.api_url, _http(paths)))
     return info, True
 
 
@@ -245,9 +260,9 @@ def stop(paths: Paths | None = None) -> ServerInfo | None:
 
 # --- the supervisor: the server's own side ---------------------------------------------------------
 
-def active_runs(api_url: str) -> int:
+def active_runs(api_url: str, paths: Paths | None = None) -> int:
     """Flow runs that keep the server busy: running, pending, cancelling, or due soon."""
-    http = _http()
+    http = _http(paths)
     busy = {"flow_runs": {"state": {"type": {"any_": ["RUNNING", "PENDING", "CANCELLING"]}}}}
     soon = {"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}},
                           "expected_start_time": {"after_": datetime.now(UTC).isoformat()}}}
@@ -304,7 +319,7 @@ def supervise(port: int, idle_s: float, root: Path) -> int:
         if idle_s <= 0 or time.time() - _last_used(paths, started) < idle_s:
             continue
         try:
-            if active_runs(api_url):
+            if active_runs(api_url, paths):
                 continue
         except (requests.RequestException, ValueError):
             continue  # not answering now: ask again next time, never stop on a guess

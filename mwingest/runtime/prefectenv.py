@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from mwingest.runtime import localserver
+from mwingest.runtime import apiauth, localserver
 
 Kind = Literal["configured", "local", "ephemeral"]
 
@@ -67,6 +67,7 @@ def choose(announce: Callable[[str], None] | None = None, *,
     """
     url = configured or os.environ.get("PREFECT_API_URL") or _profile_api_url()
     if url:
+        authenticate(url)
         return PrefectChoice("configured", url)
     if mode() == "ephemeral":
         return PrefectChoice("ephemeral", None)
@@ -82,7 +83,24 @@ def choose(announce: Callable[[str], None] | None = None, *,
     else:
         localserver.touch()
     os.environ["PREFECT_API_URL"] = info.api_url
+    authenticate(info.api_url)
     return PrefectChoice("local", info.api_url, info.ui_url, started)
+
+
+def authenticate(api_url: str | None = None) -> bool:
+    """When this process's Prefect API is the mwingest local server, give Prefect its secret
+    (``PREFECT_API_AUTH_STRING``, before Prefect is imported; a value already set is kept).
+    Whether it was given. ``deployments/serve.py`` and ``deployments.register`` call it too."""
+    url = api_url or os.environ.get("PREFECT_API_URL") or _profile_api_url()
+    if not url or not is_local_server(url):
+        return False
+    try:
+        found = apiauth.client_env()
+    except apiauth.AuthFileError:
+        return False
+    for name, value in found.items():
+        os.environ.setdefault(name, value)
+    return bool(found)
 
 
 def is_local_server(api_url: str) -> bool:

@@ -3,11 +3,16 @@
 Why: importing Prefect and the flows is 1.0-2.0 s of CPU, more than the rest of a warm one-file
 upload, and no import trick removes it. So the local server gets a companion: the first command
 that uses the server starts ``python -m mwingest.cli.warm_runner serve``, which imports what a flow command
-needs and then waits on a Unix socket (a 0700 directory of the user's own; the peer's uid is
-checked). A later ``upload``/``import`` hands it its arguments, environment, working directory
-and **its three standard streams themselves** (file descriptors over ``SCM_RIGHTS``); the runner
-forks a child that runs the command exactly as the command would have run itself: same terminal
-(the live display), same pipes (``--json``), same environment (credentials are never stored in
+needs and then waits on a Unix socket (a 0700 directory of the user's own,
+``$XDG_RUNTIME_DIR`` where there is one). Trust goes both ways: the runner serves only its own
+user's commands (``SO_PEERCRED``), and a command sends nothing — not its environment, which holds
+the wiki's password, nor its terminal — before it has checked that the directory is the user's
+own and closed to others, the socket the user's, and the process listening the user's
+(``SO_PEERCRED`` again); anything else and it runs in its own process. A later
+``upload``/``import`` hands it its arguments, environment, working directory and **its three
+standard streams themselves** (file descriptors over ``SCM_RIGHTS``); the runner forks a child
+that runs the command exactly as the command would have run itself: same terminal (the live
+display), same pipes (``--json``), same environment (credentials are never stored in
 the runner, they come with each command), same exit status. It forks before any Prefect thread
 exists: the runner only imports.
 
@@ -30,6 +35,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -42,6 +48,7 @@ from typing import Any
 
 from mwingest.base.paths import Paths
 from mwingest.base.procs import alive
+from mwingest.runtime import apiauth
 
 #: Commands that run a flow: the only ones worth a warm start.
 FLOW_COMMANDS = frozenset({"upload", "import"})
@@ -63,9 +70,44 @@ def _state_path(paths: Paths) -> Path:
 
 
 def socket_path(paths: Paths) -> Path:
-    """Short (a socket path may not pass 107 bytes) and private: ``$TMPDIR/mwingest-UID/``."""
+    """Short (a socket path may not pass 107 bytes) and private: ``$XDG_RUNTIME_DIR/mwingest/``
+    when the session has a runtime directory of the user's own, else ``$TMPDIR/mwingest-UID/``
+    (a name anyone can take first in a shared directory: :func:`trusted_socket` checks it)."""
     digest = hashlib.sha1(str(paths.root.resolve()).encode()).hexdigest()[:16]
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and _private(Path(runtime)):
+        return Path(runtime) / "mwingest" / f"{digest}.sock"
     return Path(tempfile.gettempdir()) / f"mwingest-{os.getuid()}" / f"{digest}.sock"
+
+
+def _private(directory: Path) -> bool:
+    """A real directory (not a link) of this user that nobody else may enter or change."""
+    try:
+        st = os.lstat(directory)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
+def untrusted_reason(path: Path) -> str | None:
+    """Why the socket at ``path`` must not be used before anything is sent to it, or None: its
+    directory must be the user's own and closed to others (so nobody else can have put the
+    socket there), the socket a socket of the user's."""
+    if not _private(path.parent):
+        return f"{path.parent} is not a private directory of this user"
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return "no socket"
+    if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.getuid():
+        return f"{path} is not a socket of this user"
+    return None
+
+
+def peer_uid(conn: socket.socket) -> int:
+    """The uid of the process at the other end of a connected Unix socket (``SO_PEERCRED``)."""
+    peer = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", peer)[1])
 
 
 def code_stamp() -> str:
@@ -143,9 +185,14 @@ def run_warm(argv: list[str]) -> int | None:
     if os.environ.get("PREFECT_API_URL") or os.environ.get("MWINGEST_PREFECT", "local") != "local":
         return None  # a configured server or the ephemeral mode: the runner serves the local one
     path = socket_path(Paths())
+    if untrusted_reason(path) is not None:
+        return None  # not ours, or not there: run here, send nothing
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(str(path))
+        if peer_uid(conn) != os.getuid():  # whoever listens must be this user, or gets nothing
+            conn.close()
+            return None
         _send(conn, {"argv": argv, "env": dict(os.environ), "cwd": os.getcwd(),
                      "umask": _umask(), "stamp": code_stamp()}, [0, 1, 2])
         answer, _ = _recv(conn)
@@ -222,6 +269,8 @@ def ensure_started(api_url: str, paths: Paths | None = None) -> None:
         return
     env = {k: v for k, v in os.environ.items() if not any(w in k.upper() for w in SECRET_WORDS)}
     env["PREFECT_API_URL"] = api_url
+    with contextlib.suppress(apiauth.AuthFileError):
+        env.update(apiauth.client_env(paths))  # Prefect reads it once, at the runner's import
     with contextlib.suppress(OSError), open(paths.log, "ab") as log:
         subprocess.Popen([sys.executable, "-m", "mwingest.cli.warm_runner", "serve"], env=env, stdout=log,
                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

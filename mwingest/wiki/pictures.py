@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mwingest.base import markdown as md
+
 #: Width of the pictures in the review form, and in the run's summary.
 FORM_WIDTH, SUMMARY_WIDTH = 240, 120
 #: Files of each kind (landed, waiting) the summary shows with pictures.
@@ -113,10 +115,10 @@ def side_by_side(existing: Picture | None, ours: Picture | None) -> str:
     if existing is None and ours is None:
         return ""
     def cell(picture: Picture | None, alt: str) -> str:
-        return f"![{alt}]({picture.thumb_url})" if picture else "(no picture)"
+        return f"![{alt}]({md.url(picture.thumb_url)})" if picture else "(no picture)"
 
     def facts(picture: Picture | None) -> str:
-        return picture.facts() if picture else ""
+        return md.text(picture.facts()) if picture else ""
 
     return "\n".join([
         "| already on the wiki | this file (stashed) |", "|---|---|",

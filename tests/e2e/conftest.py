@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,18 +53,25 @@ def _require_browser() -> None:
         pytest.skip(message)
 
 
+#: The user part of the browser's login (Prefect's UI asks for ``user:password`` in one field).
+AUTH_USER = "reviewer"
+
+
 @pytest.fixture(scope="session")
 def prefect_server(postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """The browser tests' Prefect server, on PostgreSQL as a team's server runs (this folder's
-    ``prefect_server`` replaces the SQLite one). On SQLite the UI's writes (Submit, Resume) met
-    "database is locked" 503s whenever serve's poll or the flow's logs wrote in between, and the
-    UI only shows a toast for them; PostgreSQL takes concurrent writers."""
+    """The browser tests' Prefect server, as a team's shared server runs: on PostgreSQL, and
+    demanding a login (``server.api.auth_string``). The browser logs in through the UI's login
+    page; ``register``/``serve.py``/their runs authenticate with ``PREFECT_API_AUTH_STRING``.
+    (This folder's ``prefect_server`` replaces the SQLite one: there the UI's writes, Submit and
+    Resume, met "database is locked" 503s whenever serve's poll or the flow's logs wrote in
+    between, and the UI only shows a toast for them; PostgreSQL takes concurrent writers.)"""
     import psycopg
 
     with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
         conn.execute("CREATE DATABASE prefect_ui")
     server = start_server(tmp_path_factory.mktemp("prefect-ui-home"),
-                          f"postgresql+asyncpg://mwingest@127.0.0.1:{postgres.port}/prefect_ui")
+                          f"postgresql+asyncpg://mwingest@127.0.0.1:{postgres.port}/prefect_ui",
+                          auth_string=f"{AUTH_USER}:{secrets.token_urlsafe(24)}")
     try:
         yield server
     finally:
@@ -99,7 +107,7 @@ def served(prefect_server, ui_wiki, tmp_path_factory) -> Iterator[dict[str, Any]
         yield {"proc": proc, "ledger": home / "ledger.sqlite3"}
     finally:
         proc.stop()  # before the server goes (session teardown comes later)
-        delete_served_deployments(prefect_server.api_url)
+        delete_served_deployments(prefect_server.api_url, prefect_server.env)
 
 
 @pytest.fixture

@@ -36,6 +36,17 @@ RETRYABLE = frozenset({503})
 WRITE_ATTEMPTS = 5
 
 
+def log_in(page: Any, ui: str, auth_string: str) -> None:
+    """The UI's login page (a server with ``server.api.auth_string``): the v2 UI sends any page
+    there first; one field takes ``user:password``, the browser keeps it for the session."""
+    page.goto(f"{ui}/v2/deployments")
+    field = page.get_by_placeholder("admin:pass")
+    field.wait_for(timeout=STEP_TIMEOUT_MS)
+    field.fill(auth_string)
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_url(lambda url: "/login" not in url, timeout=STEP_TIMEOUT_MS)
+
+
 def open_custom_run(page: Any, ui: str, deployment: str) -> None:
     """Deployments → the deployment's page → Run → Custom run (the parameter form)."""
     page.goto(f"{ui}/v2/deployments")

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 BLOCK = "mwingest-wiki"
@@ -82,15 +83,18 @@ class Served:
         self.process.wait(timeout=STOP_GRACE_S)
 
 
-def delete_served_deployments(api_url: str) -> None:
+def delete_served_deployments(api_url: str, server_env: dict[str, str] | None = None) -> None:
     """Leave the shared test server as we found it: other modules register the same names."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     from deployments.config import TAGS
 
-    with (temporary_settings(updates={PREFECT_API_URL: api_url}),
+    updates: dict[Any, Any] = {PREFECT_API_URL: api_url}
+    if (server_env or {}).get("PREFECT_API_AUTH_STRING"):
+        updates[PREFECT_API_AUTH_STRING] = (server_env or {})["PREFECT_API_AUTH_STRING"]
+    with (temporary_settings(updates=updates),
           get_client(sync_client=True) as client):
         for dep in client.read_deployments(deployment_filter=DeploymentFilter(
                 tags=DeploymentFilterTags(all_=TAGS))):

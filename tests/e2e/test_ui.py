@@ -187,6 +187,8 @@ def test_folder_import_with_a_review_decision_from_the_prefect_ui(
     readme: list[tuple[str, Path | None]] = []
     started = time.monotonic()
     _log_in_to_the_wiki(page, wiki)
+    # The server demands a login: without it the API answers 401 and the UI shows its login page.
+    ui.log_in(page, base, prefect_server.env["PREFECT_API_AUTH_STRING"])
 
     run_url = _fill_and_submit(page, base, batch, shots, readme)
     shots.take(page, "run-started")

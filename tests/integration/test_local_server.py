@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 import requests
 
+from mwingest.base.paths import Paths
 from mwingest.base.procs import alive
 from mwingest.dev.devwiki import free_port
-from mwingest.runtime import crashwatch, localserver
+from mwingest.runtime import apiauth, crashwatch, localserver
 from mwingest.wiki import upload
 from tests.integration.test_cli import mwingest, sha1_of
 from tests.integration.wikihelpers import png_bytes, session_for
@@ -91,9 +92,14 @@ def children_served(root: Path, command: str = "upload") -> list[int]:
     return [int(pid) for pid in re.findall(rf"runs {command} in child (\d+)", log)]
 
 
-def _runs(api_url: str) -> list[dict[str, Any]]:
-    answer = requests.post(f"{api_url}/flow_runs/filter", json={"sort": "START_TIME_ASC"},
-                           timeout=10)
+def owner_http(home: Path) -> requests.Session:
+    """The owner's HTTP to the local server of ``home``: with the server's secret."""
+    return apiauth.session(Paths(home))
+
+
+def _runs(api_url: str, home: Path) -> list[dict[str, Any]]:
+    answer = owner_http(home).post(f"{api_url}/flow_runs/filter", json={"sort": "START_TIME_ASC"},
+                                   timeout=10)
     answer.raise_for_status()
     return answer.json()
 
@@ -129,7 +135,7 @@ def test_first_command_starts_the_server_later_ones_reuse_it_and_stop_leaves_not
     assert [r["outcome"] for r in waiting.rows()] == ["needs-review"]
 
     # Both runs are in that server's history, finished, and the files are on the wiki intact.
-    runs = _runs(state["api_url"])
+    runs = _runs(state["api_url"], home)
     assert [r["state_type"] for r in runs] == ["COMPLETED"] * 3, [
         (r["name"], r["state_name"]) for r in runs]
     session = session_for(wiki)
@@ -137,7 +143,7 @@ def test_first_command_starts_the_server_later_ones_reuse_it_and_stop_leaves_not
         info = upload.file_info(session, path.name)
         assert info is not None and info["sha1"] == sha1_of(path)
     # The crash automation is installed once, however often the server was found.
-    automations = requests.post(f"{state['api_url']}/automations/filter", timeout=10, json={
+    automations = owner_http(home).post(f"{state['api_url']}/automations/filter", timeout=10, json={
         "automations": {"name": {"any_": [crashwatch.AUTOMATION_NAME]}}}).json()
     assert len(automations) == 1
 
@@ -186,7 +192,7 @@ def test_a_killed_run_is_shown_crashed_within_a_few_heartbeats(where, wiki, env,
     if where == "warm runner":
         wait_for_runner(home)
     api_url = _state(home)["api_url"]
-    before = {r["id"] for r in _runs(api_url)}
+    before = {r["id"] for r in _runs(api_url, home)}
 
     child = subprocess.Popen(
         [sys.executable, "-m", "mwingest.cli.app", "upload", str(ours), "--filename", taken.name,
@@ -197,7 +203,7 @@ def test_a_killed_run_is_shown_crashed_within_a_few_heartbeats(where, wiki, env,
         paused = []
         while time.monotonic() < deadline and not paused:
             time.sleep(0.5)
-            paused = [r for r in _runs(api_url) if r["id"] not in before
+            paused = [r for r in _runs(api_url, home) if r["id"] not in before
                       and r["state_type"] == "PAUSED"]
         assert paused, "the run never paused for the review"
     finally:
@@ -211,7 +217,7 @@ def test_a_killed_run_is_shown_crashed_within_a_few_heartbeats(where, wiki, env,
         assert not alive(served), "the run's process outlived its killed command"
     ours_runs: list[dict[str, Any]] = []
     while time.monotonic() - killed_at < 90:
-        ours_runs = [r for r in _runs(api_url) if r["id"] not in before]
+        ours_runs = [r for r in _runs(api_url, home) if r["id"] not in before]
         if ours_runs and all(r["state_type"] == "CRASHED" for r in ours_runs):
             break
         time.sleep(1)
@@ -222,3 +228,73 @@ def test_a_killed_run_is_shown_crashed_within_a_few_heartbeats(where, wiki, env,
     # The file never landed under the taken name: the wiki still has the first file's bytes.
     info = upload.file_info(session_for(wiki), taken.name)
     assert info is not None and info["sha1"] == sha1_of(taken)
+
+
+#: What another user of the machine tried against the owner's server (issue 24): the data routes,
+#: the saved credentials with their secrets, the settings, and starting the owner's flows.
+_INTRUDER = r"""
+import json, sys, urllib.error, urllib.request
+api, flow_id = sys.argv[1], sys.argv[2]
+tries = [("POST", "/flow_runs/filter", {}), ("POST", "/task_runs/filter", {}),
+         ("POST", "/block_documents/filter", {"include_secrets": True}),
+         ("POST", "/artifacts/filter", {}), ("POST", "/logs/filter", {}),
+         ("POST", "/variables/filter", {}), ("POST", "/deployments/filter", {}),
+         ("GET", "/admin/settings", None), ("POST", "/flows/", {"name": "intruder"}),
+         ("POST", "/flow_runs/", {"flow_id": flow_id, "name": "intruder"}),
+         ("POST", "/automations/filter", {})]
+out = {}
+for method, path, body in tries:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(api + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as answer:
+            out[path] = answer.status
+    except urllib.error.HTTPError as exc:
+        out[path] = exc.code
+print(json.dumps(out))
+"""
+
+
+def test_another_user_of_the_machine_gets_nothing_from_the_owners_server(
+        wiki, env, home, tmp_path, unique):
+    """Tests run as root; ``nobody`` is the other local user. The owner's upload, status and
+    ``server status`` work; every data route answers ``nobody`` 401, and the secret is in no
+    place ``nobody`` can read (the file is 0600 in a 0700 directory, never on a command line)."""
+    if os.geteuid() != 0 or subprocess.run(["id", "nobody"], capture_output=True).returncode:
+        pytest.skip("needs root and a user 'nobody' to try as another user")
+    [path] = _write_pngs(tmp_path / "in", f"Private {unique()}.png").values()
+    mwingest(env, "upload", str(path)).expect(0)
+    state = _state(home)
+    assert state is not None
+    status = mwingest(env, "server", "status").expect(0)
+    auth_file = home / "prefect-server" / "auth"
+    secret = auth_file.read_text().strip()
+    assert str(auth_file) in status.stdout and secret.split(":")[1] not in status.stdout + status.stderr
+    assert auth_file.stat().st_mode & 0o777 == 0o600
+    assert (home / "prefect-server").stat().st_mode & 0o777 == 0o700
+    owner = owner_http(home)
+    [flow] = owner.post(f"{state['api_url']}/flows/filter", json={}, timeout=10).json()
+
+    tried = subprocess.run(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", _INTRUDER,
+                            state["api_url"], flow["id"]], capture_output=True, text=True,
+                           timeout=60, cwd="/")
+    assert tried.returncode == 0, tried.stderr
+    answers = json.loads(tried.stdout)
+    assert answers and set(answers.values()) == {401}, answers
+    # The owner with the secret gets the same routes.
+    assert owner.post(f"{state['api_url']}/flow_runs/filter", json={}, timeout=10).status_code == 200
+    assert owner.get(f"{state['api_url']}/admin/settings", timeout=10).status_code == 200
+    assert len(_runs(state["api_url"], home)) == 1  # nobody's run was never created
+    # What else nobody could read: the secret's file, the server's environment and command line.
+    server_pids = _group(state["pid"])
+    peek = subprocess.run(
+        ["runuser", "-u", "nobody", "--", "/bin/sh", "-c",
+         f"cat {auth_file}; for p in {' '.join(map(str, server_pids))}; do "
+         f"cat /proc/$p/environ; tr '\\0' ' ' < /proc/$p/cmdline; done"],
+        capture_output=True, text=True, timeout=30, cwd="/")
+    assert secret.split(":")[1] not in peek.stdout
+    # The owner's other commands still work with the server.
+    mwingest(env, "status").expect(0)
+    info = upload.file_info(session_for(wiki), path.name)
+    assert info is not None and info["sha1"] == sha1_of(path)

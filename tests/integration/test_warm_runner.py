@@ -8,10 +8,13 @@ names the child that ran the command, and which processes are alive after a sign
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -72,7 +75,7 @@ def test_flow_commands_run_warm_with_their_own_streams_env_and_exit_status(
     for path in (warm_png, terminal, declined, cold):
         info = upload.file_info(session, path.name)
         assert info is not None and info["sha1"] == sha1_of(path)
-    runs = _runs(runner["api_url"])
+    runs = _runs(runner["api_url"], home)
     assert [r["state_type"] for r in runs] == ["COMPLETED"] * 5  # the rejected one too
 
     # Ctrl-C on a run waiting for a reviewer: the command ends within seconds, warm or not; the
@@ -80,7 +83,8 @@ def test_flow_commands_run_warm_with_their_own_streams_env_and_exit_status(
     for where in ("warm", "in process"):
         served = len(children_served(home))
         run_env = {**env, "MWINGEST_WARM": "1" if where == "warm" else "0"}
-        code, took, runs = _interrupt_while_paused(run_env, runner["api_url"], other, warm_png.name)
+        code, took, runs = _interrupt_while_paused(run_env, runner["api_url"], home, other,
+                                                  warm_png.name)
         assert code == 130 and took < 20, (where, code, took)
         assert {r["state_type"] for r in runs} <= {"CRASHED", "CANCELLED", "FAILED"}, (where, [
             (r["name"], r["state_name"]) for r in runs])
@@ -96,18 +100,18 @@ def test_flow_commands_run_warm_with_their_own_streams_env_and_exit_status(
     assert _state(home) is None and not (home / "prefect-server" / "warm.json").exists()
 
 
-def _interrupt_while_paused(run_env: dict[str, str], api_url: str, source: Path, taken: str
-                            ) -> tuple[int, float, list[dict[str, Any]]]:
+def _interrupt_while_paused(run_env: dict[str, str], api_url: str, home: Path, source: Path,  # noqa: F811
+                            taken: str) -> tuple[int, float, list[dict[str, Any]]]:
     """Start an upload onto a taken name, Ctrl-C it once it waits for a reviewer: its exit
     status, seconds from the signal to its end, and its runs once none is running any more."""
-    before = {r["id"] for r in _runs(api_url)}
+    before = {r["id"] for r in _runs(api_url, home)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "mwingest.cli.app", "upload", str(source), "--filename", taken,
          "--review-wait", "600"], env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not any(
-                r["state_type"] == "PAUSED" for r in _runs(api_url) if r["id"] not in before):
+                r["state_type"] == "PAUSED" for r in _runs(api_url, home) if r["id"] not in before):
             time.sleep(0.3)
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
@@ -118,7 +122,7 @@ def _interrupt_while_paused(run_env: dict[str, str], api_url: str, source: Path,
     runs: list[dict[str, Any]] = []
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        runs = [r for r in _runs(api_url) if r["id"] not in before]
+        runs = [r for r in _runs(api_url, home) if r["id"] not in before]
         if runs and not any(r["state_type"] in ("RUNNING", "PAUSED", "PENDING") for r in runs):
             break
         time.sleep(1)
@@ -135,3 +139,73 @@ def test_the_runner_retires_when_its_server_dies(env, home):  # noqa: F811 - fix
     assert not alive(runner["pid"]), "the runner outlived its server"
     assert not Path(runner["socket"]).exists()
     assert warm.socket_path(Paths(home)) == Path(runner["socket"])
+
+
+#: Another user's listener at the runner's socket path: it records every connection, every byte
+#: and every file descriptor it is handed, one JSON line each.
+_SQUATTER = r"""
+import json, os, socket, sys
+path = sys.argv[1]
+os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+os.chmod(os.path.dirname(path), 0o755)
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.bind(path)
+os.chmod(path, 0o777)
+sock.listen(8)
+print(json.dumps({"ready": True}), flush=True)
+while True:
+    conn, _ = sock.accept()
+    conn.settimeout(5)
+    got, fds = b"", []
+    try:
+        while True:
+            data, new, _flags, _addr = socket.recv_fds(conn, 65536, 8)
+            if not data:
+                break
+            got += data
+            fds += new
+    except OSError:
+        pass
+    print(json.dumps({"bytes": len(got), "fds": len(fds),
+                      "password": os.environ.get("SQUAT_LOOK_FOR", "-") in got.decode("latin-1")}),
+          flush=True)
+"""
+
+
+def test_a_squatted_runner_directory_receives_nothing(wiki, env, home, tmp_path, unique):  # noqa: F811
+    """Another local user (``nobody``) makes the runner's directory in the shared temp
+    directory first and listens at the socket's path. The owner's commands must send it
+    nothing (no environment with the wiki password, no terminal) and still land their files."""
+    if os.geteuid() != 0 or subprocess.run(["id", "nobody"], capture_output=True).returncode:
+        pytest.skip("needs root and a user 'nobody' to try as another user")
+    shared = Path(tempfile.mkdtemp(prefix="mwingest-shared-tmp-", dir="/tmp"))
+    shared.chmod(0o1777)  # like /tmp: anyone may create a name first
+    env = {k: v for k, v in env.items() if k != "XDG_RUNTIME_DIR"}
+    env["TMPDIR"] = str(shared)
+    target = shared / f"mwingest-{os.getuid()}" / warm.socket_path(Paths(home)).name
+    squatter = subprocess.Popen(
+        ["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", _SQUATTER, str(target)],
+        env={"PATH": os.environ["PATH"], "SQUAT_LOOK_FOR": wiki.password}, cwd="/",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert json.loads(squatter.stdout.readline()) == {"ready": True}, squatter.stderr.read()
+        u = unique()
+        first, second = _write_pngs(tmp_path / "in", f"Squat {u}.png", f"Squat 2 {u}.png").values()
+        mwingest(env, "upload", str(first)).expect(0)
+        mwingest(env, "server", "start").expect(0)  # starts the runner, which must refuse too
+        log = home / "prefect-server" / "server.log"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "not serving" not in log.read_text():
+            time.sleep(0.5)
+        assert "is not private to this user" in log.read_text()
+        mwingest(env, "upload", str(second)).expect(0)
+        assert children_served(home) == []  # both ran in their own process
+        session = session_for(wiki)
+        for path in (first, second):
+            info = upload.file_info(session, path.name)
+            assert info is not None and info["sha1"] == sha1_of(path)
+    finally:
+        os.killpg(squatter.pid, signal.SIGKILL)
+        out, _err = squatter.communicate(timeout=10)
+        shutil.rmtree(shared, ignore_errors=True)
+    assert out.strip() == "", f"the squatter was sent: {out}"

@@ -247,4 +247,34 @@ def test_an_id_column_is_the_items_identity(tmp_path):
 
     first, second = read_manifest(manifest)
 
-    assert (first.key, second.key) == ("acc-1911-042", None)
+    assert (first.key, second.key) == ("list.csv#acc-1911-042", None)
+
+
+def test_two_manifests_numbering_from_one_do_not_reset_each_others_rows(tmp_path):
+    """Issue 24: ``id`` is scoped to its manifest. Two CSVs both with id=1 are two ledger rows;
+    reading the second does not send the first's finished row back to the start."""
+    from mwingest.ledger.ledger import Ledger, State
+
+    _files(tmp_path, "a.png", "b.png")
+    (tmp_path / "scans.csv").write_text("source,id\na.png,1\n", encoding="utf-8")
+    (tmp_path / "letters.csv").write_text("source,id\nb.png,1\n", encoding="utf-8")
+    [scan] = read_manifest(tmp_path / "scans.csv")
+    [letter] = read_manifest(tmp_path / "letters.csv")
+    assert scan.key != letter.key
+    wiki = "http://127.0.0.1:9412/w/api.php"
+    with Ledger(tmp_path / "ledger.sqlite3") as ledger:
+        first = ledger.begin(wiki, scan.source, sha1="a" * 40, size=1, target="A.png",
+                             key=scan.key)
+        ledger.transition(first.id, State.VALIDATED)
+        second = ledger.begin(wiki, letter.source, sha1="b" * 40, size=1, target="B.png",
+                              key=letter.key)
+        assert second.id != first.id
+        kept = ledger.get(first.id)
+        assert (kept.state, kept.target, kept.sha1) == (State.VALIDATED, "A.png", "a" * 40)
+        # The same manifest read again (another machine, another mount) is the same item.
+        (tmp_path / "elsewhere").mkdir()
+        _files(tmp_path / "elsewhere", "a.png")
+        (tmp_path / "elsewhere" / "scans.csv").write_text("source,id\na.png,1\n", encoding="utf-8")
+        [again] = read_manifest(tmp_path / "elsewhere" / "scans.csv")
+        assert ledger.begin(wiki, again.source, sha1="a" * 40, size=1, target="A.png",
+                            key=again.key).id == first.id

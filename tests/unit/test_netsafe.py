@@ -9,6 +9,7 @@ them. The loopback spellings go through the system resolver, which reads numeric
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -460,3 +461,54 @@ def test_nothing_is_requested_without_the_allow_list(local, tmp_path):
 
     assert files.hits == []
     assert list(Path(tmp_path).iterdir()) == []
+
+
+def _trickler(stage: str) -> tuple[socket.socket, threading.Thread]:
+    """A server that sends its answer one byte at a time, each byte well within the per-read
+    timeout (``stage``: the headers or the body trickle), as a slow-loris server would."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                head = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nX-Slow: "
+                body = b"x" * 100000
+                if stage == "body":
+                    conn.sendall(head + b"1\r\n\r\n")
+                    data = body
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                    data = b"X-Slow: " + b"y" * 100000
+                for byte in data:
+                    if stop.wait(0.2):
+                        return
+                    conn.sendall(bytes([byte]))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    thread.stop = stop  # type: ignore[attr-defined]
+    return listener, thread
+
+
+@pytest.mark.parametrize("stage", ["headers", "body"])
+def test_a_trickling_server_meets_the_downloads_total_deadline(stage, tmp_path):
+    """Every byte comes within the 5 s read timeout, so only the total deadline (1 s here) can
+    end the download: it ends as ``fetch-deadline`` (not retried) and leaves no file behind."""
+    listener, thread = _trickler(stage)
+    port = listener.getsockname()[1]
+    try:
+        with pytest.raises(FetchError) as caught:
+            fetch_to_file(f"http://127.0.0.1:{port}/slow", max_bytes=1 << 20, timeout=5.0,
+                          deadline=1.0, directory=tmp_path,
+                          allow=AllowList.parse([f"127.0.0.1:{port}"], env=False))
+        assert caught.value.code == "fetch-deadline" and not caught.value.retryable
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        thread.stop.set()  # type: ignore[attr-defined]
+        listener.close()
+        thread.join(timeout=10)

@@ -7,6 +7,7 @@ The starts, stops, idle stops and crash marking of a real server are in
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,37 @@ def test_the_crash_automation_expects_three_heartbeats_and_ignores_pauses():
     assert body["actions"] == [{"type": "change-flow-run-state", "state": "CRASHED",
                                 "message": body["actions"][0]["message"]}]
     assert crashwatch.crash_automation(heartbeat_s=1)["trigger"]["within"] == 10  # Prefect's minimum
+
+
+def test_the_servers_secret_is_made_once_private_and_masked(_home, monkeypatch):
+    from mwingest.base.redact import redact
+    from mwingest.runtime import apiauth
+
+    paths = localserver.Paths()
+    secret = apiauth.ensure(paths)
+    assert apiauth.ensure(paths) == secret and secret.startswith("mwingest:")
+    assert paths.auth.stat().st_mode & 0o777 == 0o600
+    assert paths.root.stat().st_mode & 0o777 == 0o700
+    assert secret.split(":")[1] not in redact(f"header {apiauth.header(secret)} and {secret}")
+    env = localserver._server_env(paths, "http://127.0.0.1:4242/api")
+    assert env[apiauth.SERVER_ENV] == secret == env[apiauth.CLIENT_ENV]
+    paths.auth.chmod(0o640)  # readable by a group: no longer a secret
+    with pytest.raises(apiauth.AuthFileError, match="0600"):
+        apiauth.read(paths)
+    with pytest.raises(localserver.LocalServerError, match="0600"):
+        localserver.start(paths=paths)
+
+
+def test_only_the_local_servers_clients_are_given_its_secret(_home, monkeypatch):
+    from mwingest.runtime import apiauth
+
+    paths = localserver.Paths()
+    secret = apiauth.ensure(paths)
+    monkeypatch.setenv(apiauth.CLIENT_ENV, "restored after the test")
+    monkeypatch.delenv(apiauth.CLIENT_ENV)
+    monkeypatch.setattr(prefectenv, "is_local_server",
+                        lambda url: url == "http://127.0.0.1:4242/api")
+    assert not prefectenv.authenticate("http://prefect.example:4200/api")
+    assert apiauth.CLIENT_ENV not in os.environ  # a team's server never gets the local secret
+    assert prefectenv.authenticate("http://127.0.0.1:4242/api")
+    assert os.environ[apiauth.CLIENT_ENV] == secret

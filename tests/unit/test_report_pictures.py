@@ -17,5 +17,5 @@ def test_summary_shows_thumbnails_beside_links_and_the_notes():
     assert "* [A b.png](http://w/File:A_b.png) ![A b.png](http://w/t/A)" in text
     waiting = next(line for line in text.splitlines() if "Taken.png" in line)
     assert "![on the wiki](http://w/t/T)" in waiting
-    assert "![this file (stashed)](http://w/stash/k1)" in waiting
+    assert "![this file \\(stashed\\)](http://w/stash/k1)" in waiting  # alt text escaped
     assert "## Warnings before the upload\n* a.png is in categories that do not exist" in text

@@ -73,3 +73,60 @@ def test_no_runner_or_another_prefect_means_running_here(env, monkeypatch, tmp_p
         monkeypatch.setenv(name, value)
     assert warm.run_warm(["upload", "a.png"]) is None
     assert warm.run_warm(["status"]) is None
+
+
+def test_the_runtime_directory_is_preferred_when_it_is_private(tmp_path, monkeypatch):
+    runtime = tmp_path / "run-user"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    assert warm.socket_path(Paths(tmp_path)).parent == runtime / "mwingest"
+    runtime.chmod(0o755)  # not private: not trusted as the user's own
+    assert warm.socket_path(Paths(tmp_path)).parent.name == f"mwingest-{os.getuid()}"
+
+
+def _listening(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    sock.listen(1)
+    return sock
+
+
+def test_a_socket_is_trusted_only_in_a_private_directory_of_the_users_own(tmp_path):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    with _listening(private / "r.sock"):
+        assert warm.untrusted_reason(private / "r.sock") is None
+        private.chmod(0o770)  # a group could have put it there
+        assert "not a private directory" in warm.untrusted_reason(private / "r.sock")
+        private.chmod(0o700)
+        link = tmp_path / "link"
+        link.symlink_to(private)  # a link: whoever owns where it points decides
+        assert "not a private directory" in warm.untrusted_reason(link / "r.sock")
+    (private / "file.sock").write_text("")
+    assert "not a socket" in warm.untrusted_reason(private / "file.sock")
+    assert warm.untrusted_reason(private / "none.sock") == "no socket"
+
+
+def test_the_peers_uid_comes_from_the_kernel():
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with ours, theirs:
+        assert warm.peer_uid(ours) == os.getuid()
+
+
+def test_a_listener_of_another_user_at_a_trusted_path_is_sent_nothing(tmp_path, monkeypatch):
+    """The file checks pass (a private directory, a socket owned by this user) but the process
+    that listens runs as another user: the command must close without sending."""
+    monkeypatch.setenv("MWINGEST_HOME", str(tmp_path / "home"))
+    for name in ("MWINGEST_WARM", "PREFECT_API_URL", "MWINGEST_PREFECT", "XDG_RUNTIME_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    path = warm.socket_path(Paths())
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    with _listening(path) as sock:
+        monkeypatch.setattr(warm, "peer_uid", lambda conn: os.getuid() + 1)  # "someone else"
+        sock.settimeout(5)
+        assert warm.run_warm(["upload", "a.png"]) is None
+        conn, _ = sock.accept()
+        with conn:
+            conn.settimeout(5)
+            assert conn.recv(65536) == b""  # connected, then closed: not one byte sent
+    path.unlink()
