@@ -113,5 +113,8 @@ def test_the_review_form_shows_the_structured_data_the_file_brings() -> None:
 
     text = describe_conflict("a.png", "A.png", {"exists": "A.png"}, sha1="0" * 40, size=3,
                              existing=None, structured=step.shown(_want(), None))
-    assert ("* its structured data, written once it lands: captions de, en; depicts (P1) Q1; "
-            "inception (P3) 1911") in text
+    from mwingest.base import markdown as md
+
+    # Escaped like every other word in the form (mwingest.base.markdown), so shown as written.
+    assert ("* its structured data, written once it lands: "
+            + md.text("captions de, en; depicts (P1) Q1; inception (P3) 1911")) in text
