@@ -130,6 +130,20 @@ def _locked(paths: Paths) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _starting(paths: Paths) -> bool:
+    """A command holds the starter's lock (setting the server up, or stopping it): not idle."""
+    try:
+        with open(paths.lock, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
         try:
@@ -203,8 +217,10 @@ def _start(idle_s: float | None, port: int | None, paths: Paths,
         info = read_state(paths)
         if info is None:
             raise LocalServerError(f"the local Prefect server left no state (log: {paths.log})")
+        # Still under the lock: a server told to idle out after a few seconds must not stop
+        # while its starter is setting it up (the supervisor never stops while the lock is held).
+        install_crash_automation(rest_sender(info.api_url, _http(paths)))
         touch(paths)
-    install_crash_automation(rest_sender(info.api_url, _http(paths)))
     return info, True
 
 
@@ -316,7 +332,7 @@ def supervise(port: int, idle_s: float, root: Path) -> int:
         if not paths.state.exists():  # its home was deleted: nobody can find or stop it any more
             print("mwingest: the server's state file is gone, stopping", flush=True)
             finish()
-        if idle_s <= 0 or time.time() - _last_used(paths, started) < idle_s:
+        if idle_s <= 0 or time.time() - _last_used(paths, started) < idle_s or _starting(paths):
             continue
         try:
             if active_runs(api_url, paths):
