@@ -56,7 +56,11 @@ def _prefect_db_root(tmp_path_factory: pytest.TempPathFactory) -> None:
 #: own workers and the short files fill in around them, instead of one long file ending the run.
 _LONG_FILES = (
     "integration/test_fanout.py",
+    "integration/test_relogin.py",
+    "integration/test_pacing.py",
     "e2e/test_ui.py",
+    "integration/test_names_agreement.py",
+    "integration/test_real_media_agreement.py",
     "integration/test_flow_outage.py",
     "integration/test_job_crash_matrix.py",
     "integration/test_bigfile.py",
@@ -67,6 +71,8 @@ _LONG_FILES = (
     "integration/test_flow_faults.py",
     "integration/test_flow_review.py",
     "integration/test_secrets.py",
+    "integration/test_structured_data.py",
+    "integration/test_commons_rules.py",
 )
 
 
