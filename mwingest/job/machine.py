@@ -23,8 +23,11 @@ one ``wbeditentity`` per attempt, each attempt reading the entity first); a fail
 the landing: ``uploaded`` with reason ``structured-data-failed``, taken up again by a re-run.
 
 The job holds no flags besides the row: the chunk state, the fetched URL and the bytes sent are
-caches of the current run, rebuilt from the row when missing. (One module for the whole machine,
-a little over the usual size: its states read best side by side.)
+caches of the current run, rebuilt from the row when missing. This module holds the states, the
+step function and the moves; the steps of each stage read on their own page, as mixins of
+:class:`Job`: :mod:`~mwingest.job.admission` (validate, pre-check, resume),
+:mod:`~mwingest.job.publishing` (publish, decide, recover a lost answer) and
+:mod:`~mwingest.job.refusalsteps` (an extension's refusal).
 """
 
 from __future__ import annotations
@@ -38,12 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from mwingest.base.errors import (
-    AlreadyThereError,
-    ApiError,
-    InputError,
     LoginRefusedError,
-    PermanentApiError,
-    ResyncError,
     reason_code,
 )
 from mwingest.base.items import (
@@ -57,22 +55,22 @@ from mwingest.base.items import (
 )
 from mwingest.base.options import URL_SHA1
 from mwingest.base.policy import Action
-from mwingest.job import decisions, intake, refusals, structured
+from mwingest.job import decisions, intake, structured
+from mwingest.job.admission import Admission
 from mwingest.job.context import JobContext
-from mwingest.job.recovery import find_landed
+from mwingest.job.publishing import Publishing
 from mwingest.job.refusalsteps import RefusalSteps
 from mwingest.ledger.ledger import OUTCOMES, LedgerItem, RowLeasedError, State
-from mwingest.wiki import chunked, names, upload
+from mwingest.wiki import chunked, upload
 
 __all__ = ["Job", "JobContext"]
 log = logging.getLogger("mwingest.job.machine")
 #: Marks a log record that states a file's outcome: a console that prints outcomes itself (the
 #: CLI) leaves these out, so each outcome is shown once.
 OUTCOME_LOG = {"mwingest_outcome": True}
-_RENAMEABLE = ("illegal-filename", "filename-toolong", "filetype-missing", "filename-tooshort")
 
 
-class Job(RefusalSteps):
+class Job(Admission, Publishing, RefusalSteps):
     """One file on one wiki. Call :meth:`step` until :attr:`done`; :meth:`outcome` says how it ended."""
 
     def __init__(self, ctx: JobContext, item: IngestItem, row: LedgerItem | None = None) -> None:
@@ -252,89 +250,6 @@ class Job(RefusalSteps):
         self._move(State.STASHED, "decided", f"{action} by {by}",
                    decision=decisions.record(action, name=new_name, by=by, note=note))
 
-    # --- 1. validate -----------------------------------------------------------------------------
-    def _validate(self) -> None:
-        ctx = self.ctx
-        checked = intake.check(self.item, ctx.rules, ctx.options, ctx.allow)
-        self.local_copy, self.final_url = checked.local_copy, checked.final_url
-        if not checked.ok and (not checked.record or checked.sha1 is None):
-            return self._verdict(checked.outcome or REJECTED, checked.reason or "invalid",
-                                 checked.message or "")
-        assert checked.sha1 and checked.target
-        try:
-            row = ctx.ledger.begin(ctx.wiki, self.item.source, sha1=checked.sha1,
-                                   size=checked.size, target=checked.target, run_id=ctx.run_id,
-                                   lease=ctx.lease, account=ctx.account, key=self.item.key)
-        except RowLeasedError as exc:
-            self.row = exc.row
-            return self._verdict(FAILED, "leased", "another run is working on this file "
-                                 f"({exc.row.state}); try again when it has finished")
-        self.row, self._leased = row, True
-        if not checked.ok:
-            if row.state in (State.UPLOADED, State.SKIPPED, State.PUBLISHED):
-                return self._verdict(REJECTED, checked.reason or "invalid", checked.message or "")
-            if row.state is not State.REJECTED:
-                self._move(State.REJECTED, checked.reason, checked.message)
-            return
-        if structured.again(row, self._params()):
-            return self._move(State.DESCRIBING, "resume", "writing its structured data",
-                              params=self._params())
-        if row.state in (State.UPLOADED, State.SKIPPED):
-            why = "already-uploaded" if row.state is State.UPLOADED else row.reason or "skipped"
-            return self._verdict(SKIPPED, why, f"done in an earlier run ({row.state})")
-        if row.state is State.REJECTED and self._input_changed(row):
-            row = self._reopen(row)
-            if row.state is State.STASHED:
-                return
-        if row.state is State.REJECTED:  # its bytes are not sent again while nothing changed
-            return self._verdict(REJECTED, row.reason or "rejected", row.message or "")
-        if row.state is State.PENDING:
-            self._move(State.VALIDATED, params=self._params())
-            self._precheck(checked)
-            return
-        self._resume(row)
-
-    def _precheck(self, checked: intake.Checked) -> None:
-        """Big new files: are the bytes already on the wiki? (a small one costs about as much to send)"""
-        from mwingest.checks.validate import find_duplicates  # Pillow/magic: imported lazily
-
-        if checked.size < self.ctx.options.precheck_min_bytes or checked.sha1 == URL_SHA1:
-            return
-        dupes = find_duplicates(self.ctx.session, checked.sha1 or "")
-        if names.title_key(checked.target or "") in {names.title_key(d) for d in dupes}:
-            self._move(State.SKIPPED, "already-on-wiki", f"File:{checked.target} already holds "
-                       "these bytes", final_name=checked.target)
-        elif dupes and self.ctx.options.policy.action_for("duplicate") is Action.SKIP:
-            self._move(State.SKIPPED, "duplicate", "the same bytes are already on the wiki as "
-                       + ", ".join(dupes), warnings={"duplicate": dupes})
-
-    def _resume(self, row: LedgerItem) -> None:
-        """An unfinished row from an earlier run: continue where the wiki stands."""
-        state = row.state
-        if state is State.FAILED:
-            state = self.ctx.ledger.failed_from(row.id) or State.VALIDATED
-        fresh = row.is_resumable(max_age=self.ctx.stash_max_age)
-        fields: dict[str, Any] = {}
-        if state is State.NEEDS_REVIEW:  # decide again: this run's policy may publish or rename
-            state, fields = State.STASHED, {"decision": None}
-        if (state is State.STASHED and not fresh) or (
-                state is State.STASHING and row.filekey and not fresh):
-            state = State.VALIDATED  # the wiki has dropped that stash row (or soon will)
-        # A chunk session whose key was never recorded (the first answer was lost) may still be
-        # on the wiki: resuming asks the user's stash for it before sending from byte 0.
-        if state in (State.PUBLISHING, State.PUBLISHED, State.STASHING, State.STASHED,
-                     State.DESCRIBING):
-            log.info("%s: continuing from %s (an earlier run stopped there)", self.item.label, state)
-            if (state in (State.STASHING, State.STASHED) or state is State.DESCRIBING
-                    and self.item.sdc) and row.params != self._params():
-                # Nothing published yet: the row keeps this run's text, comment and tags, so a
-                # later decision (``mwingest review``) publishes them, not an earlier run's.
-                fields["params"] = self._params()
-            if row.state is not state or "params" in fields:
-                self._move(state, "resume", f"continuing from {state}", **fields)
-        else:
-            self._move(State.VALIDATED, "retry", "starting over", params=self._params())
-
     # --- 2. send the bytes -------------------------------------------------------------------------
     def _send(self) -> None:
         row = self._row()
@@ -379,104 +294,6 @@ class Job(RefusalSteps):
                                          offset=self.chunk.offset, chunk_size=self.chunk.chunk_size,
                                          owner=self.ctx.owner if self._leased else None)
             self.row = self.ctx.ledger.get(self.row.id)
-
-    # --- 3. publish, decide ----------------------------------------------------------------------
-    def _publish_or_decide(self) -> None:
-        """A stashed file: publish it, or carry out what the policy or a person decided."""
-        row = self._row()
-        move = decisions.next_move(row, self.ctx.options.policy, self.ctx.rules,
-                                   is_free=lambda n: upload.file_info(self.ctx.session, n) is None)
-        if move.action is not None:
-            return self.decide(move.action, by="policy")
-        if move.name is None:
-            return self._move(State(move.outcome or FAILED), move.reason, move.message)
-        self._publish(move.name, ignorewarnings=move.ignorewarnings, decision=move.decision)
-
-    def _publish(self, name: str, *, ignorewarnings: bool, op: str = "publish",
-                 decision: dict[str, Any] | None = None) -> None:
-        """Record the intent, send the one write, record what the wiki answered."""
-        row = self._row()
-        intent = {"op": op, "name": name, "ignorewarnings": ignorewarnings,
-                  "at": datetime.now(UTC).isoformat(timespec="seconds")}
-        fields: dict[str, Any] = {"intent": intent}
-        if decision is not None:
-            fields["decision"] = decision
-        self._move(State.PUBLISHING, **fields)
-        self._write(row.filekey, intent)
-
-    def _write(self, filekey: str | None, intent: dict[str, Any]) -> None:
-        row, session, name = self._row(), self.ctx.session, str(intent["name"])
-        kwargs = {**self._params(), "ignorewarnings": bool(intent.get("ignorewarnings"))}
-        kwargs.pop("sdc", None)  # written after the landing, not with the upload
-        try:
-            if filekey:
-                result = upload.publish_stash(session, filekey, name, **kwargs)
-            elif self.copy_upload:
-                if not self.final_url:  # never hand the wiki an unwalked URL
-                    walked = intake.walk_url(self.item.source, self.ctx.options, self.ctx.rules,
-                                             self.ctx.allow)
-                    if not walked.ok:
-                        return self._move(State(walked.outcome or FAILED), walked.reason,
-                                          walked.message)
-                    self.final_url = walked.final_url
-                result = upload.upload_from_url(session, self.final_url or self.item.source, name,
-                                                **kwargs)
-            else:
-                if not Path(self.path).is_file():
-                    return self._move(State.FAILED, "source-missing", f"{self.path} is gone")
-                result = self._send_whole(name, kwargs)
-        except AlreadyThereError as exc:
-            return self._move(State.SKIPPED, "nochange", exc.info or "already the current version",
-                              final_name=name)
-        except ResyncError as exc:
-            if exc.code != "uploadstash-file-not-found" or not self._same_bytes():
-                raise
-            log.warning("%s: the wiki's stash copy is gone; sending the file again", self.item.label)
-            decision = dict(row.decision) if row.decision else None
-            if decision and decision.get("tried"):  # that name was never tried: the key was gone
-                decision["tried"] = decision["tried"][:-1]
-            return self._move(State.VALIDATED, "stash-gone", "the stash copy expired; sending again",
-                              decision=decision)
-        except InputError as exc:
-            key = exc.filekey or filekey
-            clean = names.sanitise(name, self.ctx.rules) if exc.code in _RENAMEABLE else name
-            if key and clean != name:  # a name the wiki refused with a key: its sanitised form
-                return self._move(State.STASHED, exc.code, f"trying File:{clean}",
-                                  filekey=key, target=clean, warnings=None)
-            return self._move(State.FAILED if key else State.REJECTED, exc.code, exc.info,
-                              filekey=key)
-        except PermanentApiError as exc:  # an extension's refusal (AbuseFilter, blacklists …)?
-            refusal = refusals.classify(exc, name)
-            if refusal is None:
-                raise
-            return self._refused(refusal)
-        self._answered(result, name)
-
-    def _answered(self, result: upload.UploadResult, name: str) -> None:
-        row = self._row()
-        if result.kind is upload.ResultKind.WARNING:
-            return self._move(State.STASHED, "warned", ", ".join(result.warnings.codes()),
-                              filekey=result.filekey or row.filekey,
-                              warnings=result.warnings.as_dict())
-        if result.kind is not upload.ResultKind.SUCCESS or not result.filename:
-            raise ApiError("unexpected-result", f"publish answered {result.kind}")
-        self.landed = dict(result.imageinfo)
-        if self.landed.get("sha1") and self.landed.get("size") is not None:
-            return self._check_landed(result.filename, self.landed)
-        self._move(State.PUBLISHED, final_name=result.filename)
-
-    def _recover_publish(self) -> None:
-        """A publish may have landed while its answer (or the run) was lost: look before resending."""
-        row = self._row()
-        intent = row.intent or {}
-        known = (row.warnings or {}).get("duplicate") or []
-        renamed = (row.decision or {}).get("action") == Action.RENAME.value
-        found = find_landed(self.ctx.session, intent, row.sha1, known, any_name=renamed)
-        if found is not None:
-            log.info("%s: the earlier publish landed as File:%s", self.item.label, found["name"])
-            self.landed = found
-            return self._check_landed(found["name"], found)
-        self._write(row.filekey, dict(intent))
 
     # --- 4. verify -------------------------------------------------------------------------------
     def _verify(self) -> None:
