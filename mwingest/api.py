@@ -308,10 +308,13 @@ def resolve(item_id: int | str, decision: str, *, new_filename: str | None = Non
     return Outcome(**row)
 
 
-def check_sources(sources: Sequence[str], *, wiki: str | None = None, glob: str = "*",
-                  text_template: str | None = None, root: str | None = None,
-                  allow_hosts: Sequence[str] = (), max_pixels: int | None = None) -> list[Outcome]:
+def check_sources(sources: Sequence[str], *, wiki: str | None = None,
+                  settings: BatchSettings | None = None, **flat: Any) -> list[Outcome]:
     """Validation only, no login and no bytes sent: one ``ok``/``rejected`` outcome per item.
+
+    ``settings`` (or flat names, as for :func:`ingest`: ``glob``, ``text_template``,
+    ``manifest_root``, ``allow_hosts``, ``max_pixels``, ``text``, …) are the batch's own, so
+    the items are read and described exactly as the import will read them.
 
     With a wiki, its own rules (siteinfo), the SHA-1 duplicate pre-check and, where the wiki has
     them, its TitleBlacklist and SpamBlacklist (``title-blacklisted``, ``spam-url``) are used;
@@ -320,10 +323,14 @@ def check_sources(sources: Sequence[str], *, wiki: str | None = None, glob: str 
     """
     from mwingest.checks.netsafe import AllowList, UnsafeURLError, check_url
     from mwingest.checks.validate import find_duplicates, validate_file
-    from mwingest.describe.sources import collect
+    from mwingest.job.settings import BatchSettings
     from mwingest.wiki.session import WikiSession
     from mwingest.wiki.siteinfo import WikiRules, fetch_rules
 
+    if "root" in flat:  # the name this function took before the settings model
+        flat["manifest_root"] = flat.pop("root")
+    settings = BatchSettings.from_flat(settings, **flat)
+    max_pixels = settings.safety.max_pixels or None
     session = WikiSession(wiki) if wiki else None
     try:
         rules = fetch_rules(session) if session else WikiRules()
@@ -332,8 +339,8 @@ def check_sources(sources: Sequence[str], *, wiki: str | None = None, glob: str 
             f"cannot use the wiki at {wiki}: {exc}") from None
     outcomes: list[Outcome] = []
     texts: list[str | None] = []  # each outcome's page text, for the blacklists
-    allow = AllowList.parse(allow_hosts)
-    for item in collect(sources, glob=glob, text_template=text_template, root=root):
+    allow = AllowList.parse(settings.safety.allow_hosts)
+    for item in settings.collect(sources):
         if item.error:
             outcomes.append(Outcome(item.source, item.filename, "rejected", item.error,
                                     item.error_message))
@@ -361,7 +368,7 @@ def check_sources(sources: Sequence[str], *, wiki: str | None = None, glob: str 
                 reason, message = "duplicate-on-wiki", f"already on the wiki as {', '.join(dupes)}"
         outcomes.append(Outcome(item.source, verdict.filename, "ok" if verdict.ok else "rejected",
                                 reason, message, verdict.sha1, verdict.size))
-        texts.append(item.text)
+        texts.append(item.text or settings.describing.text or None)
     return _blacklisted(session, outcomes, texts) if session is not None else outcomes
 
 

@@ -200,8 +200,8 @@ def check(
 
     try:
         hosts = safety(root, allow_host)
-        outcomes = check_sources(sources, wiki=wiki, glob=glob, max_pixels=max_pixels,
-                                 root=hosts["manifest_root"], allow_hosts=hosts["allow_hosts"])
+        settings = batch_settings(glob=glob, max_pixels=max_pixels, **hosts)
+        outcomes = check_sources(sources, wiki=wiki, settings=settings)
     except IngestSetupError as exc:
         raise fail(str(exc)) from None
     if as_json:
