@@ -31,7 +31,6 @@ from flows.plainparams import plain_parameters
 from flows.review import ask_reviewer, describe_conflict
 from mwingest.base.errors import LoginRefusedError, reason_code
 from mwingest.base.items import NEEDS_REVIEW, IngestItem, Outcome
-from mwingest.base.retry import RetryPolicy
 from mwingest.describe import pagecheck, structured
 from mwingest.job import blacklisted
 from mwingest.job import structured as structured_data
@@ -218,7 +217,7 @@ def run_batch(credentials: Credentials, sources: list[str],
     log = get_run_logger()
     started = time.monotonic()
     run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
-    retry = RetryPolicy(budget_s=settings.sending.retry_budget_s)
+    retry = settings.retry()
     session, rules = retry.call(lambda: open_wiki(credentials), what="opening the wiki")
     options = settings.options(min_chunk_size=rules.min_chunk_size)
     ledger_file = settings.ledger_path or default_location()

@@ -394,7 +394,6 @@ def describe_files(manifest: str, *, wiki: str | None = None,
     every attempt reads the entity first, so running it again writes nothing twice."""
     from pathlib import Path
 
-    from mwingest.base.retry import RetryPolicy
     from mwingest.describe import structured
     from mwingest.describe.sources import titles
     from mwingest.job.settings import BatchSettings
@@ -409,7 +408,7 @@ def describe_files(manifest: str, *, wiki: str | None = None,
         raise _setup_error(exc, wiki) or IngestSetupError(
             f"cannot use the wiki at {wiki}: {exc}") from None
     statements = settings.describing.statements
-    retry = RetryPolicy(budget_s=settings.sending.retry_budget_s)
+    retry = settings.retry()
     items = retry.call(lambda: structured.check_items(
         session, titles(Path(manifest), tuple(statements)), statements).items,
         what="checking the structured data columns")

@@ -297,8 +297,13 @@ class BatchSettings(BaseModel):
             chunk_size=max(int(s.chunk_size_mb * 1024 * 1024), min_chunk_size),
             policy=self.on_warning.policy(), allow_hosts=tuple(safe.allow_hosts),
             url_mode=s.url_mode, stash_hours=s.stash_hours or None,
-            retry=RetryPolicy(budget_s=s.retry_budget_s), async_assembly=s.async_assembly,
+            retry=self.retry(), async_assembly=s.async_assembly,
             max_pixels=safe.max_pixels or None)
+
+    def retry(self) -> RetryPolicy:
+        """The batch's one retry policy: for opening the wiki and the checks before the upload
+        as for every file's steps (the same budget everywhere)."""
+        return RetryPolicy(budget_s=self.sending.retry_budget_s)
 
     def collect(self, sources: Iterable[str]) -> list[IngestItem]:
         """The batch's items from its sources, described as these settings say."""
