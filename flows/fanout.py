@@ -50,6 +50,7 @@ from mwingest.job.settings import DEFAULT_SETTINGS, MAX_WORKERS, BatchSettings
 from mwingest.job.shards import write_plan
 from mwingest.ledger.ledger import Ledger, Plan, PlanShard, State, default_location
 from tasks.report import TABLE_KEY, publish_report
+from tasks.states import batch_state
 
 SHARD_DEPLOYMENT = "ingest-shard/ingest-shard"
 REPORT_DEPLOYMENT = "report-import/report-import"
@@ -163,7 +164,7 @@ def report_import(plan_id: str, ledger: str | None = None) -> list[dict]:
                    ledger_path=ledger or default_location())
     counts = {o: sum(1 for x in outcomes if x.outcome == o) for o in sorted(OUTCOMES)}
     log.info("plan %s: %s", plan_id, ", ".join(f"{n} {o}" for o, n in counts.items() if n))
-    return [o.as_dict() for o in outcomes]
+    return batch_state(outcomes, [o.as_dict() for o in outcomes])  # type: ignore[return-value]
 
 
 def _watch(led: Ledger, plan: Plan, ledger: str | None, me: str) -> list[PlanShard] | None:

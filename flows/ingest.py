@@ -24,6 +24,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 from prefect.futures import PrefectConcurrentFuture
+from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.heartbeat import heartbeating
@@ -41,6 +42,7 @@ from mwingest.wiki.connect import open_wiki
 from mwingest.wiki.credentials import Credentials
 from tasks.pacing import paced_writes
 from tasks.report import Progress, publish_report
+from tasks.states import batch_state, file_state, waiting_state
 from tasks.steps import carry_out, drive
 
 #: The reason of a file stopped because the wiki refused to log in again (its row stays as it was).
@@ -86,8 +88,9 @@ class Finished:
 
 @task(name="ingest-file", cache_policy=NO_CACHE, persist_result=False)
 def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
-                progress: Progress, finished: Finished, index: int) -> None:
-    """One file from validation to its outcome (the review by a person comes later)."""
+                progress: Progress, finished: Finished, index: int) -> State | None:
+    """One file from validation to its outcome (the review by a person comes later); the task
+    ends in a state named for the outcome (:mod:`tasks.states`)."""
     job = Job(ctx, item)
     try:
         drive(job, label=item.label, on_step=_progress if PROGRESS_LISTENERS else None)
@@ -99,12 +102,13 @@ def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
         progress.advance()
     if _waits_for_person(job):
         finished.files[index] = job  # told once a person answered, or the run gave up waiting
-        return
+        return waiting_state(job.row.target if job.row is not None else item.label)
     outcome = job.outcome()
     if outcome.reason == STOPPED:  # the batch stops: the flow says why once, not per file
-        return
+        return None
     _tell(outcome, item.label)
     finished.files[index] = outcome
+    return file_state(outcome)
 
 
 def _progress(job: Job) -> None:
@@ -140,7 +144,7 @@ def _waits_for_person(job: Job) -> bool:
 
 
 @task(name="review", cache_policy=NO_CACHE, persist_result=False)
-def review_file(job: Job, timeout_s: int) -> Job:
+def review_file(job: Job, timeout_s: int) -> State:
     """Ask a person about one warned file (a pause form of its own) and carry out the answer."""
     log = get_run_logger()
     row = job.row
@@ -163,8 +167,9 @@ def review_file(job: Job, timeout_s: int) -> Job:
         log.info("%s: reviewer chose %s", label, answer["action"])
         carry_out(job, answer["action"], new_name=answer.get("new_filename") or None,
                   by="reviewer", note=answer.get("note") or None, label=label)
-    _tell(job.outcome(), label)
-    return job
+    outcome = job.outcome()
+    _tell(outcome, label)
+    return file_state(outcome)
 
 
 def _ask_people(waiting: list[Job], timeout_s: int) -> None:
@@ -197,6 +202,8 @@ def run_batch(credentials: Credentials, sources: list[str],
     ``settings``: everything the batch was told (:class:`~mwingest.job.settings.BatchSettings`,
     its fields say what each does). ``planned``: the items themselves, already read by a plan (a
     shard of a planned import, :mod:`flows.fanout`); ``sources`` is then not read.
+    Returns the batch's final state (Completed, the counts in its message, the rows as its
+    result): a flow that returns it ends in it, and its caller gets the rows.
     """
     log = get_run_logger()
     started = time.monotonic()
@@ -250,7 +257,7 @@ def run_batch(credentials: Credentials, sources: list[str],
     publish_report(outcomes, wiki=session.api_url, seconds=time.monotonic() - started,
                    ledger_path=ledger_file, pictures=pictures.for_outcomes(session, outcomes),
                    notes=notes)
-    return [o.as_dict() for o in outcomes]
+    return batch_state(outcomes, [o.as_dict() for o in outcomes])  # type: ignore[return-value]
 
 
 def _stopped(refused: LoginRefusedError, done: list[Job | Outcome], total: int, wiki: str,
