@@ -41,7 +41,7 @@ from mwingest.wiki import pictures, upload
 from mwingest.wiki.connect import open_wiki
 from mwingest.wiki.credentials import Credentials
 from tasks.pacing import paced_writes
-from tasks.report import Progress, publish_report
+from tasks.report import Progress, name_this_run, publish_report, shown_name
 from tasks.states import batch_state, file_state, waiting_state
 from tasks.steps import carry_out, drive
 
@@ -102,13 +102,18 @@ def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
         progress.advance()
     if _waits_for_person(job):
         finished.files[index] = job  # told once a person answered, or the run gave up waiting
-        return waiting_state(job.row.target if job.row is not None else item.label)
+        return waiting_state(_shown(job))
     outcome = job.outcome()
     if outcome.reason == STOPPED:  # the batch stops: the flow says why once, not per file
         return None
     _tell(outcome, item.label)
     finished.files[index] = outcome
     return file_state(outcome)
+
+
+def _shown(job: Job) -> str:
+    """The file's name wherever a person reads it: the wiki's title, with spaces."""
+    return shown_name(job.row.target) if job.row is not None else job.item.label
 
 
 def _progress(job: Job) -> None:
@@ -155,10 +160,11 @@ def review_file(job: Job, timeout_s: int) -> State:
                              size=row.size, existing=existing,
                              pictures=pictures.review_pictures(job.ctx.session, row.target,
                                                                row.filekey))
-    log.warning("%s waits for a decision (%s): open the subflow run 'review · %s' (Subflow "
-                "Runs tab), its menu ⋮ → Resume; after %d s it stays needs-review",
-                label, ", ".join(row.warnings or {}), row.target, timeout_s)
-    state = ask_reviewer(row.target, text, timeout_s, return_state=True)
+    log.warning("%s waits for a decision (%s): open the run 'review · %s' (this run's Subflow "
+                "Runs tab) and press Resume (its menu ⋮) to decide; after %d s it stays "
+                "needs-review",
+                label, ", ".join(row.warnings or {}), _shown(job), timeout_s)
+    state = ask_reviewer(_shown(job), text, timeout_s, return_state=True)
     if not state.is_completed():
         log.warning("%s: nobody answered within %d s; it stays needs-review with its stash key",
                     label, timeout_s)
@@ -178,7 +184,7 @@ def _ask_people(waiting: list[Job], timeout_s: int) -> None:
         for job in waiting:
             _tell(job.outcome(), job.item.label)
         return
-    futures = [review_file.with_options(task_run_name=f"review · {j.item.label}")
+    futures = [review_file.with_options(task_run_name=f"review · {_shown(j)}")
                .submit(j, timeout_s) for j in waiting]
     for future in futures:
         future.wait()
@@ -213,6 +219,8 @@ def run_batch(credentials: Credentials, sources: list[str],
     options = settings.options(min_chunk_size=rules.min_chunk_size)
     ledger_file = settings.ledger_path or default_location()
     items = planned if planned is not None else settings.collect(sources)
+    if planned is None:  # a shard keeps the name its plan gave it
+        name_this_run(sources, len(items))
     notes: list[str] = []  # warnings found before the upload, for the run's summary
     if settings.describing.check_pages:  # before a byte is sent: one batched lookup for all
         checked = retry.call(lambda: pagecheck.check_items(session, items, options.policy,
@@ -252,6 +260,8 @@ def run_batch(credentials: Credentials, sources: list[str],
             publish_report([_outcome(f) for f in done], wiki=session.api_url,
                            seconds=time.monotonic() - started, ledger_path=ledger_file,
                            before_review=True)
+            progress.say(f"{len(waiting)} file(s) wait for a decision: open the run 'review · "
+                         f"NAME' (Subflow Runs tab) and press Resume")
         _ask_people(waiting, wait_s)
     outcomes: list[Outcome] = [_outcome(f) for f in done]
     publish_report(outcomes, wiki=session.api_url, seconds=time.monotonic() - started,

@@ -64,6 +64,8 @@ def test_file_tasks_end_in_states_named_for_their_outcomes(
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+        run = client.read_flow_run(run_id)
+    assert run.name == "import · scans/ · 4 files"  # the run list says what was imported
     states = {t.name: (t.state.type.value, t.state.name) for t in tasks if t.name.startswith("file · ")}
     assert states == {
         f"file · New {u}.png": ("COMPLETED", "Uploaded"),
