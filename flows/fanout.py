@@ -49,7 +49,7 @@ from mwingest.job.context import default_lease_ttl
 from mwingest.job.settings import DEFAULT_SETTINGS, MAX_WORKERS, BatchSettings
 from mwingest.job.shards import write_plan
 from mwingest.ledger.ledger import Ledger, Plan, PlanShard, State, default_location
-from tasks.report import TABLE_KEY, publish_report
+from tasks.report import DETAILS_KEY, publish_report
 from tasks.states import batch_state
 
 SHARD_DEPLOYMENT = "ingest-shard/ingest-shard"
@@ -209,10 +209,10 @@ def _watch(led: Ledger, plan: Plan, ledger: str | None, me: str) -> list[PlanSha
 
 
 def _shard_tables(client: Any, run_ids: list[str]) -> list[dict[str, Any]]:
-    """The outcome table rows of each shard's last run."""
+    """The detail table rows (every fact of every file) of each shard's last run."""
     artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
         flow_run_id=ArtifactFilterFlowRunId(any_=[uuid.UUID(r) for r in run_ids]),
-        key=ArtifactFilterKey(any_=[TABLE_KEY])))
+        key=ArtifactFilterKey(any_=[DETAILS_KEY])))
     rows: list[dict[str, Any]] = []
     for artifact in artifacts:
         data = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data

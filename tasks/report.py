@@ -38,6 +38,7 @@ Pictures = tuple[Mapping[str, Picture], Mapping[str, Picture]]
 
 TABLE_KEY = "ingest-outcomes"
 SUMMARY_KEY = "ingest-summary"
+DETAILS_KEY = "ingest-details"
 PROGRESS_KEY = "ingest-progress"
 
 
@@ -93,7 +94,7 @@ def describe_decision(decision: Mapping[str, Any] | None) -> str:
 
 
 def run_decisions(ledger_path: str, outcomes: Sequence[Outcome], run_id: str | None
-                  ) -> dict[int, str]:
+                  ) -> dict[int, Mapping[str, Any]]:
     """The decisions taken on these files during run ``run_id``, as the ledger recorded them.
 
     Why the ledger: an :class:`Outcome` says *what* happened (``decided-rename``), the ledger row
@@ -103,30 +104,45 @@ def run_decisions(ledger_path: str, outcomes: Sequence[Outcome], run_id: str | N
     ids = [o.ledger_id for o in outcomes if o.ledger_id is not None]
     if not ids or not run_id:
         return {}
-    out: dict[int, str] = {}
+    out: dict[int, Mapping[str, Any]] = {}
     try:
         with Ledger(ledger_path) as ledger:
             for item_id in ids:
                 entry = ledger.get(item_id)
                 if entry.decision and entry.flow_run_id == run_id:
-                    out[item_id] = describe_decision(entry.decision)
+                    out[item_id] = entry.decision
     except (LedgerError, sqlite3.Error, SQLAlchemyError, OSError):
         return out
     return out
 
 
 def outcome_rows(outcomes: Sequence[Outcome],
-                 decisions: Mapping[int, str] | None = None) -> list[dict[str, Any]]:
-    """One row per file: what a person wants to read, with a link when the file landed."""
+                 decisions: Mapping[int, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The outcome table a person reads: one row per file, narrow enough for a 1280 px screen
+    (the long facts — SHA-1, message, link, full decision, source — are in :func:`detail_rows`
+    and the summary)."""
     decisions = decisions or {}
-    # The short name first and the full source last: the UI shows the first columns of a wide
-    # table, and a worker's absolute paths would fill them.
     return [{
         "file": PurePath(o.source).name or o.source,
         "outcome": o.outcome,
         "reason": o.reason or "",
         "target": shown_name(o.filename),
-        "decision": decisions.get(o.ledger_id, "") if o.ledger_id is not None else "",
+        "decision": _short(decisions.get(o.ledger_id) if o.ledger_id is not None else None),
+        "bytes": o.size if o.size is not None else "",
+    } for o in outcomes]
+
+
+def detail_rows(outcomes: Sequence[Outcome],
+                decisions: Mapping[int, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every fact of every file (the details artifact; what a planned import's report reads)."""
+    decisions = decisions or {}
+    return [{
+        "file": PurePath(o.source).name or o.source,
+        "outcome": o.outcome,
+        "reason": o.reason or "",
+        "target": shown_name(o.filename),
+        "decision": describe_decision(decisions.get(o.ledger_id)) if o.ledger_id is not None
+        else "",
         "message": o.message or "",
         "link": o.url or "",
         "sha1": o.sha1 or "",
@@ -134,6 +150,10 @@ def outcome_rows(outcomes: Sequence[Outcome],
         "sent": o.bytes_sent,  # by this run: less than the size when it continued a stash
         "source": o.source,
     } for o in outcomes]
+
+
+def _short(decision: Mapping[str, Any] | None) -> str:
+    return f"{decision.get('action', '?')} by {decision.get('by', '?')}" if decision else ""
 
 
 def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
@@ -213,6 +233,7 @@ def publish_report(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
     run_id = flow_run.get_id()
     decisions = run_decisions(ledger_path, outcomes, run_id)
     table = outcome_rows(outcomes, decisions)
+    details = detail_rows(outcomes, decisions)
     markdown = summary_markdown(outcomes, wiki=wiki, seconds=seconds, ledger_path=ledger_path,
                                 pictures=pictures, notes=notes, waiting=before_review)
     counts = Counter(o.outcome for o in outcomes)
@@ -221,6 +242,9 @@ def publish_report(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
                     else "batch summary")
     if not _update(run_id, TABLE_KEY, json.dumps(table, default=str), table_note):
         create_table_artifact(key=TABLE_KEY, table=table, description=table_note)
+    details_note = f"every fact of every file ({len(outcomes)}): SHA-1, message, link, source"
+    if not _update(run_id, DETAILS_KEY, json.dumps(details, default=str), details_note):
+        create_table_artifact(key=DETAILS_KEY, table=details, description=details_note)
     if not _update(run_id, SUMMARY_KEY, markdown, summary_note):
         create_markdown_artifact(key=SUMMARY_KEY, markdown=markdown, description=summary_note)
 

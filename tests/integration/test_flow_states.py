@@ -75,7 +75,7 @@ def test_file_tasks_end_in_states_named_for_their_outcomes(
     }, states
     # One table, one summary (no before/after copies), with the final rows.
     keys = sorted(a.key for a in artifacts if a.key)
-    assert keys == ["ingest-outcomes", "ingest-progress", "ingest-summary"], keys
+    assert keys == ["ingest-details", "ingest-outcomes", "ingest-progress", "ingest-summary"], keys
     [table] = [a for a in artifacts if a.key == "ingest-outcomes"]
     shown = json.loads(table.data) if isinstance(table.data, str) else table.data
     assert sorted(r["outcome"] for r in shown) == ["needs-review", "rejected", "skipped", "uploaded"]
