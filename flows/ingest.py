@@ -158,8 +158,10 @@ def review_file(job: Job, timeout_s: int) -> State:
     existing = upload.file_info(job.ctx.session, row.target)
     text = describe_conflict(row.source, row.target, dict(row.warnings or {}), sha1=row.sha1,
                              size=row.size, existing=existing,
-                             pictures=pictures.review_pictures(job.ctx.session, row.target,
-                                                               row.filekey))
+                             pictures=pictures.review_pictures(
+                                 job.ctx.session, row.target, row.filekey,
+                                 local=None if job.item.is_url else row.source,
+                                 sha1=row.sha1 or ""))
     log.warning("%s waits for a decision (%s): open the run 'review · %s' (this run's Subflow "
                 "Runs tab) and press Resume (its menu ⋮) to decide; after %d s it stays "
                 "needs-review",
