@@ -252,7 +252,8 @@ def _row_of(led: Ledger, wiki: str, outcome: Outcome) -> Any:
     as it was asked for), or None (a file rejected before it had a row)."""
     if not (outcome.sha1 and outcome.filename):
         return None
-    for title in dict.fromkeys((outcome.filename, outcome.filename.replace("_", " "))):
+    for title in dict.fromkeys((outcome.filename, outcome.filename.replace("_", " "),
+                                outcome.filename.replace(" ", "_"))):
         try:
             return led.find(f"{outcome.sha1[:12]}:{title}", wiki=wiki)
         except Exception:  # noqa: BLE001, S112 - not under this spelling: try the next

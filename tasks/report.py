@@ -116,19 +116,15 @@ def run_decisions(ledger_path: str, outcomes: Sequence[Outcome], run_id: str | N
     return out
 
 
-def outcome_rows(outcomes: Sequence[Outcome],
-                 decisions: Mapping[int, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """The outcome table a person reads: one row per file, narrow enough for a 1280 px screen
-    (the long facts — SHA-1, message, link, full decision, source — are in :func:`detail_rows`
-    and the summary)."""
-    decisions = decisions or {}
+def outcome_rows(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    """The outcome table a person reads: one row per file, its name as the wiki spells it (the
+    local name when it has no title), how it ended and why — narrow enough for the UI at 1280 px,
+    where a table artifact gets ~580 px. Who decided and when is in the summary; the source, SHA-1,
+    message and link in :func:`detail_rows`."""
     return [{
-        "file": PurePath(o.source).name or o.source,
+        "file": shown_name(o.filename) or PurePath(o.source).name or o.source,
         "outcome": o.outcome,
         "reason": o.reason or "",
-        "target": shown_name(o.filename),
-        "decision": _short(decisions.get(o.ledger_id) if o.ledger_id is not None else None),
-        "bytes": o.size if o.size is not None else "",
     } for o in outcomes]
 
 
@@ -152,19 +148,18 @@ def detail_rows(outcomes: Sequence[Outcome],
     } for o in outcomes]
 
 
-def _short(decision: Mapping[str, Any] | None) -> str:
-    return f"{decision.get('action', '?')} by {decision.get('by', '?')}" if decision else ""
-
-
 def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
                      ledger_path: str, pictures: Pictures | None = None,
-                     notes: Sequence[str] = (), waiting: bool = False) -> str:
+                     notes: Sequence[str] = (), waiting: bool = False,
+                     decisions: Mapping[int, Mapping[str, Any]] | None = None) -> str:
     """Counts, bytes, time, and the items waiting for a decision with the command to resolve them.
 
     ``pictures`` (published files by name, stashed ones by key; :func:`mwingest.wiki.pictures.for_outcomes`)
     puts each landed file's thumbnail beside its link, and both pictures beside a file waiting
     for review. ``notes``: warnings found before the upload (a red category), listed too.
-    ``waiting``: the run waits for people now: what waits, and where to decide, comes first."""
+    ``waiting``: the run waits for people now: what waits, and where to decide, comes first.
+    ``decisions``: the ledger's decisions of this run by item id (:func:`run_decisions`): who
+    decided what and when."""
     files, stash = pictures or ({}, {})
 
     def thumb(picture: Picture | None, alt: str) -> str:
@@ -201,6 +196,11 @@ def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
                   + thumb(files.get(_key(o.filename)), "on the wiki")
                   + thumb(stash.get(o.filekey or ""), "this file (stashed)")
                   for o in pending]
+    decided = [(o, decisions[o.ledger_id]) for o in outcomes
+               if decisions and o.ledger_id is not None and o.ledger_id in decisions]
+    if decided:
+        lines += ["", "## Decisions", *(f"* **{shown_name(o.filename)}** (`{PurePath(o.source).name}`)"
+                                        f": {describe_decision(d)}" for o, d in decided)]
     if notes:
         lines += ["", "## Warnings before the upload", *(f"* {note}" for note in notes[:100])]
     problems = [o for o in outcomes if o.outcome in ("rejected", "failed")]
@@ -232,10 +232,11 @@ def publish_report(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
 
     run_id = flow_run.get_id()
     decisions = run_decisions(ledger_path, outcomes, run_id)
-    table = outcome_rows(outcomes, decisions)
+    table = outcome_rows(outcomes)
     details = detail_rows(outcomes, decisions)
     markdown = summary_markdown(outcomes, wiki=wiki, seconds=seconds, ledger_path=ledger_path,
-                                pictures=pictures, notes=notes, waiting=before_review)
+                                pictures=pictures, notes=notes, waiting=before_review,
+                                decisions=decisions)
     counts = Counter(o.outcome for o in outcomes)
     table_note = f"one row per file ({len(outcomes)})"
     summary_note = (f"waits for {counts[NEEDS_REVIEW]} decision(s)" if before_review

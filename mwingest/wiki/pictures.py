@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-#: Width of the pictures in the review form, and in the run's summary.
-FORM_WIDTH, SUMMARY_WIDTH = 240, 120
+#: Width of the pictures in the review form, and in the run's summary. Two of 180 px side by side
+#: fit the UI's Resume dialog (~460 px of content) without a horizontal scroll bar.
+FORM_WIDTH, SUMMARY_WIDTH = 180, 120
 #: Files of each kind (landed, waiting) the summary shows with pictures.
 SUMMARY_FILES = 50
 _PER_REQUEST = 50
@@ -65,8 +66,8 @@ class Picture:
             parts.append(self.timestamp.replace("T", " ").removesuffix("Z") + " UTC")
         if self.user:
             parts.append(f"by {self.user}")
-        if self.sha1:
-            parts.append(f"SHA-1 `{self.sha1}`")
+        if self.sha1:  # the start: the full one is in the form's text, and 40 digits do not wrap
+            parts.append(f"SHA-1 {self.sha1[:12]}…")
         return ", ".join(parts)
 
 
@@ -127,7 +128,8 @@ def stash_pictures(api: ApiGetter, filekeys: Iterable[str], width: int) -> dict[
 def local_picture(path: str, *, sha1: str = "", width: int = FORM_WIDTH) -> Picture | None:
     """Our file's thumbnail from its local bytes, as a ``data:image/png`` URI any browser that
     opens the Prefect UI shows (no wiki login); None for a source that is not a local image
-    Pillow can read (a URL, a PDF, an SVG, a damaged file). ``width`` bounds both sides."""
+    Pillow can read (a URL, a PDF, an SVG, a damaged file). ``width`` is the thumbnail's width,
+    as the wiki's ``iiurlwidth`` is (a very tall picture is bounded at four times that)."""
     try:
         from PIL import Image
 
@@ -135,7 +137,7 @@ def local_picture(path: str, *, sha1: str = "", width: int = FORM_WIDTH) -> Pict
         with Image.open(path) as image:
             size = image.size
             image.draft("RGB", (width, width))  # a JPEG decodes at a fraction of its size
-            image.thumbnail((width, width))
+            image.thumbnail((width, 4 * width))
             shown = image.convert("RGBA" if "A" in image.getbands() or image.mode == "P"
                                   else "RGB")
             buf = io.BytesIO()

@@ -84,12 +84,12 @@ def test_review_form_and_summary_show_the_pictures(wiki_factory, prefect_server,
         pictures = dict(_IMAGE.findall(text))
         print(text)
         theirs, ours = pictures["on the wiki"], pictures["this file"]
-        assert "/thumb/" in theirs and "240px" in theirs  # a thumbnail the wiki made, not the file
+        assert "/thumb/" in theirs and "180px" in theirs  # a thumbnail the wiki made, not the file
         assert ours.startswith("data:image/png;base64,")  # any browser shows it, no login
         from PIL import Image
 
         with Image.open(io.BytesIO(base64.b64decode(ours.split(",", 1)[1]))) as thumb:
-            assert thumb.size == (180, 240)  # made from our 300×400 file, ≤ 240 px a side
+            assert thumb.size == (180, 240)  # made from our 300×400 file, 180 px wide as the wiki's
         assert "400×300 px" in text and "300×400 px" in text  # both sizes, beside the pictures
         _is_image(_http(), theirs)  # public
         new_name = name.replace(".png", " (blue).png")

@@ -20,7 +20,7 @@ def test_a_file_has_one_spelling_the_wikis_title_with_spaces():
     o = Outcome(source="/scans/Harbour 1911.jpg", filename="Harbour_1911.jpg", outcome="uploaded",
                 reason="new", url="http://wiki/File:Harbour_1911.jpg")
     [row] = outcome_rows([o])
-    assert row["target"] == "Harbour 1911.jpg"
+    assert row == {"file": "Harbour 1911.jpg", "outcome": "uploaded", "reason": "new"}
     assert "[Harbour 1911.jpg](" in summary_markdown([o], wiki="w", seconds=1, ledger_path="l")
 
 
@@ -33,3 +33,12 @@ def test_a_waiting_summary_starts_with_where_to_decide():
     assert "Resume" in first
     assert "Waiting for a decision" not in summary_markdown([o], wiki="w", seconds=1,
                                                             ledger_path="l")
+
+
+def test_the_summary_says_who_decided_what_and_when():
+    o = Outcome(source="/scans/Harbour.jpg", filename="Harbour_(pier).jpg", outcome="uploaded",
+                reason="decided-rename", ledger_id=7)
+    text = summary_markdown([o], wiki="w", seconds=1, ledger_path="l", decisions={7: {
+        "action": "rename", "by": "reviewer", "at": "2026-12-07T12:00:00+00:00", "note": "pier"}})
+    assert "* **Harbour (pier).jpg** (`Harbour.jpg`): rename by reviewer, 2026-12-07 12:00:00 UTC (pier)" \
+        in text
