@@ -51,7 +51,8 @@ from mwingest.job.context import default_lease_ttl
 from mwingest.job.settings import DEFAULT_SETTINGS, MAX_WORKERS, BatchSettings
 from mwingest.job.shards import write_plan
 from mwingest.ledger.ledger import Ledger, Plan, PlanShard, State, default_location
-from tasks.report import TABLE_KEY, publish_report
+from tasks.report import DETAILS_KEY, publish_report
+from tasks.states import batch_state
 
 SHARD_DEPLOYMENT = "ingest-shard/ingest-shard"
 REPORT_DEPLOYMENT = "report-import/report-import"
@@ -166,7 +167,7 @@ def report_import(plan_id: str, ledger: Annotated[str | None, Field(
                    ledger_path=ledger or default_location())
     counts = {o: sum(1 for x in outcomes if x.outcome == o) for o in sorted(OUTCOMES)}
     log.info("plan %s: %s", plan_id, ", ".join(f"{n} {o}" for o, n in counts.items() if n))
-    return [o.as_dict() for o in outcomes]
+    return batch_state(outcomes, [o.as_dict() for o in outcomes])  # type: ignore[return-value]
 
 
 def _watch(led: Ledger, plan: Plan, ledger: str | None, me: str) -> list[PlanShard] | None:
@@ -211,10 +212,10 @@ def _watch(led: Ledger, plan: Plan, ledger: str | None, me: str) -> list[PlanSha
 
 
 def _shard_tables(client: Any, run_ids: list[str]) -> list[dict[str, Any]]:
-    """The outcome table rows of each shard's last run."""
+    """The detail table rows (every fact of every file) of each shard's last run."""
     artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
         flow_run_id=ArtifactFilterFlowRunId(any_=[uuid.UUID(r) for r in run_ids]),
-        key=ArtifactFilterKey(any_=[TABLE_KEY])))
+        key=ArtifactFilterKey(any_=[DETAILS_KEY])))
     rows: list[dict[str, Any]] = []
     for artifact in artifacts:
         data = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
@@ -254,7 +255,8 @@ def _row_of(led: Ledger, wiki: str, outcome: Outcome) -> Any:
     as it was asked for), or None (a file rejected before it had a row)."""
     if not (outcome.sha1 and outcome.filename):
         return None
-    for title in dict.fromkeys((outcome.filename, outcome.filename.replace("_", " "))):
+    for title in dict.fromkeys((outcome.filename, outcome.filename.replace("_", " "),
+                                outcome.filename.replace(" ", "_"))):
         try:
             return led.find(f"{outcome.sha1[:12]}:{title}", wiki=wiki)
         except Exception:  # noqa: BLE001, S112 - not under this spelling: try the next

@@ -24,6 +24,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 from prefect.futures import PrefectConcurrentFuture
+from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.heartbeat import heartbeating
@@ -42,7 +43,8 @@ from mwingest.wiki.connect import open_wiki
 from mwingest.wiki.credentials import Credentials
 from mwingest.wiki.pacing import PaceNote
 from tasks.pacing import paced_writes
-from tasks.report import Progress, publish_report
+from tasks.report import Progress, name_this_run, publish_report, shown_name
+from tasks.states import batch_state, file_state, waiting_state
 from tasks.steps import carry_out, drive
 
 #: The reason of a file stopped because the wiki refused to log in again (its row stays as it was).
@@ -92,8 +94,9 @@ class Finished:
 
 @task(name="ingest-file", cache_policy=NO_CACHE, persist_result=False)
 def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
-                progress: Progress, finished: Finished, index: int) -> None:
-    """One file from validation to its outcome (the review by a person comes later)."""
+                progress: Progress, finished: Finished, index: int) -> State | None:
+    """One file from validation to its outcome (the review by a person comes later); the task
+    ends in a state named for the outcome (:mod:`tasks.states`)."""
     job = Job(ctx, item)
     pace = getattr(ctx.session, "pace", None)
     if pace is not None:
@@ -108,12 +111,18 @@ def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
         progress.advance()
     if _waits_for_person(job):
         finished.files[index] = job  # told once a person answered, or the run gave up waiting
-        return
+        return waiting_state(_shown(job))
     outcome = job.outcome()
     if outcome.reason == STOPPED:  # the batch stops: the flow says why once, not per file
-        return
+        return None
     _tell(outcome, item.label)
     finished.files[index] = outcome
+    return file_state(outcome)
+
+
+def _shown(job: Job) -> str:
+    """The file's name wherever a person reads it: the wiki's title, with spaces."""
+    return shown_name(job.row.target) if job.row is not None else job.item.label
 
 
 def _tell_pace(note: PaceNote) -> None:
@@ -154,7 +163,7 @@ def _waits_for_person(job: Job) -> bool:
 
 
 @task(name="review", cache_policy=NO_CACHE, persist_result=False)
-def review_file(job: Job, timeout_s: int) -> Job:
+def review_file(job: Job, timeout_s: int) -> State:
     """Ask a person about one warned file (a pause form of its own) and carry out the answer."""
     log = get_run_logger()
     row = job.row
@@ -163,14 +172,17 @@ def review_file(job: Job, timeout_s: int) -> Job:
     existing = upload.file_info(job.ctx.session, row.target)
     text = describe_conflict(row.source, row.target, dict(row.warnings or {}), sha1=row.sha1,
                              size=row.size, existing=existing,
-                             pictures=pictures.review_pictures(job.ctx.session, row.target,
-                                                               row.filekey),
+                             pictures=pictures.review_pictures(
+                                 job.ctx.session, row.target, row.filekey,
+                                 local=None if job.item.is_url else row.source,
+                                 sha1=row.sha1 or ""),
                              structured=structured_data.shown(want, None)
                              if (want := structured_data.wanted(row)) else "")
-    log.warning("%s waits for a decision (%s): open the subflow run 'review · %s' (Subflow "
-                "Runs tab), its menu ⋮ → Resume; after %d s it stays needs-review",
-                label, ", ".join(row.warnings or {}), row.target, timeout_s)
-    state = ask_reviewer(row.target, text, timeout_s, return_state=True)
+    log.warning("%s waits for a decision (%s): open the run 'review · %s' (this run's Subflow "
+                "Runs tab) and press Resume (its menu ⋮) to decide; after %d s it stays "
+                "needs-review",
+                label, ", ".join(row.warnings or {}), _shown(job), timeout_s)
+    state = ask_reviewer(_shown(job), text, timeout_s, return_state=True)
     if not state.is_completed():
         log.warning("%s: nobody answered within %d s; it stays needs-review with its stash key",
                     label, timeout_s)
@@ -179,8 +191,9 @@ def review_file(job: Job, timeout_s: int) -> Job:
         log.info("%s: reviewer chose %s", label, answer["action"])
         carry_out(job, answer["action"], new_name=answer.get("new_filename") or None,
                   by="reviewer", note=answer.get("note") or None, label=label)
-    _tell(job.outcome(), label)
-    return job
+    outcome = job.outcome()
+    _tell(outcome, label)
+    return file_state(outcome)
 
 
 def _ask_people(waiting: list[Job], timeout_s: int) -> None:
@@ -189,7 +202,7 @@ def _ask_people(waiting: list[Job], timeout_s: int) -> None:
         for job in waiting:
             _tell(job.outcome(), job.item.label)
         return
-    futures = [review_file.with_options(task_run_name=f"review · {j.item.label}")
+    futures = [review_file.with_options(task_run_name=f"review · {_shown(j)}")
                .submit(j, timeout_s) for j in waiting]
     for future in futures:
         future.wait()
@@ -213,6 +226,8 @@ def run_batch(credentials: Credentials, sources: list[str],
     ``settings``: everything the batch was told (:class:`~mwingest.job.settings.BatchSettings`,
     its fields say what each does). ``planned``: the items themselves, already read by a plan (a
     shard of a planned import, :mod:`flows.fanout`); ``sources`` is then not read.
+    Returns the batch's final state (Completed, the counts in its message, the rows as its
+    result): a flow that returns it ends in it, and its caller gets the rows.
     """
     log = get_run_logger()
     started = time.monotonic()
@@ -222,6 +237,8 @@ def run_batch(credentials: Credentials, sources: list[str],
     options = settings.options(min_chunk_size=rules.min_chunk_size)
     ledger_file = settings.ledger_path or default_location()
     items = planned if planned is not None else settings.collect(sources)
+    if planned is None:  # a shard keeps the name its plan gave it
+        name_this_run(sources, len(items))
     notes: list[str] = []  # warnings found before the upload, for the run's summary
     if settings.describing.check_pages:  # before a byte is sent: one batched lookup for all
         checked = retry.call(lambda: pagecheck.check_items(session, items, options.policy,
@@ -271,12 +288,14 @@ def run_batch(credentials: Credentials, sources: list[str],
             publish_report([_outcome(f) for f in done], wiki=session.api_url,
                            seconds=time.monotonic() - started, ledger_path=ledger_file,
                            before_review=True)
+            progress.say(f"{len(waiting)} file(s) wait for a decision: open the run 'review · "
+                         f"NAME' (Subflow Runs tab) and press Resume")
         _ask_people(waiting, wait_s)
     outcomes: list[Outcome] = [_outcome(f) for f in done]
     publish_report(outcomes, wiki=session.api_url, seconds=time.monotonic() - started,
                    ledger_path=ledger_file, pictures=pictures.for_outcomes(session, outcomes),
                    notes=notes)
-    return [o.as_dict() for o in outcomes]
+    return batch_state(outcomes, [o.as_dict() for o in outcomes])  # type: ignore[return-value]
 
 
 def _stopped(refused: LoginRefusedError, done: list[Job | Outcome], total: int, wiki: str,

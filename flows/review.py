@@ -26,8 +26,10 @@ from mwingest.base import markdown as md
 class ReviewDecision(RunInput):
     """The form a reviewer fills in the Prefect UI (Resume dialog)."""
 
+    # No default: nothing is preselected, and the UI refuses Resume until a choice is made (a
+    # person who presses Resume without reading must not skip the file by accident).
     action: Literal["skip", "publish", "rename"] = Field(
-        default="skip", title="Decision",
+        title="Decision",
         description="skip: leave the wiki as it is · publish: upload anyway, as a new version of "
                     "the existing file · rename: upload under the new name below")
     # A plain string, not ``str | None``: the UI renders an optional string as a str/None switch

@@ -7,6 +7,7 @@ stays free of Prefect. Artifact keys are lowercase with dashes (Prefect rejects 
 
 from __future__ import annotations
 
+import json
 import shlex
 import sqlite3
 import threading
@@ -14,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 from uuid import UUID
 
@@ -38,6 +39,7 @@ Pictures = tuple[Mapping[str, Picture], Mapping[str, Picture]]
 
 TABLE_KEY = "ingest-outcomes"
 SUMMARY_KEY = "ingest-summary"
+DETAILS_KEY = "ingest-details"
 PROGRESS_KEY = "ingest-progress"
 
 
@@ -67,6 +69,14 @@ class Progress:
                 update_progress_artifact(artifact_id=self._id,
                                          progress=round(100.0 * self.done / self.total, 1))
 
+    def say(self, description: str) -> None:
+        """Put ``description`` under the bar (what the run waits for now)."""
+        if self._id is not None:
+            with self._lock:
+                update_progress_artifact(artifact_id=self._id,
+                                         progress=round(100.0 * self.done / self.total, 1),
+                                         description=description)
+
 
 def describe_decision(decision: Mapping[str, Any] | None) -> str:
     """A ledger decision in a few words: what, by whom, when (and the reviewer's note)."""
@@ -85,7 +95,7 @@ def describe_decision(decision: Mapping[str, Any] | None) -> str:
 
 
 def run_decisions(ledger_path: str, outcomes: Sequence[Outcome], run_id: str | None
-                  ) -> dict[int, str]:
+                  ) -> dict[int, Mapping[str, Any]]:
     """The decisions taken on these files during run ``run_id``, as the ledger recorded them.
 
     Why the ledger: an :class:`Outcome` says *what* happened (``decided-rename``), the ledger row
@@ -95,30 +105,41 @@ def run_decisions(ledger_path: str, outcomes: Sequence[Outcome], run_id: str | N
     ids = [o.ledger_id for o in outcomes if o.ledger_id is not None]
     if not ids or not run_id:
         return {}
-    out: dict[int, str] = {}
+    out: dict[int, Mapping[str, Any]] = {}
     try:
         with Ledger(ledger_path) as ledger:
             for item_id in ids:
                 entry = ledger.get(item_id)
                 if entry.decision and entry.flow_run_id == run_id:
-                    out[item_id] = describe_decision(entry.decision)
+                    out[item_id] = entry.decision
     except (LedgerError, sqlite3.Error, SQLAlchemyError, OSError):
         return out
     return out
 
 
-def outcome_rows(outcomes: Sequence[Outcome],
-                 decisions: Mapping[int, str] | None = None) -> list[dict[str, Any]]:
-    """One row per file: what a person wants to read, with a link when the file landed."""
+def outcome_rows(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    """The outcome table a person reads: one row per file, its name as the wiki spells it (the
+    local name when it has no title), how it ended and why — narrow enough for the UI at 1280 px,
+    where a table artifact gets ~580 px. Who decided and when is in the summary; the source, SHA-1,
+    message and link in :func:`detail_rows`."""
+    return [{
+        "file": shown_name(o.filename) or PurePath(o.source).name or o.source,
+        "outcome": o.outcome,
+        "reason": o.reason or "",
+    } for o in outcomes]
+
+
+def detail_rows(outcomes: Sequence[Outcome],
+                decisions: Mapping[int, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every fact of every file (the details artifact; what a planned import's report reads)."""
     decisions = decisions or {}
-    # The short name first and the full source last: the UI shows the first columns of a wide
-    # table, and a worker's absolute paths would fill them.
     return [{
         "file": PurePath(o.source).name or o.source,
         "outcome": o.outcome,
         "reason": o.reason or "",
-        "target": o.filename or "",
-        "decision": decisions.get(o.ledger_id, "") if o.ledger_id is not None else "",
+        "target": shown_name(o.filename),
+        "decision": describe_decision(decisions.get(o.ledger_id)) if o.ledger_id is not None
+        else "",
         "message": o.message or "",
         "link": o.url or "",
         "sha1": o.sha1 or "",
@@ -130,12 +151,16 @@ def outcome_rows(outcomes: Sequence[Outcome],
 
 def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
                      ledger_path: str, pictures: Pictures | None = None,
-                     notes: Sequence[str] = ()) -> str:
+                     notes: Sequence[str] = (), waiting: bool = False,
+                     decisions: Mapping[int, Mapping[str, Any]] | None = None) -> str:
     """Counts, bytes, time, and the items waiting for a decision with the command to resolve them.
 
     ``pictures`` (published files by name, stashed ones by key; :func:`mwingest.wiki.pictures.for_outcomes`)
     puts each landed file's thumbnail beside its link, and both pictures beside a file waiting
-    for review. ``notes``: warnings found before the upload (a red category), listed too."""
+    for review. ``notes``: warnings found before the upload (a red category), listed too.
+    ``waiting``: the run waits for people now: what waits, and where to decide, comes first.
+    ``decisions``: the ledger's decisions of this run by item id (:func:`run_decisions`): who
+    decided what and when."""
     files, stash = pictures or ({}, {})
 
     def thumb(picture: Picture | None, alt: str) -> str:
@@ -144,9 +169,15 @@ def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
     sent = sum(o.bytes_sent for o in outcomes)
     landed = sum(o.size or 0 for o in outcomes if o.outcome == "uploaded")
     no_sdc = [o for o in outcomes if o.reason == STRUCTURED_DATA_FAILED]
-    lines = [
-        f"# Ingest into {md.text(wiki)}",
-        "",
+    lines = [f"# Ingest into {md.text(wiki)}", ""]
+    pending = [o for o in outcomes if o.outcome == NEEDS_REVIEW]
+    if waiting and pending:
+        lines += [f"## Waiting for a decision ({len(pending)})",
+                  "For each file below open its run **review · NAME** (this run's *Subflow Runs* "
+                  "tab), then its menu ⋮ → **Resume**, choose a decision and press Resume:", "",
+                  *(f"* **review · {md.text(shown_name(o.filename))}** — {md.text(o.message or o.reason)}"
+                    for o in pending), ""]
+    lines += [
         "| outcome | files |", "|---|---|",
         *(f"| {name} | {counts.get(name, 0)} |" for name in OUTCOMES),
         "",
@@ -158,19 +189,25 @@ def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
     ]
     uploaded = [o for o in outcomes if o.outcome == "uploaded" and o.url]
     if uploaded:
-        lines += ["", "## Landed", *(f"* [{md.text(o.filename)}]({md.url(o.url)})"
+        lines += ["", "## Landed", *(f"* [{md.text(shown_name(o.filename))}]({md.url(o.url)})"
                                      + thumb(files.get(_key(o.filename)), o.filename or "")
                                      for o in uploaded[:50])]
-    waiting = [o for o in outcomes if o.outcome == NEEDS_REVIEW]
-    if waiting:
+    if pending:
         lines += ["", "## Needs review",
                   "Each waits in the wiki's stash (6 h); decide without re-sending its bytes:", ""]
-        lines += [f"* {md.code(o.source)} → {md.code(o.filename)}: {md.text(o.message or o.reason)} — "
+        lines += [f"* {md.code(o.source)} → **{md.text(shown_name(o.filename))}**: "
+                  f"{md.text(o.message or o.reason)} — "
                   + md.code(f"mwingest review {shlex.quote(o.ledger_ref or str(o.ledger_id))}"
                             " --decision skip|publish|rename")
                   + thumb(files.get(_key(o.filename)), "on the wiki")
                   + thumb(stash.get(o.filekey or ""), "this file (stashed)")
-                  for o in waiting]
+                  for o in pending]
+    decided = [(o, decisions[o.ledger_id]) for o in outcomes
+               if decisions and o.ledger_id is not None and o.ledger_id in decisions]
+    if decided:
+        lines += ["", "## Decisions", *(f"* **{md.text(shown_name(o.filename))}** "
+                                        f"({md.code(PurePath(o.source).name)})"
+                                        f": {md.text(describe_decision(d))}" for o, d in decided)]
     if notes:
         lines += ["", "## Warnings before the upload", *(f"* {md.text(note)}" for note in notes[:100])]
     problems = [o for o in outcomes if o.outcome in ("rejected", "failed")] + no_sdc
@@ -185,22 +222,89 @@ def _key(name: str | None) -> str:
     return (name or "").replace(" ", "_")
 
 
+def shown_name(name: str | None) -> str:
+    """A file's name as a person reads it: the wiki's title, with spaces (``Harbour 1911.jpg``)."""
+    return (name or "").replace("_", " ")
+
+
 def publish_report(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
                    ledger_path: str, before_review: bool = False,
                    pictures: Pictures | None = None, notes: Sequence[str] = ()) -> None:
-    """The table and the summary artifacts of one run.
+    """The table and the summary artifacts of one run: one of each, updated in place.
 
-    ``before_review``: the table of a run that is about to wait for people, under keys of its
-    own (``…-before-review``), so the final table keeps its key and a reader sees both.
+    ``before_review``: the report of a run that is about to wait for people; its summary starts
+    with what waits and where to decide. The final report replaces both artifacts' content (the
+    same artifact, not a new version under the key), so a reader never meets a stale copy.
     """
     from prefect.runtime import flow_run
 
-    suffix = "-before-review" if before_review else ""
-    decisions = run_decisions(ledger_path, outcomes, flow_run.get_id())
-    create_table_artifact(key=TABLE_KEY + suffix, table=outcome_rows(outcomes, decisions),
-                          description=f"one row per file ({len(outcomes)})")
-    create_markdown_artifact(key=SUMMARY_KEY + suffix,
-                             markdown=summary_markdown(outcomes, wiki=wiki, seconds=seconds,
-                                                       ledger_path=ledger_path, pictures=pictures,
-                                                       notes=notes),
-                             description="batch summary")
+    run_id = flow_run.get_id()
+    decisions = run_decisions(ledger_path, outcomes, run_id)
+    table = outcome_rows(outcomes)
+    details = detail_rows(outcomes, decisions)
+    markdown = summary_markdown(outcomes, wiki=wiki, seconds=seconds, ledger_path=ledger_path,
+                                pictures=pictures, notes=notes, waiting=before_review,
+                                decisions=decisions)
+    counts = Counter(o.outcome for o in outcomes)
+    table_note = f"one row per file ({len(outcomes)})"
+    summary_note = (f"waits for {counts[NEEDS_REVIEW]} decision(s)" if before_review
+                    else "batch summary")
+    if not _update(run_id, TABLE_KEY, json.dumps(table, default=str), table_note):
+        create_table_artifact(key=TABLE_KEY, table=table, description=table_note)
+    details_note = f"every fact of every file ({len(outcomes)}): SHA-1, message, link, source"
+    if not _update(run_id, DETAILS_KEY, json.dumps(details, default=str), details_note):
+        create_table_artifact(key=DETAILS_KEY, table=details, description=details_note)
+    if not _update(run_id, SUMMARY_KEY, markdown, summary_note):
+        create_markdown_artifact(key=SUMMARY_KEY, markdown=markdown, description=summary_note)
+
+
+def _update(run_id: str | None, key: str, data: str, description: str) -> bool:
+    """Replace the content of this run's artifact ``key``; False when the run has none yet."""
+    if not run_id:
+        return False
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactUpdate
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(str(run_id))]),
+            key=ArtifactFilterKey(any_=[key])))
+        if not found:
+            return False
+        for artifact in found:  # one, unless an older version made a copy
+            client.update_artifact(artifact.id, ArtifactUpdate(data=data,
+                                                               description=description))
+    return True
+
+
+def run_name(sources: Sequence[str], count: int) -> str:
+    """A run's name from what it imports: ``import · scans/ · 3 files`` (a folder ends in ``/``,
+    a manifest or URL by its last part; more than one source: the first and how many more)."""
+    def short(source: str) -> str:
+        name = PurePath(source.rstrip("/")).name or source
+        return name + "/" if Path(source).is_dir() else name
+    what = short(sources[0]) if sources else "files"
+    if len(sources) > 1:
+        what += f" + {len(sources) - 1} more"
+    return f"import · {what} · {count} file{'s' * (count != 1)}"
+
+
+def name_this_run(sources: Sequence[str], count: int) -> None:
+    """Name the current flow run after what it imports (the run list then says which folder or
+    manifest each run was); a failure to rename leaves Prefect's name."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.get_id()
+    if not run_id:
+        return
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(UUID(str(run_id)), name=run_name(sources, count))
+    except Exception:  # noqa: BLE001, S110 - a name is not worth failing the batch for
+        pass

@@ -1,12 +1,14 @@
-"""The Prefect UI path end to end, in a real browser, against a real Prefect server and wiki (issue 8).
+"""The Prefect UI path end to end, in a real browser, against a real Prefect server and wiki (issues 8, 29).
 
 An archivist who never opens a terminal: opens the ``folder-import`` deployment, fills its form,
-submits, finds the run paused on a file whose name is taken on the wiki, answers the review form
-with "rename" and a new name, waits for the run to complete, and reads the outcome table and the
-summary. The browser is headless Chromium that reaches nothing but loopback (``browser.py``); the
-deployments are served by ``deployments/serve.py`` with the login in a block (``serving.py``).
-Assertions are on what the pages show and then on what the wiki holds. Every step leaves a
-screenshot under ``test-output/ui/``; ``bash scripts/ui-screenshots`` also refreshes the README's.
+submits, finds the run saying it waits on a file whose name is taken on the wiki, sees both
+pictures in the review form (the browser is *not* logged in to the wiki), is refused a Resume
+without a decision, answers "rename" and a new name, waits for the run to complete, and reads the
+file tasks' states, the one outcome table and the summary. The browser is headless Chromium that
+reaches nothing but loopback (``browser.py``); the deployments are served by
+``deployments/serve.py`` with the login in a block (``serving.py``). Assertions are on what the
+pages show and then on what the wiki holds. Screenshots of the steps are taken for
+``bash scripts/ui-screenshots`` (which also refreshes the README's); a failure's always.
 """
 
 from __future__ import annotations
@@ -99,16 +101,64 @@ def _fill_and_submit(page: Any, base: str, batch: Batch, shots: Any, readme: lis
     return ui.submit_run(page, base)
 
 
+def _check_the_run_says_it_waits(page: Any, base: str, run_url: str, batch: Batch) -> None:
+    """While the file waits, the batch's own run says so, and where to decide."""
+    from playwright.sync_api import expect
+
+    deadline = time.monotonic() + PAUSE_TIMEOUT_S
+    while True:
+        page.goto(run_url)
+        ui.wait_for_header(page)
+        artifacts = ui.artifact_links(page)
+        if "ingest-summary" in artifacts or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(2000)
+    page.goto(f"{base}{artifacts['ingest-summary']}")
+    summary = page.get_by_test_id("markdown-display")
+    expect(summary.get_by_text("Waiting for a decision (1)")).to_be_visible(
+        timeout=ui.STEP_TIMEOUT_MS)
+    assert f"review · {batch.taken}" in summary.inner_text()
+    page.goto(run_url)
+    ui.wait_for_header(page)
+
+
+def _resume_without_a_decision_is_refused(page: Any, dialog: Any, run_url: str) -> None:
+    """Resume pressed before choosing: the server refuses the answer, the UI says why (a toast
+    with the server's reason), the dialog stays open and the run stays Paused."""
+    resumes: list[Any] = []
+
+    def note(response: Any) -> None:
+        if re.search(r"/flow_runs/[^/]+/resume$", response.url.split("?")[0]):
+            resumes.append(response)
+
+    page.on("response", note)
+    dialog.get_by_role("button", name="Resume").click()
+    toast = page.get_by_role("region", name=re.compile("^Notifications")).get_by_text(
+        re.compile("required", re.IGNORECASE)).first
+    toast.wait_for(timeout=ui.STEP_TIMEOUT_MS)
+    message = toast.inner_text()
+    page.remove_listener("response", note)
+    answers = [r.json().get("status") for r in resumes if r.ok]
+    print(f"Resume without a decision: {message!r}; answers {answers}")
+    assert "action" in message, message
+    assert "ACCEPT" not in answers, answers
+    assert "Paused" in ui.api_state(run_url)
+    assert dialog.is_visible()
+
+
 def _answer_review(page: Any, batch: Batch, served: dict, shots: Any, readme: list) -> None:
     ui.open_subflow_run(page, f"review · {batch.taken}", PAUSE_TIMEOUT_S)
     ui.wait_for_state(page, "Paused", PAUSE_TIMEOUT_S, served["proc"].output)
+    review_url = page.url
     shots.take(page, "review-paused")
     dialog = ui.open_resume_dialog(page, f"{batch.taken} needs a decision", timeout_s=30)
     text = dialog.inner_text()
     # What the conflict is, with both files' facts, before anyone decides.
     assert "exists" in text and batch.sha1[batch.taken] in text and batch.theirs in text, text
-    # Both pictures, side by side with their sizes: the wiki's file and our stashed copy.
+    # Both pictures, side by side with their sizes: the wiki's file and ours (from its local
+    # bytes: this browser is not logged in to the wiki, and need not be).
     assert "320×240 px" in text and "240×320 px" in text, text
+    assert "logged in" not in text, text
     for alt in ("on the wiki", "this file"):
         picture = dialog.get_by_role("img", name=alt)
         picture.wait_for(timeout=ui.STEP_TIMEOUT_MS)
@@ -117,6 +167,10 @@ def _answer_review(page: Any, batch: Batch, served: dict, shots: Any, readme: li
     wiki_link = dialog.get_by_role("link", name=f"File:{batch.taken}")
     assert key(unquote(wiki_link.get_attribute("href") or "").rsplit("File:", 1)[-1]) \
         == key(batch.taken)
+    # No decision is preselected, and Resume without one is refused.
+    shown = dialog.get_by_role("button", name="Select Decision").inner_text().strip()
+    assert shown not in ("skip", "publish", "rename"), shown
+    _resume_without_a_decision_is_refused(page, dialog, review_url)
     ui.choose(page, dialog, "Decision", "rename")
     dialog.get_by_role("textbox", name="New file name (Optional)").fill(batch.renamed)
     dialog.get_by_role("textbox", name="Note (Optional)").fill("another photograph, same title")
@@ -130,26 +184,50 @@ def _answer_review(page: Any, batch: Batch, served: dict, shots: Any, readme: li
 
 def _check_outcome_table(page: Any, base: str, path: str, batch: Batch, shots: Any,
                          readme: list) -> None:
-    page.set_viewport_size(readme_shots.WIDE)  # room for more of the table's columns
+    page.set_viewport_size({"width": 1280, "height": VIEWPORT["height"]})
     page.goto(f"{base}{path}")
     rows = {r["file"]: r for r in ui.table_rows(page)}
     shots.take(page, "outcome-table")
     readme.append(("ui-outcomes.png", readme_shots.capture(
         page, page.get_by_test_id("table-display"), shots.folder / "readme-outcomes.png")))
+    # Readable at 1280 px: every column fits, none is cut off behind a scroll bar.
+    table = page.get_by_test_id("table-display").locator("table")
+    fits = table.evaluate("t => [t.scrollWidth, t.parentElement.clientWidth]")
     page.set_viewport_size(VIEWPORT)
-    assert {name: Path(r["source"]).name for name, r in rows.items()} == {n: n for n in rows}
-    assert {name: r["outcome"] for name, r in rows.items()} == {
-        batch.new: "uploaded", batch.copy: "skipped", batch.broken: "rejected",
-        batch.taken: "uploaded"}, rows
+    assert fits[0] <= fits[1], fits
+    # Each file by the name the wiki gave it (the local name when it has none), with its outcome.
+    assert {name: (r["outcome"], bool(r["reason"])) for name, r in rows.items()} == {
+        batch.new: ("uploaded", True), batch.copy: ("skipped", True),
+        batch.broken: ("rejected", True), batch.renamed: ("uploaded", True)}, rows
     assert rows[batch.copy]["reason"] == "duplicate"
-    assert rows[batch.broken]["reason"] and not rows[batch.broken]["target"]
+    assert rows[batch.renamed]["reason"] == "decided-rename"
+
+
+def _check_details(page: Any, base: str, path: str, batch: Batch) -> None:
+    """The details table: who decided and when (and the reviewer's note), SHA-1s, sources."""
+    page.goto(f"{base}{path}")
+    rows = {r["file"]: r for r in ui.table_rows(page)}
+    assert {name: Path(r["source"]).name for name, r in rows.items()} == {n: n for n in rows}
     decided = rows[batch.taken]
-    assert decided["reason"] == "decided-rename" and key(decided["target"]) == key(batch.renamed)
-    # The table records who decided and when (and the reviewer's note), as the ledger does.
     assert re.match(r"rename by reviewer, 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC", decided["decision"]), \
         decided
     assert "another photograph, same title" in decided["decision"]
     assert decided["sha1"] == batch.sha1[batch.taken]
+
+
+def _check_task_states(page: Any, run_url: str, batch: Batch) -> None:
+    """The Task Runs tab says how each file ended, by its state's name."""
+    page.goto(run_url)
+    ui.wait_for_header(page)
+    ui.open_tab(page, "Task Runs")
+    panel = page.get_by_role("tabpanel", name="Task Runs")
+    for name, state in ((batch.new, "Uploaded"), (batch.copy, "Skipped"),
+                        (batch.broken, "Rejected"), (batch.taken, "Needs review")):
+        panel.get_by_text(f"file · {name}", exact=True).first.wait_for(timeout=ui.STEP_TIMEOUT_MS)
+        # The smallest box holding the task's name and this state name: its own card.
+        card = panel.locator("div", has_text=f"file · {name}").filter(has_text=state).last
+        text = card.inner_text()
+        assert text.count("file · ") == 1, (name, state, text)
 
 
 def _check_summary(page: Any, base: str, path: str, batch: Batch, shots: Any) -> None:
@@ -168,16 +246,11 @@ def _check_summary(page: Any, base: str, path: str, batch: Batch, shots: Any) ->
               for href in summary.get_by_role("link").evaluate_all("ls => ls.map(l => l.href)")
               if "File:" in unquote(href)}
     assert landed == {key(batch.new), key(batch.renamed)}, landed
-    assert batch.broken in summary.inner_text()  # listed under "Rejected or failed"
-
-
-def _log_in_to_the_wiki(page: Any, wiki: Any) -> None:
-    """The reviewer's browser is logged in to the wiki (Special:UserLogin, MediaWiki 1.39's form)."""
-    page.goto(f"{wiki.index_url}?title=Special:UserLogin")
-    page.locator("#wpName1").fill(wiki.admin_username)
-    page.locator("#wpPassword1").fill(wiki.admin_password)
-    page.locator("#wpLoginAttempt").click()
-    page.wait_for_url(lambda url: "UserLogin" not in url, timeout=ui.STEP_TIMEOUT_MS)
+    text = summary.inner_text()
+    assert batch.broken in text  # listed under "Rejected or failed"
+    # Who decided, what and when, with the reviewer's note.
+    assert re.search(rf"{re.escape(batch.renamed)} \({re.escape(batch.taken)}\): rename by "
+                     r"reviewer, 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC \(another photograph", text), text
 
 
 def test_folder_import_with_a_review_decision_from_the_prefect_ui(
@@ -185,17 +258,21 @@ def test_folder_import_with_a_review_decision_from_the_prefect_ui(
     wiki = ui_wiki
     base = prefect_server.api_url.removesuffix("/api")
     readme: list[tuple[str, Path | None]] = []
-    started = time.monotonic()
-    _log_in_to_the_wiki(page, wiki)
+    started = time.monotonic()  # the browser is never logged in to the wiki
     # The server demands a login: without it the API answers 401 and the UI shows its login page.
     ui.log_in(page, base, prefect_server.env["PREFECT_API_AUTH_STRING"])
 
     run_url = _fill_and_submit(page, base, batch, shots, readme)
     shots.take(page, "run-started")
+    _check_the_run_says_it_waits(page, base, run_url, batch)
     _answer_review(page, batch, served, shots, readme)
 
     page.goto(run_url)
     ui.wait_for_state(page, "Completed", FINISH_TIMEOUT_S, served["proc"].output)
+    # Its name says what it imported.
+    page.goto(run_url)
+    ui.wait_for_header(page)
+    page.get_by_text("import · scans/ · 4 files").first.wait_for(timeout=ui.STEP_TIMEOUT_MS)
     # The run's log says in plain words how each file ended and what the reviewer chose.
     for line in (f"{batch.taken}: reviewer chose rename", f"{batch.taken} is on the wiki",
                  f"{batch.new} is on the wiki", f"{batch.copy} was skipped",
@@ -204,9 +281,13 @@ def test_folder_import_with_a_review_decision_from_the_prefect_ui(
     shots.take(page, "run-completed")
     artifacts = ui.artifact_links(page)
     shots.take(page, "artifacts")
-    assert {"ingest-outcomes", "ingest-summary", "ingest-progress"} <= set(artifacts), artifacts
+    # One table, one summary: updated in place, no stale copies beside them.
+    assert set(artifacts) == {"ingest-outcomes", "ingest-details", "ingest-summary",
+                              "ingest-progress"}, artifacts
     _check_outcome_table(page, base, artifacts["ingest-outcomes"], batch, shots, readme)
+    _check_details(page, base, artifacts["ingest-details"], batch)
     _check_summary(page, base, artifacts["ingest-summary"], batch, shots)
+    _check_task_states(page, run_url, batch)
 
     page.goto(run_url)
     ui.open_tab(page, "Parameters")

@@ -138,13 +138,15 @@ def _run(prefect_server, deployment: str, proc: Background, **parameters: Any): 
 
 
 def _outcome_rows(prefect_server, run_id: Any) -> dict[str, dict[str, Any]]:
-    """The run's ``ingest-outcomes`` table artifact, keyed by the source's file name."""
+    """The run's ``ingest-details`` table artifact (every fact of every file), keyed by the
+    source's file name; the narrow ``ingest-outcomes`` table is there once too."""
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     with _client(prefect_server) as client:
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
-    table = [a for a in arts if a.key == "ingest-outcomes"]
+    assert [a.key for a in arts].count("ingest-outcomes") == 1, [a.key for a in arts]
+    table = [a for a in arts if a.key == "ingest-details"]
     assert len(table) == 1, [a.key for a in arts]
     rows = json.loads(table[0].data) if isinstance(table[0].data, str) else table[0].data
     return {Path(r["source"]).name: r for r in rows}

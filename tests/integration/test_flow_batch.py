@@ -39,7 +39,7 @@ def _artifact_rows(flow_run_id) -> list[dict]:
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
     by_key = {a.key: a for a in arts if a.key}
-    data = by_key["ingest-outcomes"].data
+    data = by_key["ingest-details"].data
     return json.loads(data) if isinstance(data, str) else data, by_key
 
 

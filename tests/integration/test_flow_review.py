@@ -197,6 +197,9 @@ def test_reviewer_decision_through_the_pause_form_is_carried_out(
     paused, text = _wait_for_form(prefect_server, proc, name)
     assert name in text and "`exists`" in text
     assert conflict["ours"] in text and conflict["theirs"] in text  # both files' facts for the human
+    if action == "skip":  # no decision is preselected: a Resume without one is refused
+        with pytest.raises(RuntimeError, match="'action' is a required property"):
+            _resume(prefect_server, paused, {"note": "pressed Resume without choosing"})
     answer = {"action": action, **({"new_filename": new_name} if action == "rename" else {})}
     _resume(prefect_server, paused, answer)
     [outcome] = proc.result()

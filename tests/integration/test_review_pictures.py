@@ -1,17 +1,15 @@
 """Pictures in the review, on a wiki that makes thumbnails: the pause form shows the file already
-on the wiki and our stashed copy side by side, and the run's summary shows each landed file.
+on the wiki and our file side by side, and the run's summary shows each landed file.
 
 The reviewer's side is played as in ``test_flow_review``: the flow runs in a child process
-against a real Prefect server; this process reads the form's markdown and resumes it. Every
-picture URL found in the markdown is fetched and must answer with an image — the stashed one
-in a browser-like session of the uploading account, the only one the wiki shows a stashed file
-to. (Bot-password sessions work for the API only, so the flow uploads through the Admin's bot
-password and the "reviewer's browser" is the Admin's own login, as a person whose bot password
-the batch uses would be logged in.)
+against a real Prefect server; this process reads the form's markdown and resumes it. The wiki's
+picture URL is fetched anonymously and must answer with an image; ours is embedded in the form
+(a PNG made from the local bytes, as a ``data:`` URI), so it needs no wiki login at all.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import re
@@ -25,7 +23,6 @@ from tests.integration.test_flow_review import FlowProcess, _client, _resume, _w
 from tests.integration.wikihelpers import (
     SCALER_SETTINGS,
     _http,
-    admin_main_session,
     admin_session,
 )
 
@@ -87,19 +84,23 @@ def test_review_form_and_summary_show_the_pictures(wiki_factory, prefect_server,
         pictures = dict(_IMAGE.findall(text))
         print(text)
         theirs, ours = pictures["on the wiki"], pictures["this file"]
-        assert "/thumb/" in theirs and "240px" in theirs  # a thumbnail the wiki made, not the file
-        assert "UploadStash/thumb/" in ours
+        assert "/thumb/" in theirs and "180px" in theirs  # a thumbnail the wiki made, not the file
+        assert ours.startswith("data:image/png;base64,")  # any browser shows it, no login
+        from PIL import Image
+
+        with Image.open(io.BytesIO(base64.b64decode(ours.split(",", 1)[1]))) as thumb:
+            assert thumb.size == (180, 240)  # made from our 300×400 file, 180 px wide as the wiki's
         assert "400×300 px" in text and "300×400 px" in text  # both sizes, beside the pictures
         _is_image(_http(), theirs)  # public
-        _is_image(admin_main_session(wiki).http, ours)  # the stash shows only to its own account
         new_name = name.replace(".png", " (blue).png")
         _resume(prefect_server, paused, {"action": "rename", "new_filename": new_name})
         [outcome] = proc.result()
     finally:
         proc.stop()
     assert outcome["outcome"] == "uploaded"
-    summary = _summary(prefect_server, outcome["filename"])
-    landed = next(line for line in summary.splitlines() if outcome["filename"] in line)
+    shown = outcome["filename"].replace("_", " ")  # the wiki's title, with spaces
+    summary = _summary(prefect_server, shown)
+    landed = next(line for line in summary.splitlines() if shown in line)
     [(alt, thumb)] = _IMAGE.findall(landed)
     assert outcome["url"] in landed and "120px" in thumb
     _is_image(_http(), thumb)

@@ -48,3 +48,44 @@ def test_side_by_side_shows_both_pictures_with_their_facts():
     assert "(no picture)" in table and "![this file](http://w/ours)" in table
     assert "3×4 px, 2,048 bytes, 2026-01-02 03:04:05 UTC" in table
     assert side_by_side(None, None) == ""
+
+
+def _image_file(path, size, mode="RGB", fmt="PNG"):
+    from PIL import Image
+
+    Image.new(mode, size, (10, 200, 30) if mode == "RGB" else None).save(path, format=fmt)
+    return path
+
+
+def test_our_picture_is_made_from_the_local_bytes_and_embedded(tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+
+    from mwingest.wiki.pictures import local_picture
+
+    path = _image_file(tmp_path / "Harbour 1911.jpg", (1200, 900), fmt="JPEG")
+    picture = local_picture(str(path), sha1="ab" * 20, width=240)
+    assert picture is not None and picture.public
+    assert picture.thumb_url.startswith("data:image/png;base64,")
+    thumb = Image.open(io.BytesIO(base64.b64decode(picture.thumb_url.split(",", 1)[1])))
+    assert thumb.size == (240, 180)  # 240 px wide, the proportions kept
+    assert (picture.width, picture.height, picture.size) == (1200, 900, path.stat().st_size)
+    table = side_by_side(None, picture)
+    assert "1200×900 px" in table and f"SHA-1 {'ab' * 6}…" in table
+    assert "logged in" not in table  # nothing to log in to: any browser shows it
+
+
+def test_no_local_picture_for_what_pillow_cannot_read(tmp_path):
+    from mwingest.wiki.pictures import local_picture
+
+    (tmp_path / "a.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    assert local_picture(str(tmp_path / "a.svg")) is None
+    assert local_picture(str(tmp_path / "missing.png")) is None
+    assert local_picture("https://example.org/a.png") is None
+
+
+def test_a_stashed_picture_says_who_can_see_it():
+    ours = Picture("http://w/index.php/Special:UploadStash/thumb/k/240px-k.png")
+    assert not ours.public and "logged in" in side_by_side(None, ours)
