@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from mwingest.base import markdown as md
 from mwingest.wiki import upload
 from tests.integration.test_flow_review import FlowProcess, _client, _resume, _wait_for_form
 from tests.integration.wikihelpers import (
@@ -98,9 +99,10 @@ def test_review_form_and_summary_show_the_pictures(wiki_factory, prefect_server,
     finally:
         proc.stop()
     assert outcome["outcome"] == "uploaded"
-    shown = outcome["filename"].replace("_", " ")  # the wiki's title, with spaces
+    # The wiki's title, with spaces, escaped as every name in the summary (mwingest.base.markdown).
+    shown = md.text(outcome["filename"].replace("_", " "))
     summary = _summary(prefect_server, shown)
     landed = next(line for line in summary.splitlines() if shown in line)
     [(alt, thumb)] = _IMAGE.findall(landed)
-    assert outcome["url"] in landed and "120px" in thumb
+    assert md.url(outcome["url"]) in landed and "120px" in thumb
     _is_image(_http(), thumb)

@@ -40,5 +40,8 @@ def test_the_summary_says_who_decided_what_and_when():
                 reason="decided-rename", ledger_id=7)
     text = summary_markdown([o], wiki="w", seconds=1, ledger_path="l", decisions={7: {
         "action": "rename", "by": "reviewer", "at": "2026-12-07T12:00:00+00:00", "note": "pier"}})
-    assert "* **Harbour (pier).jpg** (`Harbour.jpg`): rename by reviewer, 2026-12-07 12:00:00 UTC (pier)" \
-        in text
+    from mwingest.base import markdown as md
+
+    # Names and the note escaped like every word of the summary: shown as written, never markup.
+    assert (f"* **{md.text('Harbour (pier).jpg')}** (`Harbour.jpg`): "
+            + md.text("rename by reviewer, 2026-12-07 12:00:00 UTC (pier)")) in text
