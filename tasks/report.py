@@ -164,7 +164,7 @@ def summary_markdown(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
     files, stash = pictures or ({}, {})
 
     def thumb(picture: Picture | None, alt: str) -> str:
-        return f" ![{md.text(alt)}]({md.url(picture.thumb_url)})" if picture else ""
+        return f" ![{md.text(alt)}]({md.image_url(picture.thumb_url)})" if picture else ""
     counts = Counter(o.outcome for o in outcomes)
     sent = sum(o.bytes_sent for o in outcomes)
     landed = sum(o.size or 0 for o in outcomes if o.outcome == "uploaded")

@@ -40,6 +40,18 @@ def code(value: object) -> str:
     return f"{fence}{pad}{body}{pad}{fence}"
 
 
+#: A picture we made ourselves (mwingest.wiki.pictures.local_picture): an inline PNG/JPEG, base64 only.
+_DATA_IMAGE = re.compile(r"data:image/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/]+={0,2}")
+
+
+def image_url(value: object) -> str:
+    """An address fit for ``![…](here)``: what :func:`url` allows, or an inline base64 picture
+    (``data:image/png;base64,…``, nothing but base64 after the comma, so nothing can end the
+    address). Other ``data:`` forms (``text/html``, an SVG) are ``#``."""
+    address = str(value or "").strip()
+    return address if _DATA_IMAGE.fullmatch(address) else url(address)
+
+
 def url(value: object) -> str:
     """An http(s) address fit for ``[…](here)``; anything else (``javascript:``, ``data:``) is
     ``#``. Characters that would end the address or the link are percent-encoded."""

@@ -156,7 +156,7 @@ def side_by_side(existing: Picture | None, ours: Picture | None) -> str:
     if existing is None and ours is None:
         return ""
     def cell(picture: Picture | None, alt: str) -> str:
-        return f"![{alt}]({md.url(picture.thumb_url)})" if picture else "(no picture)"
+        return f"![{alt}]({md.image_url(picture.thumb_url)})" if picture else "(no picture)"
 
     def facts(picture: Picture | None) -> str:
         return md.text(picture.facts()) if picture else ""

@@ -89,3 +89,16 @@ def test_the_review_form_keeps_names_and_the_wikis_words_as_text():
         html = _html(text)
         _no_injection(html)
         assert html.count("<tr>") == 3  # the pictures' table: header, pictures, facts
+
+
+def test_a_picture_address_may_be_our_own_inline_png_but_nothing_else_inline() -> None:
+    from mwingest.base import markdown as md
+
+    png = "data:image/png;base64,iVBORw0KGgo="
+    assert md.image_url(png) == png  # the review form's own thumbnail (wiki/pictures.py)
+    assert md.image_url("https://wiki.example/thumb/a.png") == "https://wiki.example/thumb/a.png"
+    for hostile in ("data:text/html;base64,PHNjcmlwdD4=", "data:image/svg+xml;base64,PHN2Zz4=",
+                    "data:image/png;base64,AAA=) ![x](https://evil.example/x.png",
+                    "javascript:alert(1)"):
+        assert md.image_url(hostile) == "#", hostile
+    assert md.url(png) == "#"  # a link is never inline data
