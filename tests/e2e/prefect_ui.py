@@ -36,9 +36,15 @@ RETRYABLE = frozenset({503})
 WRITE_ATTEMPTS = 5
 
 
+#: The login each server (``host:port``) was given in :func:`log_in`: :func:`api_state` reads the
+#: API with it too (a server with an auth string answers 401 without).
+_LOGINS: dict[str, str] = {}
+
+
 def log_in(page: Any, ui: str, auth_string: str) -> None:
     """The UI's login page (a server with ``server.api.auth_string``): the v2 UI sends any page
     there first; one field takes ``user:password``, the browser keeps it for the session."""
+    _LOGINS[urlsplit(ui).netloc] = auth_string
     page.goto(f"{ui}/v2/deployments")
     field = page.get_by_placeholder("admin:pass")
     field.wait_for(timeout=STEP_TIMEOUT_MS)
@@ -180,6 +186,9 @@ def api_state(run_url: str) -> str:
         return "(no run id in the URL)"
     http = requests.Session()
     http.trust_env = False  # loopback only
+    if parts.netloc in _LOGINS:  # Prefect's clients send the auth string as HTTP basic auth
+        user, _, password = _LOGINS[parts.netloc].partition(":")
+        http.auth = (user, password)
     try:
         run = http.get(f"{parts.scheme}://{parts.netloc}/api/flow_runs/{match.group(1)}",
                        timeout=10).json()
