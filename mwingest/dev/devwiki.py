@@ -44,9 +44,11 @@ from mwingest.base.procs import group_alive
 from mwingest.dev.devwiki_php import (  # noqa: F401 - php_literal is part of this module's API
     EXTRA_EXTENSIONS,
     ROUTER_PHP,
+    THUMBNAIL_SETTINGS,
     _base_settings,
     _instance_settings,
     php_literal,
+    spawn_server,
 )
 
 MW_DIR = Path("/usr/share/mediawiki")
@@ -320,8 +322,9 @@ def start_wiki(*, workers: int = 4, copy_uploads: bool = True, max_upload_size: 
                 admin_bot_username=f"{ADMIN}@{APP_ID}", admin_bot_password=template.admin_bot_password,
                 keep=keep,
             )
-            wiki._process = _spawn_server(root, port, workers, php_upload_max, php_post_max,
-                                          opcache, die_with_parent=not keep)
+            wiki._process = spawn_server(
+                root, MW_DIR, port, workers, php_upload_max, php_post_max, opcache,
+                env=_php_env(root / "LocalSettings.php", root / "tmp"), die_with_parent=not keep)
             if _wait_ready(wiki):
                 return wiki
             _kill_group(wiki._process)
@@ -330,41 +333,6 @@ def start_wiki(*, workers: int = 4, copy_uploads: bool = True, max_upload_size: 
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
         raise
-
-
-def _die_with_parent() -> None:
-    """In the server's process, before exec: SIGTERM when the process that started it dies, even
-    by ``kill -9`` (Linux's PR_SET_PDEATHSIG). A test run that was killed left its wikis serving,
-    and their directories (big chunked uploads) on disk, until someone noticed."""
-    import ctypes
-
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-
-
-def _spawn_server(
-    root: Path, port: int, workers: int, upload_max: str, post_max: str, opcache: bool = False,
-    *, die_with_parent: bool = False,
-) -> subprocess.Popen[bytes]:
-    """``php -S`` in its own session, so that stop() can kill the master and its workers at once.
-
-    ``die_with_parent``: a wiki that lives only as long as its starter (a test's, not ``start``'s
-    kept one) ends with it."""
-    env = _php_env(root / "LocalSettings.php", root / "tmp")
-    env["PHP_CLI_SERVER_WORKERS"] = str(workers)
-    ini = {"upload_max_filesize": upload_max, "post_max_size": post_max, "memory_limit": "512M",
-           # Off by default: set_setting must take effect at once.
-           "opcache.enable": str(int(opcache)), "opcache.enable_cli": str(int(opcache)),
-           "upload_tmp_dir": str(root / "tmp"), "sys_temp_dir": str(root / "tmp"),
-           "max_input_time": "-1",
-           # Debian's php.ini gives a request 30 s; a synchronous assembly of a 2 GiB chunked
-           # file takes longer here, and PHP killed it half-way (bench/bench_cli.py, 2 GiB).
-           "max_execution_time": "600"}
-    args = ["php", *(f"-d{k}={v}" for k, v in ini.items()), "-S", f"127.0.0.1:{port}",
-            "-t", str(MW_DIR), str(root / "router.php")]
-    with (root / "logs" / "php-server.log").open("ab") as log:
-        return subprocess.Popen(args, cwd=MW_DIR, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=_die_with_parent if die_with_parent else None)
 
 
 def _wait_ready(wiki: DevWiki, timeout: float = 60.0) -> bool:
@@ -393,16 +361,22 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--workers", type=int, default=4)
     start.add_argument("--keep", action="store_true", help="keep the wiki's directory after stopping")
     start.add_argument("--no-copy-uploads", action="store_true", help="turn off upload by URL")
+    start.add_argument("--thumbnails", action="store_true",
+                       help="make thumbnails (ImageMagick), so review forms show the wiki's picture")
     start.add_argument("--commons", action="store_true", help="a Commons-like wiki: TitleBlacklist, "
                        "SpamBlacklist, AbuseFilter and ConfirmEdit loaded")
     args = parser.parse_args(argv)
     started = time.monotonic()
     wiki = start_wiki(workers=args.workers, keep=args.keep, copy_uploads=not args.no_copy_uploads,
-                      commons=args.commons)
+                      commons=args.commons,
+                      extra_settings=THUMBNAIL_SETTINGS if args.thumbnails else "")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # runs the finally below
     try:
         print(f"# wiki up in {time.monotonic() - started:.1f}s at {wiki.api_url} (dir {wiki.root})")
-        # The variables tests/conftest.py reads to use this wiki instead of starting its own.
+        # What mwingest and `deployments.register --save` read (the uploader's bot password)...
+        for attr in ("api_url", "username", "password"):
+            print(f"export MWINGEST_{attr.upper()}={shlex.quote(getattr(wiki, attr))}")
+        # ... and what tests/conftest.py reads to use this wiki instead of starting its own.
         for attr in ("api_url", "username", "password", "admin_username", "admin_password",
                      "admin_bot_username", "admin_bot_password"):
             print(f"export MWINGEST_TEST_{attr.upper()}={shlex.quote(getattr(wiki, attr))}")

@@ -1,13 +1,17 @@
 """The PHP text of a throwaway wiki: its router script and the LocalSettings it appends.
 
 Kept apart from :mod:`mwingest.dev.devwiki` (which provisions, starts and stops the wiki) because it
-is configuration, read on its own when a test needs to know how the test wiki is set up.
+is configuration, read on its own when a test needs to know how the test wiki is set up; with it,
+the ``php -S`` command line that serves it.
 """
 
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 EXTRA_EXTENSIONS = ("svg", "pdf", "tif", "tiff", "webp", "ogg", "ogv", "webm", "mp3", "wav")
@@ -97,3 +101,46 @@ $wgGroupPermissions['user']['upload_by_url'] = {php_literal(copy_uploads)};
 $wgRateLimits = {php_literal(dict(rate_limits or {}))};
 {extra_settings}
 """
+
+
+#: Thumbnails with ImageMagick (Debian's imagemagick, installed by scripts/install-system-deps).
+THUMBNAIL_SETTINGS = """
+$wgUseImageMagick = true;
+$wgImageMagickConvertCommand = '/usr/bin/convert';
+$wgEnableAutoRotation = true;
+$wgShowEXIF = true;
+"""
+
+
+def _die_with_parent() -> None:
+    """In the server's process, before exec: SIGTERM when the process that started it dies, even
+    by ``kill -9`` (Linux's PR_SET_PDEATHSIG). A test run that was killed left its wikis serving,
+    and their directories (big chunked uploads) on disk, until someone noticed."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def spawn_server(
+    root: Path, mw_dir: Path, port: int, workers: int, upload_max: str, post_max: str,
+    opcache: bool = False, *, env: dict[str, str], die_with_parent: bool = False,
+) -> subprocess.Popen[bytes]:
+    """``php -S`` in its own session, so that stop() can kill the master and its workers at once.
+
+    ``env``: PHP's environment for this wiki. ``die_with_parent``: a wiki that lives only as long
+    as its starter (a test's, not ``start``'s kept one) ends with it."""
+    env = {**env, "PHP_CLI_SERVER_WORKERS": str(workers)}
+    ini = {"upload_max_filesize": upload_max, "post_max_size": post_max, "memory_limit": "512M",
+           # Off by default: set_setting must take effect at once.
+           "opcache.enable": str(int(opcache)), "opcache.enable_cli": str(int(opcache)),
+           "upload_tmp_dir": str(root / "tmp"), "sys_temp_dir": str(root / "tmp"),
+           "max_input_time": "-1",
+           # Debian's php.ini gives a request 30 s; a synchronous assembly of a 2 GiB chunked
+           # file takes longer here, and PHP killed it half-way (bench/bench_cli.py, 2 GiB).
+           "max_execution_time": "600"}
+    args = ["php", *(f"-d{k}={v}" for k, v in ini.items()), "-S", f"127.0.0.1:{port}",
+            "-t", str(mw_dir), str(root / "router.php")]
+    with (root / "logs" / "php-server.log").open("ab") as log:
+        return subprocess.Popen(args, cwd=mw_dir, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_die_with_parent if die_with_parent else None)

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import requests
 
+from mwingest.dev.devwiki import THUMBNAIL_SETTINGS
 from mwingest.wiki.credentials import Credentials
 from mwingest.wiki.session import WikiSession
 
@@ -246,9 +247,4 @@ __all__ = [
 #: Settings for a variant wiki that makes thumbnails and rotates by EXIF orientation, as a
 #: production wiki does (the default throwaway wiki has no image scaler). Debian's ImageMagick,
 #: by its full path: another ``convert`` earlier on PATH is not asked.
-SCALER_SETTINGS = """
-$wgUseImageMagick = true;
-$wgImageMagickConvertCommand = '/usr/bin/convert';
-$wgEnableAutoRotation = true;
-$wgShowEXIF = true;
-"""
+SCALER_SETTINGS = THUMBNAIL_SETTINGS  # the throwaway wiki with thumbnails (devwiki --thumbnails)
