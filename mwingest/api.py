@@ -12,11 +12,7 @@ only when a function here runs, and only after the wiki answered and accepted th
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mwingest.base.errors import LoginError, LoginRefusedError, MWIngestError, TransportError
@@ -25,14 +21,6 @@ from mwingest.base.items import Outcome
 if TYPE_CHECKING:
     from mwingest.job.settings import BatchSettings
     from mwingest.wiki.pacing import PaceNote
-
-#: Seconds to wait for the ephemeral Prefect server. Prefect's default (20 s) is too short for a
-#: first run (database migrations) on a busy machine; measured 23 s under load.
-EPHEMERAL_STARTUP_TIMEOUT = 120
-#: Where the ephemeral server's port is picked. Prefect uses 8000–8999, the range of local dev
-#: servers (``php -S :8080``, ``http.server``); it checks ``bind()`` first, so clashes are races.
-EPHEMERAL_PORT_RANGE = range(20000, 61000)
-
 
 class IngestSetupError(Exception):
     """The run could not start (no wiki, wiki unreachable, login refused: nothing was uploaded),
@@ -119,101 +107,6 @@ def check_ledger(location: str | None) -> None:
         raise IngestSetupError(said) from None
 
 
-class _ConsoleFilter(logging.Filter):
-    """What Prefect's console handler may print during a command: no outcome lines when the
-    command shows outcomes itself (``drop_outcomes``), each warning or error once, and no
-    traceback of a batch stopped by a refused re-login (the command's own line says it)."""
-
-    def __init__(self, drop_outcomes: bool) -> None:
-        super().__init__("mwingest-console")
-        self.drop_outcomes = drop_outcomes
-        self._seen: set[tuple[int, str]] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], LoginRefusedError):
-            return False  # the batch stopped: the command says why in one line, no traceback
-        if self.drop_outcomes and (
-                getattr(record, "mwingest_outcome", False)
-                # A task run's end state: the file's outcome line says how it ended, and why.
-                or (record.name == "prefect.task_runs"
-                    and str(record.msg).startswith("Finished in state"))):
-            return False
-        if record.levelno >= logging.WARNING:
-            key = (record.levelno, record.getMessage())
-            if key in self._seen:
-                return False
-            self._seen.add(key)
-        return True
-
-
-@contextmanager
-def _prefect_settings(quiet: bool, *, verbose: bool = False,
-                      shows_outcomes: bool = False) -> Iterator[str | None]:
-    """Prefect settings for one ad hoc run; a configured server (or test harness) is left alone.
-
-    Which server: the one configured (``PREFECT_API_URL``, a harness), else the mwingest local
-    server (started when none runs, :mod:`mwingest.runtime.prefectenv`), else with
-    ``MWINGEST_PREFECT=ephemeral`` Prefect's ephemeral one (a start-up timeout that survives a
-    first run, a port outside 8000–8999). Prefect's own heartbeats are off: the flows send theirs
-    (``flows.heartbeat``), which do not hold the run's end for a second. ``quiet`` keeps
-    Prefect's console lines to warnings (``verbose`` brings the INFO lines back; the run's full
-    log still goes to the Prefect API); ``shows_outcomes``: the caller prints each outcome, so
-    the console leaves out the flow's outcome lines. Each warning is printed once. Yields the
-    API URL the run reports to (None: ephemeral).
-    """
-    from prefect.settings import (
-        PREFECT_API_AUTH_STRING,
-        PREFECT_API_URL,
-        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
-        temporary_settings,
-    )
-
-    from mwingest.runtime.prefectenv import choose
-
-    updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
-    if not PREFECT_API_URL.value():
-        choice = choose(lambda line: print(line, file=sys.stderr, flush=True))
-        if choice.api_url:
-            updates[PREFECT_API_URL] = choice.api_url
-            secret = os.environ.get("PREFECT_API_AUTH_STRING")  # set by choose() for the local server
-            if secret and PREFECT_API_AUTH_STRING.value() is None:
-                updates[PREFECT_API_AUTH_STRING] = secret
-        else:
-            if ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" not in os.environ
-                    and PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
-                    < EPHEMERAL_STARTUP_TIMEOUT):
-                updates[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = EPHEMERAL_STARTUP_TIMEOUT
-            _move_ephemeral_port()
-    consoles = [h for h in logging.getLogger().handlers
-                if type(h).__name__ == "PrefectConsoleHandler"]
-    levels = [h.level for h in consoles]
-    console_filter = _ConsoleFilter(drop_outcomes=shows_outcomes)
-    for handler in consoles:
-        if quiet and not verbose:
-            handler.setLevel(logging.WARNING)
-        handler.addFilter(console_filter)
-    try:
-        with temporary_settings(updates=updates):
-            yield PREFECT_API_URL.value() or None
-    finally:
-        for handler, level in zip(consoles, levels, strict=True):
-            handler.setLevel(level)
-            handler.removeFilter(console_filter)
-
-
-def _move_ephemeral_port() -> None:
-    """Point Prefect's ephemeral port choice at :data:`EPHEMERAL_PORT_RANGE`.
-
-    A private class attribute (Prefect 3.9 ``SubprocessASGIServer._port_range``); if a newer
-    Prefect drops it, nothing happens and Prefect's own range is used.
-    """
-    from prefect.server.api.server import SubprocessASGIServer
-
-    if isinstance(getattr(SubprocessASGIServer, "_port_range", None), range):
-        SubprocessASGIServer._port_range = EPHEMERAL_PORT_RANGE
-
-
 def ingest(sources: Sequence[str], *, wiki: str | None = None,
            credentials_block: str | None = None, filename: str | None = None,
            settings: BatchSettings | None = None,
@@ -249,6 +142,7 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
     if check_connection and not credentials_block:
         preflight(wiki)
     from flows.ingest import OUTCOME_LISTENERS, PACE_LISTENERS, PROGRESS_LISTENERS, ingest_batch
+    from mwingest.runtime.adhoc import prefect_settings
     from mwingest.runtime.prefectenv import is_local_server
 
     if on_outcome is not None:
@@ -258,8 +152,8 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
     if on_pace is not None:
         PACE_LISTENERS.append(on_pace)
     try:
-        with _prefect_settings(quiet, verbose=verbose,
-                               shows_outcomes=quiet and not verbose) as api_url:
+        with prefect_settings(quiet, verbose=verbose,
+                              shows_outcomes=quiet and not verbose) as api_url:
             if settings.review_wait is None and api_url and is_local_server(api_url):
                 # nobody may watch the local server's UI: needs-review at once
                 settings = BatchSettings.from_flat(settings, review_timeout_s=0)
@@ -294,9 +188,10 @@ def resolve(item_id: int | str, decision: str, *, new_filename: str | None = Non
     if check_connection and not credentials_block:
         preflight(wiki)
     from flows.resolve import resolve_review
+    from mwingest.runtime.adhoc import prefect_settings
 
     try:
-        with _prefect_settings(quiet, verbose=verbose, shows_outcomes=quiet and not verbose):
+        with prefect_settings(quiet, verbose=verbose, shows_outcomes=quiet and not verbose):
             row = resolve_review(item_id=item_id, decision=decision, new_filename=new_filename,
                                  wiki=wiki, credentials_block=credentials_block,
                                  ledger_path=ledger_path)
