@@ -40,6 +40,7 @@ from mwingest.ledger.leases import CLAIMABLE, LeaseMixin  # noqa: F401 - re-expo
 from mwingest.ledger.model import (  # noqa: F401 - re-exported: the ledger's public names
     DECISION_ACTIONS,
     FINAL_STATES,
+    IN_FLIGHT,
     OUTCOMES,
     STASH_MAX_AGE,
     TRANSITIONS,
@@ -262,9 +263,9 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
 
     def items(self, *, wiki: str | None = None, states: Iterable[State | str] | None = None,
               since: datetime | None = None, limit: int | None = None,
-              account: str | None = None) -> list[LedgerItem]:
-        """Rows filtered by wiki, account, states and last change (``updated_at >= since``),
-        oldest id first."""
+              account: str | None = None, reason: str | None = None) -> list[LedgerItem]:
+        """Rows filtered by wiki, account, states, reason code and last change
+        (``updated_at >= since``), oldest id first."""
         where, params = _scope(wiki, account)
         where.insert(0, "TRUE")
         if states is not None:
@@ -273,6 +274,9 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
                 return []
             where.append("state IN :states")
             params["states"] = wanted
+        if reason is not None:
+            where.append("reason = :reason")
+            params["reason"] = reason
         if since is not None:
             where.append("updated_at >= :since")
             params["since"] = self._stamp(since)

@@ -79,6 +79,10 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
 #: States in which the wiki's stash holds (or may hold) our bytes under ``filekey``.
 STASH_STATES: frozenset[State] = frozenset(
     {State.STASHING, State.STASHED, State.PUBLISHING, State.NEEDS_REVIEW})
+#: States of a file on its way (bytes going up, waiting to publish, publishing, verifying,
+#: describing): what ``mwingest status`` lists first, since a stopped run left them there.
+IN_FLIGHT: tuple[State, ...] = (State.STASHING, State.STASHED, State.PUBLISHING, State.PUBLISHED,
+                                State.DESCRIBING)
 #: MediaWiki's default ``$wgUploadStashMaxAge``: cleanup deletes stash rows this long after chunk 1
 #: (spec §7). Wikimedia Commons keeps them 48 h; a run passes its wiki's figure where it knows it.
 STASH_MAX_AGE = timedelta(hours=6)

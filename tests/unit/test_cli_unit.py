@@ -313,6 +313,35 @@ def test_status_text_names_the_states_and_how_to_decide(ledger_file, capsys):
     assert "Review.png" in out and "mwingest review" in out
 
 
+def test_status_lists_files_on_their_way_and_landed_without_their_structured_data(tmp_path, capsys):
+    path = tmp_path / "ledger.sqlite3"
+    with Ledger(path) as led:
+        def landed(n: int, reason: str) -> int:
+            row = led.begin(WIKI, f"/data/{n}.png", sha1=f"{n:040x}", size=5, target=f"{n}.png")
+            led.transition(row.id, "validated")
+            led.transition(row.id, "uploaded", reason=reason, final_name=f"{n}.png")
+            return row.id
+
+        bare = landed(0, "structured-data-failed")
+        for n in range(1, 30):  # newer rows: the bare one is not among the recent
+            landed(n, "verified")
+        row = led.begin(WIKI, "/data/big.wav", sha1="f" * 40, size=5, target="Big.wav")
+        led.transition(row.id, "validated")
+        led.transition(row.id, "stashing", filekey="k.wav", offset=2, stash_created_at=datetime.now(UTC))
+        big = row.id
+
+    code, out, _ = run(["status", "--ledger", str(path), "--limit", "2"], capsys)
+    code_json, out_json, _ = run(["status", "--ledger", str(path), "--limit", "2", "--json"], capsys)
+
+    assert code == code_json == 0
+    assert "30 uploaded" in out and "1 of the uploaded without all their structured data" in out
+    assert any("structured-data-failed" in line and "/data/0.png" in line for line in out.splitlines())
+    assert any("stashing" in line and "/data/big.wav" in line for line in out.splitlines())
+    listed = {r["id"]: r for r in map(json.loads, out_json.splitlines())}
+    assert listed[bare]["reason"] == "structured-data-failed" and listed[big]["state"] == "stashing"
+    assert len(listed) == 3  # the two open rows, and the newest landed one beside the stashing one
+
+
 def test_status_without_a_ledger_exits_2_and_creates_none(tmp_path, capsys):
     missing = tmp_path / "none.sqlite3"
 
