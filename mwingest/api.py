@@ -305,6 +305,7 @@ def describe_files(manifest: str, *, wiki: str | None = None,
     statements = settings.describing.statements
     retry = settings.retry()
     items = retry.call(lambda: structured.check_items(
-        session, titles(Path(manifest), tuple(statements)), statements).items,
+        session, titles(Path(manifest), tuple(statements), settings.describing.fill()),
+        statements).items,
         what="checking the structured data columns")
     return describe_existing(session, items, comment=settings.describing.comment, retry=retry)

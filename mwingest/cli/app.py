@@ -40,8 +40,10 @@ from mwingest.cli.options import (
     CommentOpt,
     ConcurrencyOpt,
     FetchOpt,
+    FillOpt,
     JsonOpt,
     LedgerOpt,
+    LicenceItemsOpt,
     MaxPixelsOpt,
     PolicyOpt,
     RetryOpt,
@@ -55,6 +57,7 @@ from mwingest.cli.options import (
     WikiOpt,
     batch_settings,
     common,
+    parse_licence_items,
     parse_size,
     parse_statements,
     safety,
@@ -131,6 +134,7 @@ def import_(
     retry_budget: RetryOpt = RETRY, stash_hours: StashHoursOpt = None,
     review_wait: ReviewWaitOpt = None, max_pixels: MaxPixelsOpt = None,
     async_assembly: AsyncOpt = False, statements: StatementsOpt = None,
+    fill_statements: FillOpt = False, licence_items: LicenceItemsOpt = None,
 ) -> None:
     """Import a folder (recursive) or a manifest; a bad manifest row is that item's rejection.
     caption.<language> and statement columns become each file's structured data (Commons)."""
@@ -143,7 +147,8 @@ def import_(
         async_assembly=async_assembly, location=location, licence=licence,
         require_licence=require_licence, check_pages=check_pages, glob=glob,
         text_template=str(text_template) if text_template else None,
-        statements=parse_statements(statements),
+        statements=parse_statements(statements), fill_statements=fill_statements,
+        licence_items=parse_licence_items(licence_items),
         required_columns=[c.strip() for c in (require or "").split(",") if c.strip()])
     if text_template is not None:
         from mwingest.describe.template import load_template
@@ -163,6 +168,7 @@ def describe(
         "on the wiki (filename, else the source's name) with caption.<language> and statement "
         "columns")],
     wiki: WikiOpt = None, statements: StatementsOpt = None,
+    fill_statements: FillOpt = False, licence_items: LicenceItemsOpt = None,
     comment: CommentOpt = "Structured data added with mwingest",
     retry_budget: RetryOpt = RETRY, as_json: JsonOpt = False,
 ) -> None:
@@ -173,7 +179,9 @@ def describe(
     try:
         outcomes = describe_files(str(manifest), wiki=wiki, comment=comment,
                                   retry_budget_s=retry_budget,
-                                  statements=parse_statements(statements))
+                                  statements=parse_statements(statements),
+                                  fill_statements=fill_statements,
+                                  licence_items=parse_licence_items(licence_items))
     except IngestSetupError as exc:
         raise fail(str(exc)) from None
     if as_json:

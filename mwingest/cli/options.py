@@ -129,6 +129,30 @@ StatementsOpt = Annotated[str | None, typer.Option(
     "copyright_licence P275, copyright_status P6216, source_of_file P7482)")]
 
 
+FillOpt = Annotated[bool, typer.Option(
+    "--fill-statements", help="Fill empty copyright_licence cells from the row's licence template "
+    "(Wikidata's item for it; --licence-items to give others) and empty inception cells from its "
+    "date")]
+LicenceItemsOpt = Annotated[str | None, typer.Option(
+    "--licence-items", help="Licence templates and their item ids for --fill-statements, e.g. "
+    "cc-by-4.0=Q20007257, on top of Commons' common licences")]
+
+
+def parse_licence_items(text: str | None) -> dict[str, str] | None:
+    """``--licence-items cc-by-4.0=Q1,my-licence=Q2``: Commons' map with these set (None: default)."""
+    if not text:
+        return None
+    from mwingest.describe.structured import COMMONS_LICENCE_ITEMS
+
+    out = dict(COMMONS_LICENCE_ITEMS)
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        template, sep, item = (x.strip() for x in part.partition("="))
+        if not sep or not template or not item:
+            raise typer.BadParameter(f"{part!r}: give template=Q…", param_hint="--licence-items")
+        out[template] = item
+    return out
+
+
 def parse_statements(text: str | None) -> dict[str, str] | None:
     """``--statements depicts=P1,note=P7``: the default map with these columns set (None: default)."""
     if not text:

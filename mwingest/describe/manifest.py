@@ -54,7 +54,8 @@ def clean_licence(value: Any) -> str | None:
 
 def _collect(sources: Iterable[str], *, glob: str, recursive: bool, text_template: str | None,
              root: str | None, required: Iterable[str], licence: str | None,
-             statement_columns: Iterable[str] = ()) -> list[IngestItem]:
+             statement_columns: Iterable[str] = (),
+             fill: Mapping[str, str] | None = None) -> list[IngestItem]:
     items: list[IngestItem] = []
     for source in sources:
         if source.lower().startswith(("http://", "https://")):
@@ -69,7 +70,7 @@ def _collect(sources: Iterable[str], *, glob: str, recursive: bool, text_templat
         elif path.suffix.lower() in MANIFEST_SUFFIXES and path.is_file():
             items.extend(read_manifest(path, text_template=text_template, root=root,
                                        required=required, licence=licence,
-                                       statement_columns=statement_columns))
+                                       statement_columns=statement_columns, fill=fill))
         else:
             items.append(IngestItem(source=str(path)))
     return items
@@ -101,7 +102,8 @@ def scan_folder(folder: Path, *, glob: str = "*", recursive: bool = True) -> lis
 def read_manifest(path: Path, *, text_template: str | None = None,
                   root: str | None = None, required: Iterable[str] = (),
                   licence: str | None = None,
-                  statement_columns: Iterable[str] = ()) -> list[IngestItem]:
+                  statement_columns: Iterable[str] = (),
+                  fill: Mapping[str, str] | None = None) -> list[IngestItem]:
     """Rows of a ``.csv``/``.xlsx`` (header row) or ``.jsonl`` manifest as items; bad rows as
     rejected items.
 
@@ -111,7 +113,8 @@ def read_manifest(path: Path, *, text_template: str | None = None,
     ``required``: columns that must have a value, besides those whose header ends in ``*``.
     ``licence``: the batch's licence template, for rows whose ``licence`` cell is empty.
     ``statement_columns``: the columns that hold statements (besides ``caption.<language>``),
-    kept on each item for :mod:`mwingest.describe.structured` to check.
+    kept on each item for :mod:`mwingest.describe.structured` to check; ``fill``: see
+    :func:`mwingest.describe.structured.cells`.
     Raises ``ValueError`` only for a malformed template.
     """
     base = path.resolve().parent
@@ -137,7 +140,7 @@ def read_manifest(path: Path, *, text_template: str | None = None,
             continue
         item = _item_from_row(row, line, where, base, allowed_root, template,
                               label=f"{path}:{line}", scope=path.name)
-        items.append(replace(item, structured=structured.cells(row, statement_columns)))
+        items.append(replace(item, structured=structured.cells(row, statement_columns, fill)))
     return items
 
 

@@ -45,6 +45,13 @@ _TEXT_TYPES = ("string", "external-id", "url")
 _ITEM = re.compile(r"Q[1-9][0-9]*")
 _DATE = re.compile(r"(-?\d{1,4})(?:-(\d{2}))?(?:-(\d{2}))?")
 _GREGORIAN = "http://www.wikidata.org/entity/Q1985727"
+#: A date at the start of a cell: ``2024-05-06``, EXIF's ``2024:05:06 10:11:12``, ``1911-05``, ``1911``.
+_DAY_AT_START = re.compile(r"(\d{4})(?:[-:](\d{2})(?:[-:](\d{2}))?)?(?![\d])")
+#: Wikidata's items for the licence templates Commons uploads use most (P275's values there).
+COMMONS_LICENCE_ITEMS: dict[str, str] = {
+    "cc-by-4.0": "Q20007257", "cc-by-sa-4.0": "Q18199165", "cc-zero": "Q6938433",
+    "cc0": "Q6938433", "cc-by-3.0": "Q14947546", "cc-by-sa-3.0": "Q14946043",
+    "cc-by-2.0": "Q19125117", "cc-by-sa-2.0": "Q19068220"}
 
 UNSUPPORTED = "structured-data-unsupported"
 
@@ -53,8 +60,15 @@ class ApiGetter(Protocol):
     def get(self, params: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
-def cells(row: Mapping[str, Any], statement_columns: Iterable[str]) -> tuple[tuple[str, str], ...]:
-    """The row's structured data cells that have a value: captions, then statement columns."""
+def cells(row: Mapping[str, Any], statement_columns: Iterable[str],
+          fill: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
+    """The row's structured data cells that have a value: captions, then statement columns.
+
+    ``fill`` (a licence template → item id map, :data:`COMMONS_LICENCE_ITEMS` on Commons): an
+    empty ``copyright_licence`` cell takes the item of the row's ``licence`` template, an empty
+    ``inception`` the row's ``date`` (a day, month or year at its start, as EXIF and the sheet
+    write it), so the description a person filled once also makes the statements. A licence the
+    map does not know, or a date that is no date, fills nothing (never a guess)."""
     wanted = set(statement_columns)
     out = []
     for key, value in row.items():
@@ -62,6 +76,15 @@ def cells(row: Mapping[str, Any], statement_columns: Iterable[str]) -> tuple[tup
         name = str(key).strip()
         if text and (name.lower().startswith(CAPTION_PREFIX) or name in wanted):
             out.append((name, text))
+    if fill is not None:
+        have = {name for name, _ in out}
+        licence = str(row.get("licence") or row.get("license") or "").strip().strip("{}").strip()
+        item = {k.lower(): v for k, v in fill.items()}.get(licence.lower())
+        if "copyright_licence" in wanted - have and item:
+            out.append(("copyright_licence", item))
+        day = _DAY_AT_START.match(str(row.get("date") or "").strip())
+        if "inception" in wanted - have and day:
+            out.append(("inception", "-".join(p for p in day.groups() if p)))
     return tuple(out)
 
 

@@ -31,7 +31,7 @@ from mwingest.base.redact import NO_PASSWORD_PATTERN
 from mwingest.base.retry import DEFAULT_BUDGET_S, RetryPolicy
 from mwingest.checks.netsafe import AllowList
 from mwingest.describe.sources import collect
-from mwingest.describe.structured import DEFAULT_STATEMENTS
+from mwingest.describe.structured import COMMONS_LICENCE_ITEMS, DEFAULT_STATEMENTS
 
 
 class _Group(BaseModel):
@@ -85,6 +85,30 @@ class Describing(_Group):
         description="Manifest columns written as statements on each file's structured data "
                     "(with captions from caption.<language> columns), each to a property id; "
                     "Wikidata's ids by default, as Commons uses them")
+
+    fill_statements: bool = Field(
+        False, title="Licence and inception statements from the description",
+        description="An empty copyright_licence cell takes the item of the row's licence "
+                    "template (see licence items), an empty inception the row's date")
+    licence_items: dict[str, str] = Field(
+        dict(COMMONS_LICENCE_ITEMS), title="Licence items (template → item)",
+        description="The item each licence template stands for in copyright_licence "
+                    "statements; Wikidata's by default, as Commons uses them")
+
+    @field_validator("licence_items")
+    @classmethod
+    def _item_ids(cls, value: dict[str, str]) -> dict[str, str]:
+        """``{"cc-by-4.0": "Q20007257"}``: an item id per template, refused here if malformed."""
+        import re
+
+        bad = {t: q for t, q in value.items() if not re.fullmatch(r"Q[1-9][0-9]*", str(q))}
+        if bad:
+            raise ValueError(f"licence items need item ids (Q…): {bad}")
+        return value
+
+    def fill(self) -> dict[str, str] | None:
+        """The licence map for :func:`mwingest.describe.structured.cells`, when filling is on."""
+        return dict(self.licence_items) if self.fill_statements else None
 
     @field_validator("statements")
     @classmethod
@@ -312,7 +336,8 @@ class BatchSettings(BaseModel):
                        text_template=d.text_template or None, root=safe.manifest_root or None,
                        location=d.location, required=d.required_columns,
                        licence=d.licence or None, require_licence=d.require_licence,
-                       default_text=d.text or None, statement_columns=tuple(d.statements))
+                       default_text=d.text or None, statement_columns=tuple(d.statements),
+                       fill=d.fill())
 
     @property
     def review_wait(self) -> int | None:

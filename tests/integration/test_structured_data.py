@@ -69,10 +69,10 @@ def _row(sdc: dict[str, Any], name: str, **extra: str) -> dict[str, str]:
 
 def _run(session: Any, rules: Any, ledger: Ledger, manifest: Path, statements: dict[str, str],
          *, owner: str | None = None, budget: float = 20.0, stop_at: State | None = None,
-         ) -> list[Job]:
+         **flat: Any) -> list[Job]:
     """A batch as the flow runs it, without Prefect: the check before a byte is sent, then each
     file's job (``stop_at``: the job is left there, as a run killed at that step leaves it)."""
-    settings = BatchSettings.from_flat(statements=statements, retry_budget_s=budget)
+    settings = BatchSettings.from_flat(statements=statements, retry_budget_s=budget, **flat)
     items = structured.check_items(session, settings.collect([str(manifest)]),
                                    settings.describing.statements).items
     extra = {"owner": owner, "lease_ttl": timedelta(seconds=30)} if owner else {}
@@ -261,6 +261,24 @@ def test_another_editors_change_between_our_read_and_our_write_is_not_overwritte
     outcome = job.outcome()
     assert (outcome.outcome, outcome.reason) == ("uploaded", STRUCTURED_DATA_FAILED)
     assert "caption.en (the wiki has another: 'Their caption')" in (outcome.message or "")
+
+
+def test_the_licence_and_date_of_the_description_fill_their_statements(sdc_wiki, sdc, tmp_path, unique):
+    """``fill_statements``: the row's licence template and date (as the sheet writes them) make
+    the copyright-licence and inception statements; a licence the map lacks makes none."""
+    p, q = sdc["props"], sdc["items"]
+    names = _files(tmp_path, unique(), 2)
+    manifest = _manifest(tmp_path, [
+        {"source": names[0], "licence": "cc-by-4.0", "date": "1911:05:17 10:00:00"},
+        {"source": names[1], "licence": "some-other-licence", "date": "1920"}])
+    with Ledger(tmp_path / "l.sqlite3") as ledger:
+        jobs = _run(sdc["session"], sdc["rules"], ledger, manifest, sdc["props"],
+                    fill_statements=True, licence_items={"cc-by-4.0": q["cc-by-4.0"]})
+    assert [(j.outcome().outcome, j.outcome().reason) for j in jobs] == [("uploaded", "verified")] * 2
+    assert _statements(entity_of(sdc["session"], names[0])) == Counter({
+        (p["copyright_licence"], q["cc-by-4.0"]): 1, (p["inception"], "+1911-05-17T00:00:00Z"): 1})
+    assert _statements(entity_of(sdc["session"], names[1])) == Counter({
+        (p["inception"], "+1920-00-00T00:00:00Z"): 1})
 
 
 def test_a_wrong_property_datatype_and_an_unknown_item_are_refused_before_the_upload(

@@ -33,6 +33,40 @@ def test_a_manifest_keeps_the_cells_on_its_items(tmp_path: Path) -> None:
     assert item.structured == (("caption.fr", "Un port"), ("inception", "1911"))
 
 
+COLUMNS = ["copyright_licence", "inception", "depicts"]
+
+
+@pytest.mark.parametrize(("row", "filled"), [
+    ({"licence": "cc-by-4.0", "date": "2024:05:06 10:11:12"},
+     (("copyright_licence", "Q9"), ("inception", "2024-05-06"))),
+    ({"licence": "{{CC-BY-4.0}}", "date": "1911-05"}, (("copyright_licence", "Q9"), ("inception", "1911-05"))),
+    ({"licence": "cc-by-4.0", "date": "1911", "copyright_licence": "Q7", "inception": "1900"},
+     (("copyright_licence", "Q7"), ("inception", "1900"))),  # a cell's own value wins
+    ({"licence": "my-own-licence", "date": "in the 1920s"}, ()),  # unknown: nothing guessed
+    ({"licence": "", "date": "19110517"}, ()),
+])
+def test_fill_takes_licence_and_inception_from_the_description(
+        row: dict[str, str], filled: tuple[tuple[str, str], ...]) -> None:
+    assert structured.cells(row, COLUMNS, {"cc-by-4.0": "Q9"}) == filled
+    # Off (no map), or a batch whose statements have no such column: nothing is added.
+    assert structured.cells({**row, "copyright_licence": "", "inception": ""}, COLUMNS) == ()
+    assert structured.cells({"licence": "cc-by-4.0", "date": "1911"}, ["depicts"],
+                            {"cc-by-4.0": "Q9"}) == ()
+
+
+def test_a_manifest_fills_from_the_batch_licence_when_the_settings_say_so(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(b"x")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("source,date\na.png,1911-05-17\n")
+    settings = BatchSettings.from_flat(licence="cc-by-sa-4.0", fill_statements=True)
+    [item] = settings.collect([str(manifest)])
+    assert dict(item.structured) == {"copyright_licence": "Q18199165", "inception": "1911-05-17"}
+    [plain] = BatchSettings.from_flat(licence="cc-by-sa-4.0").collect([str(manifest)])
+    assert plain.structured == ()
+    with pytest.raises(ValueError, match="item ids"):
+        BatchSettings.from_flat(licence_items={"cc-by-4.0": "P1"})
+
+
 @pytest.mark.parametrize(("text", "time", "precision"), [
     ("1911", "+1911-00-00T00:00:00Z", 9), ("1911-05", "+1911-05-00T00:00:00Z", 10),
     ("1911-05-17", "+1911-05-17T00:00:00Z", 11)])
