@@ -110,6 +110,11 @@ class Admission:
             state = self.ctx.ledger.failed_from(row.id) or State.VALIDATED
         fresh = row.is_resumable(max_age=self.ctx.stash_max_age)
         fields: dict[str, Any] = {}
+        if state is State.NEEDS_REVIEW and row.filekey is None and row.params == self._params():
+            # Nothing kept to decide on again (refused as its chunks were put together): sending
+            # it again would only be a blind retry of a warning a person is to answer.
+            log.info("%s: still waits for a decision (mwingest review)", self.item.label)
+            return
         if state is State.NEEDS_REVIEW:  # decide again: this run's policy may publish or rename
             state, fields = State.STASHED, {"decision": None}
         if (state is State.STASHED and not fresh) or (

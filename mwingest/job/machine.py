@@ -42,6 +42,7 @@ from typing import Any
 
 from mwingest.base.errors import (
     LoginRefusedError,
+    PermanentApiError,
     reason_code,
 )
 from mwingest.base.items import (
@@ -55,7 +56,7 @@ from mwingest.base.items import (
 )
 from mwingest.base.options import URL_SHA1
 from mwingest.base.policy import Action
-from mwingest.job import decisions, intake, structured
+from mwingest.job import decisions, intake, refusals, structured
 from mwingest.job.admission import Admission
 from mwingest.job.context import JobContext
 from mwingest.job.publishing import Publishing
@@ -277,9 +278,16 @@ class Job(Admission, Publishing, RefusalSteps):
             self.chunk = chunked.finish_async(session, self.chunk)
         else:
             before = self.chunk.bytes_sent
-            self.chunk = chunked.send_next_chunk(session, self.chunk,
-                                                 min_chunk_size=self.ctx.rules.min_chunk_size,
-                                                 async_=self.ctx.options.async_assembly)
+            try:
+                self.chunk = chunked.send_next_chunk(session, self.chunk,
+                                                     min_chunk_size=self.ctx.rules.min_chunk_size,
+                                                     async_=self.ctx.options.async_assembly)
+            except PermanentApiError as exc:  # refused as the chunks were put together?
+                refusal = refusals.classify(exc, row.target)
+                if refusal is None:
+                    raise
+                self.bytes_sent += row.size - self.chunk.offset  # the last chunk arrived
+                return self._refused_at_assembly(refusal)
             self.bytes_sent += self.chunk.bytes_sent - before
         if self.chunk.done:
             self._move(State.STASHED, filekey=self.chunk.final_filekey,

@@ -67,6 +67,12 @@ class Publishing:
     def _publish_or_decide(self) -> None:
         """A stashed file: publish it, or carry out what the policy or a person decided."""
         row = self._row()
+        if (row.filekey is None and row.decision and not self.copy_upload
+                and row.size > self.ctx.options.chunk_size):
+            # Decided on a file the wiki kept no copy of (refused as its chunks were put
+            # together): it goes up again in chunks, the decision kept for the publish.
+            return self._move(State.VALIDATED, "send-again", "the wiki kept no copy; sending "
+                              "it again in chunks", decision=dict(row.decision))
         move = decisions.next_move(row, self.ctx.options.policy, self.ctx.rules,
                                    is_free=lambda n: upload.file_info(self.ctx.session, n) is None)
         if move.action is not None:

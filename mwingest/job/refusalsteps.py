@@ -93,3 +93,25 @@ class RefusalSteps:
                               warnings=dict(refusal.warning), decision=None, **stash)
         self._move(State.REJECTED, refusal.reason, refusal.message, **stash)
 
+    def _refused_at_assembly(self, refusal: refusals.Refusal) -> None:
+        """An extension refused a chunked file as its chunks were put together (AbuseFilter's
+        ``stashupload`` action): every byte was sent, and the wiki keeps no copy (the chunks are
+        gone, the key holds nothing to publish), so no key is recorded. A person's ``publish``
+        of a warned file sends it again in chunks; that login session's first try is warned
+        again, and its one identical second try goes through (:meth:`_publish_or_decide`)."""
+        row = self._row()
+        decision = row.decision
+        if (refusal.reason == refusals.ABUSEFILTER_WARNING and decision
+                and decision.get("action") == Action.PUBLISH.value and decision.get("by") != "policy"
+                and not decision.get("resubmitted")):
+            return self._move(State.VALIDATED, refusal.reason, "warned again as its chunks were "
+                              "put together; sending once more, as decided",
+                              decision={**decision, "resubmitted": True})
+        said = refusal.message + " (when its chunks were put together, after every byte was sent)"
+        if refusal.outcome == NEEDS_REVIEW:
+            how = (f"; decide with `mwingest review {shlex.quote(row.ref)} --decision "
+                   "publish|skip` (publish sends the file again: the wiki kept no copy)")
+            return self._move(State.NEEDS_REVIEW, refusal.reason, said + how, filekey=None,
+                              warnings=dict(refusal.warning), decision=None)
+        self._move(State.REJECTED, refusal.reason, said, filekey=None)
+

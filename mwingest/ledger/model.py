@@ -57,7 +57,9 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
     _S.PENDING: frozenset({_S.VALIDATED, _S.SKIPPED, _S.REJECTED, _S.FAILED}),
     _S.VALIDATED: frozenset({_S.VALIDATED, _S.STASHING, _S.STASHED, _S.PUBLISHING, _S.NEEDS_REVIEW,
                              _S.UPLOADED, _S.SKIPPED, _S.REJECTED, _S.FAILED}),
-    _S.STASHING: frozenset({_S.STASHING, _S.STASHED, _S.VALIDATED, _S.REJECTED, _S.FAILED}),
+    # An extension may refuse the file when its chunks are put together (needs-review: warned).
+    _S.STASHING: frozenset({_S.STASHING, _S.STASHED, _S.VALIDATED, _S.REJECTED, _S.FAILED,
+                            _S.NEEDS_REVIEW}),
     _S.STASHED: frozenset({_S.STASHED, _S.PUBLISHING, _S.NEEDS_REVIEW, _S.UPLOADED, _S.SKIPPED,
                            _S.REJECTED, _S.FAILED, _S.VALIDATED}),
     _S.PUBLISHING: frozenset({_S.PUBLISHING, _S.PUBLISHED, _S.STASHED, _S.VALIDATED,

@@ -218,3 +218,53 @@ def test_captcha_is_asked_on_edits_not_on_uploads(commons_wiki, rules, env, pref
 
     assert out[path.name]["outcome"] == "uploaded", out
     assert upload.file_info(session, path.name)["sha1"] == _sha1(path.read_bytes())
+
+
+def test_a_filter_on_stashed_uploads_refuses_a_chunked_file_at_its_last_chunk(
+        commons_wiki, rules, env, prefect_harness, tmp_path, unique):
+    """AbuseFilter's ``stashupload`` action runs when the chunks are put together: the refusal
+    comes as the answer to the last chunk, after every byte was sent. It is the filter's
+    refusal (rejected / needs-review with the filter's words), not a failed transfer to retry."""
+    from flows.resolve import resolve_review
+
+    u = unique()
+    disallow = rules.add_filter(f'action == "stashupload" & page_title contains "Nostash {u}"',
+                                "disallow", f"Stashed uploads named Nostash {u}")
+    warn = rules.add_filter(f'action == "stashupload" & page_title contains "Askstash {u}"',
+                     "warn", f"Stashed uploads named Askstash {u}")
+    files = {"refused": png_of_size(300_000), "warned": png_of_size(300_000)}
+    for key, data in files.items():
+        (tmp_path / f"{key}.png").write_bytes(data)
+    rows = [{"source": "refused.png", "filename": f"Nostash {u}.png", "text": "A scan"},
+            {"source": "warned.png", "filename": f"Askstash {u}.png", "text": "A scan"}]
+    manifest = _manifest(tmp_path / "batch.csv", rows)
+    ledger = tmp_path / "ledger.sqlite3"
+
+    out = _run(commons_wiki, [str(manifest)], ledger)
+
+    got = {k: (o["outcome"], o["reason"], o["bytes_sent"]) for k, o in out.items()}
+    assert got == {"refused.png": ("rejected", "abusefilter-disallowed", len(files["refused"])),
+                   "warned.png": ("needs-review", "abusefilter-warning", len(files["warned"]))}, out
+    assert f"Stashed uploads named Nostash {u}" in out["refused.png"]["message"]
+    assert f"Stashed uploads named Askstash {u}" in out["warned.png"]["message"]
+    assert [h["afl_action"] for h in rules.filter_hits(disallow.id)] == ["stashupload"]
+    session = session_for(commons_wiki)
+    assert all(upload.file_info(session, row["filename"]) is None for row in rows)
+    # A re-run does not send the refused file again (its input did not change).
+    again = _run(commons_wiki, [str(manifest)], ledger)
+    assert again["refused.png"]["outcome"] == "rejected" and again["refused.png"]["bytes_sent"] == 0
+    assert (again["warned.png"]["outcome"], again["warned.png"]["bytes_sent"]) == ("needs-review", 0)
+    assert len(rules.filter_hits(warn.id)) == 1  # no blind second try
+    assert len(rules.filter_hits(disallow.id)) == 1
+    # A person publishes the warned file: the wiki kept no copy, so it goes up again in chunks;
+    # the decision's login session is warned once more, and its identical second try lands.
+    decided = resolve_review(item_id=out["warned.png"]["ledger_ref"], decision="publish",
+                             wiki=commons_wiki.api_url, ledger_path=str(ledger))
+    assert decided["outcome"] == "uploaded", decided
+    info = upload.file_info(session, f"Askstash {u}.png", history=True)
+    assert info["sha1"] == _sha1(files["warned"]) and len(info["versions"]) == 1
+    # The abuse log holds the warnings only (a try let through after one is not logged); a
+    # login session that was warned already sends once, a new one twice.
+    hits = [h["afl_actions"] for h in rules.filter_hits(warn.id)]
+    assert set(hits) == {"warn"}, hits
+    assert decided["bytes_sent"] in (len(files["warned"]), 2 * len(files["warned"])), decided

@@ -39,7 +39,8 @@ COLUMNS = ["copyright_licence", "inception", "depicts"]
 @pytest.mark.parametrize(("row", "filled"), [
     ({"licence": "cc-by-4.0", "date": "2024:05:06 10:11:12"},
      (("copyright_licence", "Q9"), ("inception", "2024-05-06"))),
-    ({"licence": "{{CC-BY-4.0}}", "date": "1911-05"}, (("copyright_licence", "Q9"), ("inception", "1911-05"))),
+    ({"licence": "{{CC-BY-4.0}}", "date": "1911-05"},
+     (("copyright_licence", "Q9"), ("inception", "1911-05"))),
     ({"licence": "cc-by-4.0", "date": "1911", "copyright_licence": "Q7", "inception": "1900"},
      (("copyright_licence", "Q7"), ("inception", "1900"))),  # a cell's own value wins
     ({"licence": "my-own-licence", "date": "in the 1920s"}, ()),  # unknown: nothing guessed
