@@ -11,6 +11,8 @@ tests do. Faults are chosen per request after its head has been read:
   sending it. The wiki acted; the answer is lost.
 * ``stall``: forward nothing, hold the connection ``stall_seconds`` (a client read timeout fires
   first if it is shorter), then close.
+* ``hold``: wait ``stall_seconds`` before forwarding, then pass the request on as usual (a slow
+  write: the wiki acts only after the wait).
 * ``unavailable``: drain the body, forward nothing, answer 503 (a Prefect server whose SQLite
   database is locked answers so).
 * ``html``: drain the body, forward nothing, answer an HTML page with HTTP 200, as MediaWiki does
@@ -45,9 +47,10 @@ from email.message import Message
 from typing import BinaryIO, Literal
 from urllib.parse import parse_qs, urlsplit
 
-Mode = Literal["refuse_before", "drop_after", "stall", "html", "permission_denied", "unavailable"]
+Mode = Literal["refuse_before", "drop_after", "stall", "html", "permission_denied", "unavailable",
+               "hold"]
 MODES: tuple[Mode, ...] = ("refuse_before", "drop_after", "stall", "html", "permission_denied",
-                           "unavailable")
+                           "unavailable", "hold")
 HEAD_BYTES = 64 * 1024
 BLOCK = 256 * 1024
 _HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
@@ -390,6 +393,8 @@ class FaultProxy:
             _drain(rfile, head.content_length - len(head.body_head))
             self._answer(client, 200, _PERMISSION_DENIED, "application/json; charset=utf-8")
             return 200
+        if mode == "hold":
+            self._stop.wait(self.stall_seconds)
         upstream = http.client.HTTPConnection(self.upstream_host, self.upstream_port,
                                               timeout=self.upstream_timeout)
         try:
