@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -30,6 +29,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.heartbeat import heartbeating
 from flows.plainparams import plain_parameters
 from flows.review import ask_reviewer, describe_conflict
+from flows.slots import Slots, completed
 from mwingest.base.errors import LoginRefusedError, reason_code
 from mwingest.base.items import NEEDS_REVIEW, IngestItem, Outcome
 from mwingest.describe import pagecheck, structured
@@ -90,13 +90,17 @@ class Finished:
 
     def __init__(self, count: int) -> None:
         self.files: list[Job | Outcome | None] = [None] * count
+        #: Files the progress bar has counted (a task Prefect ended before its body is counted
+        #: by the flow when it collects the task's future).
+        self.counted: list[bool] = [False] * count
 
 
 @task(name="ingest-file", cache_policy=NO_CACHE, persist_result=False)
-def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
-                progress: Progress, finished: Finished, index: int) -> State | None:
+def ingest_file(ctx: JobContext, item: IngestItem, progress: Progress, finished: Finished,
+                index: int) -> State | None:
     """One file from validation to its outcome (the review by a person comes later); the task
-    ends in a state named for the outcome (:mod:`tasks.states`)."""
+    ends in a state named for the outcome (:mod:`tasks.states`). Its concurrency slot is not
+    its business: the flow gets it back when the task's future completes (:mod:`flows.slots`)."""
     job = Job(ctx, item)
     pace = getattr(ctx.session, "pace", None)
     if pace is not None:
@@ -107,7 +111,7 @@ def ingest_file(ctx: JobContext, item: IngestItem, slots: threading.Semaphore,
         job.fail(exc)
     finally:
         job.finish()
-        slots.release()
+        finished.counted[index] = True
         progress.advance()
     if _waits_for_person(job):
         finished.files[index] = job  # told once a person answered, or the run gave up waiting
@@ -137,19 +141,28 @@ def _progress(job: Job) -> None:
 
 
 def _collect(running: dict[int, PrefectConcurrentFuture[None]], finished: Finished,
-             items: list[IngestItem], *, wait: bool = False) -> None:
+             items: list[IngestItem], progress: Progress, *, wait: bool = False) -> None:
     """Drop the futures of finished files: a batch of 100,000 files must not hold 100,000 of
     them. (``done()`` of the wrapped thread future asks no API, unlike ``state``.) A file task
-    that died of something it could not catch still gets an outcome: the batch goes on."""
-    for n in list(running):
-        if wait or running[n].wrapped_future.done():
-            try:
-                running.pop(n).result()
-            except Exception as exc:  # noqa: BLE001 - reported as the file's outcome
-                if finished.files[n] is None:
-                    finished.files[n] = Outcome(source=items[n].source, filename=None,
-                                                outcome="failed", reason=reason_code(exc),
-                                                message=f"internal error: {exc}")
+    that died of something it could not catch, or that Prefect ended before its body ran, still
+    gets an outcome and a tick of the progress bar: the batch goes on. ``wait``: collect all of
+    them, in the order they finish."""
+    ready = completed(list(running.values())) if wait else \
+        [f for f in running.values() if f.wrapped_future.done()]
+    index = {id(f): n for n, f in running.items()}
+    for future in ready:
+        n = index[id(future)]
+        del running[n]
+        try:
+            future.result()
+        except Exception as exc:  # noqa: BLE001 - reported as the file's outcome
+            if finished.files[n] is None:
+                finished.files[n] = Outcome(source=items[n].source, filename=None,
+                                            outcome="failed", reason=reason_code(exc),
+                                            message=f"internal error: {exc}")
+        if not finished.counted[n]:
+            finished.counted[n] = True
+            progress.advance()
 
 
 def _outcome(done: Job | Outcome) -> Outcome:
@@ -265,18 +278,19 @@ def run_batch(credentials: Credentials, sources: list[str],
         paced.enter_context(paced_writes(session, ledger, ctx.account,
                                          remaining=lambda: max(0, len(items) - progress.done),
                                          on_wait=_tell_pace))
-        slots = threading.Semaphore(max(1, min(settings.sending.concurrency, MAX_WORKERS)))
+        slots = Slots(min(settings.sending.concurrency, MAX_WORKERS))
         finished = Finished(len(items))
         running: dict[int, PrefectConcurrentFuture[None]] = {}
         for n, item in enumerate(items):
-            slots.acquire()  # at most `concurrency` files in flight
+            slots.take()  # at most `concurrency` files in flight
             if session.gate.refused is not None:  # the wiki refused to log in again: stop
-                slots.release()
+                slots.give_back()
                 break
-            running[n] = (ingest_file.with_options(task_run_name=f"file · {item.label}")
-                          .submit(ctx, item, slots, progress, finished, n))
-            _collect(running, finished, items)
-        _collect(running, finished, items, wait=True)
+            file_task = ingest_file.with_options(task_run_name=f"file · {item.label}")
+            running[n] = slots.hold(lambda t=file_task, i=item, k=n:  # type: ignore[misc]
+                                    t.submit(ctx, i, progress, finished, k))
+            _collect(running, finished, items, progress)
+        _collect(running, finished, items, progress, wait=True)
         done = [f for f in finished.files if f is not None]
         if session.gate.refused is not None:
             raise _stopped(session.gate.refused, done, len(items), session.api_url, ledger_file,

@@ -27,6 +27,10 @@ class IngestSetupError(Exception):
     or could not go on (the wiki refused to log in again mid-batch: the message says how far)."""
 
 
+class PrefectLostError(IngestSetupError):
+    """The Prefect API stopped answering mid-run; the wiki and the ledger hold what was done."""
+
+
 def _setup_error(exc: BaseException, wiki: str | None = None) -> IngestSetupError | None:
     """The setup problem ``exc`` stands for, worded as what to fix; None for anything else."""
     where = f" at {wiki}" if wiki else ""
@@ -40,12 +44,28 @@ def _setup_error(exc: BaseException, wiki: str | None = None) -> IngestSetupErro
     if isinstance(exc, ValueError) and "API URL" in str(exc):
         return IngestSetupError(f"{exc} (give --wiki API_URL)")
     text = str(exc)
+    if prefect_lost(exc):
+        why = " ".join(text.split())[:160] or type(exc).__name__
+        return PrefectLostError(
+            f"the Prefect API stopped answering during the run ({why}); the files that finished "
+            f"are on the wiki and in the ledger, the others keep their place there (stash key, "
+            f"offset): run the same command again once Prefect answers (`mwingest server start`)")
     if isinstance(exc, RuntimeError) and ("Failed to reach API" in text
                                           or "ephemeral Prefect API" in text):
         # Prefect 3.9's wording for a dead PREFECT_API_URL / an ephemeral server that never came up.
         return IngestSetupError(f"Prefect unreachable: {text.splitlines()[0]} (start the server "
                                 f"PREFECT_API_URL names, or unset it for a local ephemeral run)")
     return None
+
+
+def prefect_lost(exc: BaseException) -> bool:
+    """An error of Prefect's HTTP client (the wiki's client is ``requests``, never ``httpx``):
+    connection refused or reset, a timeout, a 5xx the retries did not outlast."""
+    import httpx
+
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
 
 
 def preflight(wiki: str | None = None) -> None:

@@ -33,6 +33,7 @@ from mwingest.ledger.ledger import Ledger
 from mwingest.ledger.model import LedgerError
 from mwingest.ledger.store import shown
 from mwingest.wiki.pictures import Picture
+from tasks.reporting import best_effort
 
 #: Thumbnails for the summary: published files by name, stashed ones by key.
 Pictures = tuple[Mapping[str, Picture], Mapping[str, Picture]]
@@ -52,8 +53,9 @@ class Progress:
         self._lock = threading.Lock()
         self._last = time.monotonic()
         # One file needs no progress bar in the UI: two API calls less on a one-file run.
-        self._id: UUID | None = create_progress_artifact(  # type: ignore[assignment]
-            progress=0.0, key=PROGRESS_KEY, description=f"files finished of {total}"
+        self._id: UUID | None = best_effort(  # type: ignore[assignment]
+            "creating the progress artifact", lambda: create_progress_artifact(
+                progress=0.0, key=PROGRESS_KEY, description=f"files finished of {total}")
         ) if total > 1 else None
 
     #: At most one update a second (each is an API call); the last file always updates.
@@ -66,16 +68,17 @@ class Progress:
             if self._id is not None and (self.done >= self.total
                                          or now - self._last >= self.MIN_INTERVAL_S):
                 self._last = now
-                update_progress_artifact(artifact_id=self._id,
-                                         progress=round(100.0 * self.done / self.total, 1))
+                progress = round(100.0 * self.done / self.total, 1)
+                best_effort("updating the progress", lambda: update_progress_artifact(
+                    artifact_id=self._id, progress=progress))
 
     def say(self, description: str) -> None:
         """Put ``description`` under the bar (what the run waits for now)."""
         if self._id is not None:
             with self._lock:
-                update_progress_artifact(artifact_id=self._id,
-                                         progress=round(100.0 * self.done / self.total, 1),
-                                         description=description)
+                progress = round(100.0 * self.done / self.total, 1)
+                best_effort("updating the progress", lambda: update_progress_artifact(
+                    artifact_id=self._id, progress=progress, description=description))
 
 
 def describe_decision(decision: Mapping[str, Any] | None) -> str:
@@ -247,15 +250,21 @@ def publish_report(outcomes: Sequence[Outcome], *, wiki: str, seconds: float,
                                 decisions=decisions)
     counts = Counter(o.outcome for o in outcomes)
     table_note = f"one row per file ({len(outcomes)})"
+    details_note = f"every fact of every file ({len(outcomes)}): SHA-1, message, link, source"
     summary_note = (f"waits for {counts[NEEDS_REVIEW]} decision(s)" if before_review
                     else "batch summary")
-    if not _update(run_id, TABLE_KEY, json.dumps(table, default=str), table_note):
-        create_table_artifact(key=TABLE_KEY, table=table, description=table_note)
-    details_note = f"every fact of every file ({len(outcomes)}): SHA-1, message, link, source"
-    if not _update(run_id, DETAILS_KEY, json.dumps(details, default=str), details_note):
-        create_table_artifact(key=DETAILS_KEY, table=details, description=details_note)
-    if not _update(run_id, SUMMARY_KEY, markdown, summary_note):
-        create_markdown_artifact(key=SUMMARY_KEY, markdown=markdown, description=summary_note)
+    artifacts = [(TABLE_KEY, json.dumps(table, default=str), table_note,
+                  lambda: create_table_artifact(key=TABLE_KEY, table=table,
+                                                description=table_note)),
+                 (DETAILS_KEY, json.dumps(details, default=str), details_note,
+                  lambda: create_table_artifact(key=DETAILS_KEY, table=details,
+                                                description=details_note)),
+                 (SUMMARY_KEY, markdown, summary_note,
+                  lambda: create_markdown_artifact(key=SUMMARY_KEY, markdown=markdown,
+                                                   description=summary_note))]
+    for key, data, note, create in artifacts:  # each bounded: a lost server skips the rest
+        best_effort(f"writing the {key} artifact",
+                    lambda k=key, d=data, n=note, c=create: _update(run_id, k, d, n) or c())
 
 
 def _update(run_id: str | None, key: str, data: str, description: str) -> bool:
@@ -303,8 +312,9 @@ def name_this_run(sources: Sequence[str], count: int) -> None:
     run_id = flow_run.get_id()
     if not run_id:
         return
-    try:
+
+    def rename() -> None:
         with get_client(sync_client=True) as client:
             client.update_flow_run(UUID(str(run_id)), name=run_name(sources, count))
-    except Exception:  # noqa: BLE001, S110 - a name is not worth failing the batch for
-        pass
+
+    best_effort("naming the run", rename)  # a name is not worth failing the batch for

@@ -11,6 +11,10 @@ tests do. Faults are chosen per request after its head has been read:
   sending it. The wiki acted; the answer is lost.
 * ``stall``: forward nothing, hold the connection ``stall_seconds`` (a client read timeout fires
   first if it is shorter), then close.
+* ``hold``: wait ``stall_seconds`` before forwarding, then pass the request on as usual (a slow
+  write: the wiki acts only after the wait).
+* ``unavailable``: drain the body, forward nothing, answer 503 (a Prefect server whose SQLite
+  database is locked answers so).
 * ``html``: drain the body, forward nothing, answer an HTML page with HTTP 200, as MediaWiki does
   when PHP dropped a body over ``post_max_size`` (spec §1).
 
@@ -43,8 +47,10 @@ from email.message import Message
 from typing import BinaryIO, Literal
 from urllib.parse import parse_qs, urlsplit
 
-Mode = Literal["refuse_before", "drop_after", "stall", "html", "permission_denied"]
-MODES: tuple[Mode, ...] = ("refuse_before", "drop_after", "stall", "html", "permission_denied")
+Mode = Literal["refuse_before", "drop_after", "stall", "html", "permission_denied", "unavailable",
+               "hold"]
+MODES: tuple[Mode, ...] = ("refuse_before", "drop_after", "stall", "html", "permission_denied",
+                           "unavailable", "hold")
 HEAD_BYTES = 64 * 1024
 BLOCK = 256 * 1024
 _HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
@@ -378,10 +384,17 @@ class FaultProxy:
             _drain(rfile, head.content_length - len(head.body_head))
             self._answer(client, 200, _HTML_PAGE, "text/html; charset=utf-8")
             return 200
+        if mode == "unavailable":  # a busy Prefect server's answer (its SQLite database locked)
+            _drain(rfile, head.content_length - len(head.body_head))
+            self._answer(client, 503, b'{"exception_message":"database is locked"}',
+                         "application/json")
+            return 503
         if mode == "permission_denied":
             _drain(rfile, head.content_length - len(head.body_head))
             self._answer(client, 200, _PERMISSION_DENIED, "application/json; charset=utf-8")
             return 200
+        if mode == "hold":
+            self._stop.wait(self.stall_seconds)
         upstream = http.client.HTTPConnection(self.upstream_host, self.upstream_port,
                                               timeout=self.upstream_timeout)
         try:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 VERBOSE = {"on": False}
 #: The exit status :func:`exit_after_prefect` ends the process with; None: a normal exit.
 _EXIT_CODE: dict[str, int | None] = {"code": None}
+#: Set when the run lost its Prefect API: nothing is left to send it, the command ends at once.
+_PREFECT_LOST = {"lost": False}
 
 
 def use_prefect(*, start: bool = True) -> PrefectChoice:
@@ -47,7 +49,7 @@ def run_flow(sources: list[str], settings: BatchSettings, *, wiki: str | None,
     """Run the batch flow over ``sources``; report as JSON lines, a live display or plain lines."""
     if username:
         os.environ["MWINGEST_USERNAME"] = username
-    from mwingest.api import IngestSetupError, ingest, preflight
+    from mwingest.api import IngestSetupError, PrefectLostError, ingest, preflight
 
     choice = use_prefect(start=False)
     if choice.api_url or choice.kind == "ephemeral":  # Prefect's settings are known: load it now
@@ -74,6 +76,7 @@ def run_flow(sources: list[str], settings: BatchSettings, *, wiki: str | None,
                               on_pace=getattr(display, "pace", None), quiet=True,
                               verbose=VERBOSE["on"], check_connection=False)
     except IngestSetupError as exc:
+        _PREFECT_LOST["lost"] = isinstance(exc, PrefectLostError)
         raise fail(str(exc)) from None
     display.finish(outcomes)
     if not as_json and sys.stderr.isatty():
@@ -154,6 +157,30 @@ def import_flows_meanwhile() -> None:
     threading.Thread(target=load, name="mwingest-import", daemon=True).start()
 
 
+#: How long Prefect's exit handlers may take to send the run's last logs and events.
+EXIT_DRAIN_S = 15.0
+
+
 def exit_fast_with(code: int) -> None:
-    """Let :func:`exit_after_prefect` end the process with ``code`` (a flow command has ended)."""
+    """Let :func:`exit_after_prefect` end the process with ``code`` (a flow command has ended),
+    and end it anyway after :data:`EXIT_DRAIN_S`.
+
+    Why the deadline: Prefect drains its event and log workers at interpreter exit, before
+    ``atexit``; with its server gone each queued event waits ~7 s for a websocket that never
+    connects, so a run that lost its server never ended (issue 24: measured, still draining
+    200 s after the run's last line). A healthy server takes well under a second."""
+    import threading
+
     _EXIT_CODE["code"] = code
+
+    def give_up() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+    if _PREFECT_LOST["lost"]:  # its logs and events have nowhere to go: our line is the last
+        give_up()
+    timer = threading.Timer(EXIT_DRAIN_S, give_up)
+    timer.daemon = True
+    timer.start()

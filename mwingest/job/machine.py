@@ -56,7 +56,7 @@ from mwingest.base.items import (
 )
 from mwingest.base.options import URL_SHA1
 from mwingest.base.policy import Action
-from mwingest.job import decisions, intake, refusals, structured
+from mwingest.job import decisions, intake, leasekeeper, refusals, structured
 from mwingest.job.admission import Admission
 from mwingest.job.context import JobContext
 from mwingest.job.publishing import Publishing
@@ -181,7 +181,13 @@ class Job(Admission, Publishing, RefusalSteps):
         }[self.state]
         self._renew()
         if not self.done:
-            handler()
+            if self.row is None or not self._leased:
+                handler()
+            else:  # a chunk or a publish may outlast the lease: keep it while the step runs
+                row_id = self.row.id
+                with leasekeeper.kept(lambda: self.ctx.claim(row_id), self.ctx.lease_ttl,
+                                      on_lost=self._lost_lease, label=self.item.label):
+                    handler()
         if self.done:
             self.finish()
 
@@ -353,6 +359,10 @@ class Job(Admission, Publishing, RefusalSteps):
         level = logging.INFO if outcome == SKIPPED else logging.WARNING
         log.log(level, "%s: %s (%s) %s", self.item.label, outcome, reason, message,
                 extra=OUTCOME_LOG)
+
+    def _lost_lease(self) -> None:
+        """Another run took the row over mid-step: the ledger refuses this run's next write."""
+        log.warning("%s: another run took this file over during a step", self.item.label)
 
     def _renew(self) -> None:
         """Keep the lease while working (every third of its lifetime)."""

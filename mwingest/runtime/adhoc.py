@@ -18,11 +18,21 @@ from mwingest.base.errors import LoginRefusedError
 #: Seconds to wait for the ephemeral Prefect server. Prefect's default (20 s) is too short for a
 #: first run (database migrations) on a busy machine; measured 23 s under load.
 EPHEMERAL_STARTUP_TIMEOUT = 120
+#: Retries of the Prefect client's calls in an ad hoc run (Prefect's default: 5, about 62 s).
+CLIENT_RETRIES = 3
 #: Where the ephemeral server's port is picked. Prefect uses 8000–8999, the range of local dev
 #: servers (``php -S :8080``, ``http.server``); it checks ``bind()`` first, so clashes are races.
 EPHEMERAL_PORT_RANGE = range(20000, 61000)
 
 _TASK_END_LINES = ("Finished in state", "Task run failed with state")
+
+
+def _api_lost(exc: BaseException | None) -> bool:
+    """Prefect's HTTP client gave up on its API (the wiki's client is not httpx)."""
+    import httpx
+
+    return isinstance(exc, httpx.TransportError) or (
+        isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500)
 
 
 class ConsoleFilter(logging.Filter):
@@ -38,6 +48,8 @@ class ConsoleFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and isinstance(record.exc_info[1], LoginRefusedError):
             return False  # the batch stopped: the command says why in one line, no traceback
+        if record.exc_info and record.name.startswith("prefect") and _api_lost(record.exc_info[1]):
+            return False  # Prefect's engine lost its API: the command's own line says so
         if self.drop_outcomes and (
                 getattr(record, "mwingest_outcome", False)
                 # A task run's end state (a named outcome such as Rejected is of type FAILED, so
@@ -71,6 +83,7 @@ def prefect_settings(quiet: bool, *, verbose: bool = False,
     from prefect.settings import (
         PREFECT_API_AUTH_STRING,
         PREFECT_API_URL,
+        PREFECT_CLIENT_MAX_RETRIES,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
         temporary_settings,
@@ -79,6 +92,11 @@ def prefect_settings(quiet: bool, *, verbose: bool = False,
     from mwingest.runtime.prefectenv import choose
 
     updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    if "PREFECT_CLIENT_MAX_RETRIES" not in os.environ:
+        # Prefect's 5 retries wait 2+4+8+16+32 s for each call to a server that is gone, so a
+        # run whose server died needed minutes per call to find out; 3 ride out a busy server's
+        # 503s and a restart of a few seconds, and bound the end of a run that lost its server.
+        updates[PREFECT_CLIENT_MAX_RETRIES] = CLIENT_RETRIES
     if not PREFECT_API_URL.value():
         choice = choose(lambda line: print(line, file=sys.stderr, flush=True))
         if choice.api_url:
