@@ -57,9 +57,11 @@ class Admission:
                                  checked.message or "")
         assert checked.sha1 and checked.target
         try:
+            # A new row is validated in the same transaction (one commit less per file).
             row = ctx.ledger.begin(ctx.wiki, self.item.source, sha1=checked.sha1,
                                    size=checked.size, target=checked.target, run_id=ctx.run_id,
-                                   lease=ctx.lease, account=ctx.account, key=self.item.key)
+                                   lease=ctx.lease, account=ctx.account, key=self.item.key,
+                                   params=self._params() if checked.ok else None)
         except RowLeasedError as exc:
             self.row = exc.row
             return self._verdict(FAILED, "leased", "another run is working on this file "
@@ -83,8 +85,11 @@ class Admission:
                 return
         if row.state is State.REJECTED:  # its bytes are not sent again while nothing changed
             return self._verdict(REJECTED, row.reason or "rejected", row.message or "")
-        if row.state is State.PENDING:
+        if row.state is State.PENDING:  # a row an earlier run left before validating it
             self._move(State.VALIDATED, params=self._params())
+            self._precheck(checked)
+            return
+        if _just_made(row):
             self._precheck(checked)
             return
         self._resume(row)
@@ -134,3 +139,9 @@ class Admission:
                 self._move(state, "resume", f"continuing from {state}", **fields)
         else:
             self._move(State.VALIDATED, "retry", "starting over", params=self._params())
+
+
+def _just_made(row: LedgerItem) -> bool:
+    """The row this ``begin`` inserted (and validated): every row ``begin`` finds unfinished has
+    its ``attempts`` counted up past 1, and a finished one is never ``validated``."""
+    return row.state is State.VALIDATED and row.attempts == 1 and row.reason is None

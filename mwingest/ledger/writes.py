@@ -88,7 +88,7 @@ class WritesMixin:
 
     def begin(self, wiki: str, source: str | os.PathLike[str], *, sha1: str, size: int, target: str,
               run_id: str | None = None, lease: Lease | None = None, account: str = "",
-              key: str | None = None) -> LedgerItem:
+              key: str | None = None, params: Mapping[str, Any] | None = None) -> LedgerItem:
         """Register a run's interest in a file and return its row.
 
         The row is the one with this identity — (wiki, account, ``key`` or these bytes under this
@@ -101,13 +101,19 @@ class WritesMixin:
         is uploaded or can resume its stash; ``attempts`` counts the runs that picked it up while
         unfinished. Changed bytes (SHA-1 or size) start the row over, as does a new target for a
         rejected file (the rejection may have been the name).
+
+        With ``params`` (the text, comment and tags it will be sent with) a **new** row is moved
+        on to ``validated`` in the same transaction, both events recorded: one commit (one fsync)
+        less per new file. No crash point is lost, since nothing is sent to the wiki between the
+        two; a known row ignores ``params`` (its caller moves it as it stands).
         """
         sha1 = sha1.lower()
         if not _SHA1.fullmatch(sha1) or size < 0:
             raise ValueError("sha1 must be 40 hex digits and size ≥ 0")
         args = dict(wiki=normalise_wiki(wiki), source=normalise_source(source), sha1=sha1, size=size,
                     target=target, run_id=run_id, lease=lease, account=normalise_account(account),
-                    ident=make_ident(sha1, target, key, source=normalise_source(source)))
+                    ident=make_ident(sha1, target, key, source=normalise_source(source)),
+                    params=params)
         try:
             with self._write() as conn:
                 return self._begin(conn, **args)
@@ -117,7 +123,7 @@ class WritesMixin:
 
     def _begin(self, conn: sa.Connection, *, wiki: str, source: str, sha1: str, size: int,
                target: str, run_id: str | None, lease: Lease | None, account: str,
-               ident: str) -> LedgerItem:
+               ident: str, params: Mapping[str, Any] | None = None) -> LedgerItem:
         lock, now = self._row_lock(), self._stamp()
         who = {"wiki": wiki, "account": account}
         old = _one(conn, "SELECT * FROM items WHERE wiki = :wiki AND account IN (:account, '')"
@@ -135,6 +141,12 @@ class WritesMixin:
                 {**who, "ident": ident, "host": self.host, "source": source, "sha1": sha1,
                  "size": size, "target": target, "run": run_id, "now": now}).scalar_one()
             self._event(conn, item_id, None, State.PENDING, "new", None, run_id)
+            if params is not None:  # validated at once: see begin()
+                _refuse_secret_names(params)
+                conn.execute(sa.text("UPDATE items SET state = 'validated', params = :params"
+                                     " WHERE id = :id"),
+                             {"params": json.dumps(params, sort_keys=True), "id": item_id})
+                self._event(conn, item_id, State.PENDING, State.VALIDATED, None, None, run_id)
             self._lease(conn, item_id, lease)
             return self._get(conn, item_id)
         if lease is not None and self._held(old.lease_owner, old.lease_until, lease):
