@@ -139,12 +139,10 @@ LicenceItemsOpt = Annotated[str | None, typer.Option(
 
 
 def parse_licence_items(text: str | None) -> dict[str, str] | None:
-    """``--licence-items cc-by-4.0=Q1,my-licence=Q2``: Commons' map with these set (None: default)."""
+    """``--licence-items cc-by-4.0=Q1,my-licence=Q2``: these on top of Commons' (None: none)."""
     if not text:
         return None
-    from mwingest.describe.structured import COMMONS_LICENCE_ITEMS
-
-    out = dict(COMMONS_LICENCE_ITEMS)
+    out: dict[str, str] = {}
     for part in (p.strip() for p in text.split(",") if p.strip()):
         template, sep, item = (x.strip() for x in part.partition("="))
         if not sep or not template or not item:

@@ -91,9 +91,9 @@ class Describing(_Group):
         description="An empty copyright_licence cell takes the item of the row's licence "
                     "template (see licence items), an empty inception the row's date")
     licence_items: dict[str, str] = Field(
-        dict(COMMONS_LICENCE_ITEMS), title="Licence items (template → item)",
+        {}, title="More licence items (template → item)",
         description="The item each licence template stands for in copyright_licence "
-                    "statements; Wikidata's by default, as Commons uses them")
+                    "statements, on top of Wikidata's for Commons' common CC licences")
 
     @field_validator("licence_items")
     @classmethod
@@ -108,7 +108,7 @@ class Describing(_Group):
 
     def fill(self) -> dict[str, str] | None:
         """The licence map for :func:`mwingest.describe.structured.cells`, when filling is on."""
-        return dict(self.licence_items) if self.fill_statements else None
+        return {**COMMONS_LICENCE_ITEMS, **self.licence_items} if self.fill_statements else None
 
     @field_validator("statements")
     @classmethod
