@@ -48,6 +48,16 @@ class _Group(BaseModel):
         return value
 
 
+def _entity_ids(value: dict[str, str], prefix: str, refusal: str) -> dict[str, str]:
+    """``value`` if each of its values is a Wikibase id with ``prefix`` (``Q42``, ``P180``)."""
+    import re
+
+    bad = {k: v for k, v in value.items() if not re.fullmatch(rf"{prefix}[1-9][0-9]*", str(v))}
+    if bad:
+        raise ValueError(f"{refusal}: {bad}")
+    return value
+
+
 class Describing(_Group):
     """How each file's description page is written."""
 
@@ -99,12 +109,7 @@ class Describing(_Group):
     @classmethod
     def _item_ids(cls, value: dict[str, str]) -> dict[str, str]:
         """``{"cc-by-4.0": "Q20007257"}``: an item id per template, refused here if malformed."""
-        import re
-
-        bad = {t: q for t, q in value.items() if not re.fullmatch(r"Q[1-9][0-9]*", str(q))}
-        if bad:
-            raise ValueError(f"licence items need item ids (Q…): {bad}")
-        return value
+        return _entity_ids(value, "Q", "licence items need item ids (Q…)")
 
     def fill(self) -> dict[str, str] | None:
         """The licence map for :func:`mwingest.describe.structured.cells`, when filling is on."""
@@ -114,12 +119,7 @@ class Describing(_Group):
     @classmethod
     def _property_ids(cls, value: dict[str, str]) -> dict[str, str]:
         """``{"depicts": "P180"}``: a property id per column, refused here if malformed."""
-        import re
-
-        bad = {c: p for c, p in value.items() if not re.fullmatch(r"P[1-9][0-9]*", str(p))}
-        if bad:
-            raise ValueError(f"statement columns need property ids (P…): {bad}")
-        return value
+        return _entity_ids(value, "P", "statement columns need property ids (P…)")
 
 
 class Sending(_Group):
