@@ -10,10 +10,14 @@ stop. Plain Python: the server's REST API through ``requests``.
 from __future__ import annotations
 
 import os
+import random
+import time
 from collections.abc import Callable
 from typing import Any
 
 import requests
+
+from mwingest.base.retry import parse_retry_after
 
 #: Seconds a flow run may go without a heartbeat before the server's automation marks it Crashed,
 #: counted in heartbeat intervals (``MWINGEST_HEARTBEAT_S``, default 30 s).
@@ -123,7 +127,38 @@ def install_crash_automation(server: str | Send, heartbeat_s: float | None = Non
     return _install(send, crash_automation(heartbeat_s))
 
 
-def _install(send: Send, body: dict[str, Any]) -> str:
+#: Answers of a busy Prefect server worth another try: its SQLite database was locked (503), it
+#: was restarting (502/504) or pacing us (429). Prefect's own client retries the same codes.
+_BUSY = frozenset({429, 502, 503, 504})
+#: Seconds within which a busy server is tried again before the error reaches the caller.
+INSTALL_BUDGET_S = 30.0
+
+
+def _install(send: Send, body: dict[str, Any], budget_s: float = INSTALL_BUDGET_S) -> str:
+    """:func:`_install_once`, tried again while the server is busy or unreachable.
+
+    Why the whole look-up-then-write and not the one request: a create whose answer was lost may
+    have landed, and the next try's look-up finds it instead of making a second automation."""
+    deadline = time.monotonic() + budget_s
+    attempt = 0
+    while True:
+        try:
+            return _install_once(send, body)
+        except (requests.ConnectionError, requests.Timeout, requests.HTTPError) as exc:
+            answer = getattr(exc, "response", None)
+            if isinstance(exc, requests.HTTPError) and (
+                    answer is None or answer.status_code not in _BUSY):
+                raise
+            wait = parse_retry_after(answer.headers.get("Retry-After")) if answer is not None \
+                else None
+            wait = min(8.0, wait if wait is not None else 0.5 * 2 ** attempt * random.uniform(1, 1.5))
+            if time.monotonic() + wait >= deadline:
+                raise
+            attempt += 1
+            time.sleep(wait)
+
+
+def _install_once(send: Send, body: dict[str, Any]) -> str:
     """Create the automation named in ``body``, or replace it when it differs; its id."""
     existing = send("POST", "/automations/filter",
                     {"automations": {"name": {"any_": [body["name"]]}}})
