@@ -6,6 +6,8 @@ hands it to every job (threads share it: the session and the ledger are thread-s
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import socket
 import uuid
@@ -19,11 +21,42 @@ from mwingest.wiki.session import WikiSession
 from mwingest.wiki.siteinfo import WikiRules
 
 
+@functools.cache
+def pid_space() -> str:
+    """Which space of process ids this process lives in: a digest of the kernel's boot id and the
+    inode of this process's pid namespace (12 hex digits).
+
+    Why not the host name: containers on one machine may share a host name (Compose replicas,
+    ``--hostname``, ``--network host``) while each numbers its processes from 1. A worker in one
+    of them would read another's live pid as "gone" and take its rows over while it still
+    writes to the wiki. Two processes may judge each other by pid only when this matches."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as boot:
+            parts = [boot.read().strip(), str(os.stat("/proc/self/ns/pid").st_ino)]
+    except OSError:  # no /proc (not Linux): the host name must do
+        parts = [socket.gethostname()]
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:12]
+
+
+def new_owner() -> str:
+    """A lease owner for this process: ``host:pid:token:space`` (:func:`pid_space`); the host
+    name is there for people reading the ledger, the space for :func:`owner_alive`."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}:{pid_space()}"
+
+
 def owner_alive(owner: str) -> bool:
-    """True unless ``owner`` (``host:pid:token``) is a process of this machine that is gone."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
+    """True unless ``owner`` is a process of this pid space that is gone.
+
+    An owner written by an older mwingest (``host:pid:token``, no space) is judged by its host
+    name, as it was then."""
+    parts = owner.split(":")
+    if len(parts) == 4:
+        _host, pid, _token, space = parts
+        mine = space == pid_space()
+    else:
+        pid = parts[1] if len(parts) > 1 else ""
+        mine = parts[0] == socket.gethostname()
+    if not mine or not pid.isdigit():
         return True
     try:
         os.kill(int(pid), 0)
@@ -49,8 +82,7 @@ class JobContext:
     ledger: Ledger
     options: IngestOptions = field(default_factory=IngestOptions)
     run_id: str | None = None
-    owner: str = field(default_factory=lambda: (
-        f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"))
+    owner: str = field(default_factory=new_owner)
     lease_ttl: timedelta = field(default_factory=lambda: default_lease_ttl())
 
     def __post_init__(self) -> None:
