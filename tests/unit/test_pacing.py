@@ -4,6 +4,7 @@ wiki's answer, one token bucket shared by every worker, and a pause any worker c
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -192,3 +193,31 @@ def test_a_write_slot_gives_up_after_its_budget_with_a_reason_and_raises_our_own
     assert reason_code(caught.value) == "write-cap-unavailable" and "HTTP 503" in str(caught.value)
     with pytest.raises(httpx.HTTPStatusError), WriteSlots(_SlotServer([404]), "x")():
         pass
+
+
+def test_a_dead_prefect_server_costs_the_run_one_slot_budget_not_one_per_write():
+    """Once the server has failed for the budget, the run's next writes fail at their first
+    failed call instead of waiting the budget again each (100 files would wait for hours); a
+    good answer ends the trouble."""
+    import httpx
+
+    from mwingest.base.errors import WriteCapUnavailableError
+    from tasks.pacing import WriteSlots
+
+    server = _SlotServer([httpx.ConnectError("refused")] * 1000)
+    slots = WriteSlots(server, "mwingest-writes w A", budget_s=0.3)
+    started = time.monotonic()
+    with pytest.raises(WriteCapUnavailableError), slots():
+        pass
+    first = server.calls
+    for _ in range(5):
+        with pytest.raises(WriteCapUnavailableError), slots():
+            pass
+    assert server.calls == first + 5 and time.monotonic() - started < 3
+    server.answers = [200]
+    with slots():
+        pass
+    server.answers = [503]  # trouble again: a new budget, so this write waits it out
+    with slots():
+        pass
+    assert server.released == "L1"
