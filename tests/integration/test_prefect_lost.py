@@ -4,7 +4,10 @@ Real wiki, the real local Prefect server (``mwingest server start``), the real C
 whole process group is killed with SIGKILL while small files land and a chunked file is on its
 way. The import must end within a bounded time with one clear line and a non-zero exit; the same
 command again (which starts a new server) must finish the batch. Asserted on what the wiki holds:
-each file's SHA-1, one version each.
+each file's SHA-1, one version each, and on what reached it (a proxy that faults nothing in front
+of the wiki): the re-run sends no chunk of a file the first run finished and resumes a cut-off
+one at its offset. (Measured: the jobs go on without Prefect, so the WAV usually lands before the
+first run ends.)
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pytest
 import requests
 
 from mwingest.base.paths import Paths
+from mwingest.ledger.ledger import Ledger, LedgerItem
 from mwingest.runtime import apiauth
 from mwingest.wiki import upload
 from tests.faultproxy import FaultProxy
@@ -46,6 +50,15 @@ def _wav(path: Path, data_bytes: int) -> None:
     path.write_bytes(header + os.urandom(data_bytes))
 
 
+def _big_row(ledger: Path) -> LedgerItem:
+    """The chunked file's ledger row as the killed run left it."""
+    led = Ledger(ledger)
+    try:
+        return next(item for item in led.items() if item.source.endswith("big.wav"))
+    finally:
+        led.close()
+
+
 def _landed(api_url: str, prefix: str) -> int:
     answer = requests.get(api_url, timeout=10, params={
         "action": "query", "list": "allimages", "aiprefix": prefix, "ailimit": 500,
@@ -65,7 +78,9 @@ def test_killing_the_prefect_server_mid_import_ends_it_and_a_rerun_finishes(
     ledger = tmp_path / "ledger.sqlite3"
     args = ["import", str(folder), "--chunk-size", "1MiB", "--concurrency", "3",
             "--ledger", str(ledger), "--json"]
-    env = {**env, "MWINGEST_WARM": "0"}
+    # The wiki through a proxy that faults nothing: it shows which chunk offsets each run sent.
+    proxy = FaultProxy(wiki.api_url).start()
+    env = {**env, "MWINGEST_WARM": "0", "MWINGEST_API_URL": proxy.url_for(wiki.api_url)}
     mwingest(env, "server", "start").expect(0)
     server = _state(home)
     assert server is not None
@@ -75,9 +90,12 @@ def test_killing_the_prefect_server_mid_import_ends_it_and_a_rerun_finishes(
                              start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while _landed(wiki.api_url, prefix) < 3 and child.poll() is None:
+        # Small files landed and the WAV two chunks in (of seven): kill while both go on.
+        while child.poll() is None and not (
+                sum(e.chunk for e in proxy.stats.exchanges) >= 2
+                and _landed(wiki.api_url, prefix) >= 2):
             assert time.monotonic() < deadline, "no file landed in 300 s"
-            time.sleep(0.2)
+            time.sleep(0.05)
         os.killpg(server["pid"], signal.SIGKILL)  # the server and all its children
         killed = time.monotonic()
         print(f"killed with {_landed(wiki.api_url, prefix)} of 13 files on the wiki")
@@ -96,8 +114,20 @@ def test_killing_the_prefect_server_mid_import_ends_it_and_a_rerun_finishes(
         assert "Traceback" not in err, err[-3000:]
         assert "Prefect API stopped answering" in err.strip().splitlines()[-1], err[-3000:]
     before = {r["source"]: r for r in first.rows()}
+    cut = _big_row(ledger)
+    sent_before = len(proxy.stats.exchanges)
 
-    again = mwingest(env, *args).expect(0)  # a new server starts; the batch finishes
+    try:
+        again = mwingest(env, *args).expect(0)  # a new server starts; the batch finishes
+    finally:
+        proxy.stop()
+    offsets = [int(e.offset or 0) for e in proxy.stats.exchanges[sent_before:] if e.chunk]
+    print(f"the WAV after the kill: {cut.state.value} at offset {cut.offset} of {cut.size}; "
+          f"the re-run sent chunks at {offsets}")
+    if cut.done:  # the job went on without Prefect and finished it: not one chunk again
+        assert offsets == [], (cut, offsets)
+    else:  # cut off mid-chunks: the re-run goes on at the offset it reached, never from 0
+        assert offsets and min(offsets) >= cut.offset > 0, (cut, offsets)
     rows = {Path(r["source"]).name: r for r in again.rows()}
     assert len(rows) == 13
     session = session_for(wiki)
