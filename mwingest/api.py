@@ -99,29 +99,17 @@ def check_ledger(location: str | None) -> None:
     """Before a run is created: a ledger location given as a parameter must carry no password
     (Prefect stores and shows parameters), and a ledger database must answer. One
     :class:`IngestSetupError` line naming the host and port otherwise."""
-    from mwingest.ledger.ledger import (
-        Ledger,
-        LedgerError,
-        default_location,
-        is_url,
-        parameter_location,
-        unreachable,
-    )
+    from mwingest.ledger.ledger import Ledger, default_location, is_url, parameter_location, problem
 
+    where = location or default_location()
     try:
         parameter_location(location)
-    except LedgerError as exc:
-        raise IngestSetupError(str(exc)) from None
-    where = location or default_location()
-    if not is_url(where):
-        return  # a file: made by the run when missing
-    try:
+        if not is_url(where):
+            return  # a file: made by the run when missing
         with Ledger(where, busy_timeout=10):
             pass
-    except LedgerError as exc:
-        raise IngestSetupError(str(exc)) from None
     except Exception as exc:
-        said = unreachable(where, exc)
+        said = problem(where, exc)
         if said is None:
             raise
         raise IngestSetupError(said) from None

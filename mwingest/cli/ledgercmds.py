@@ -120,14 +120,12 @@ def _ledger_location(ledger: str | None, missing: str) -> str:
 def _ledger_problems(location: str) -> Iterator[None]:
     """A ledger that refuses (a bad URL, a newer schema) or a database that cannot be reached:
     one line naming the host and port, exit 2, no traceback."""
-    from mwingest.ledger.ledger import LedgerLocationError, unreachable
+    from mwingest.ledger.ledger import problem
 
     try:
         yield
-    except LedgerLocationError as exc:
-        raise fail(str(exc)) from None
     except Exception as exc:
-        said = unreachable(location, exc)
+        said = problem(location, exc)
         if said is None:
             raise
         raise fail(said) from None

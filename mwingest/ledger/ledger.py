@@ -71,6 +71,7 @@ from mwingest.ledger.store import (  # noqa: F401 - re-exported
     is_url,
     make_engine,
     parameter_location,
+    problem,
     shown,
     sqlite_file,
     unreachable,

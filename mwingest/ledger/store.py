@@ -109,6 +109,16 @@ def unreachable(location: str | os.PathLike[str], exc: BaseException) -> str | N
     return f"cannot use the ledger database at {host}:{port}: {redact(reason)}"
 
 
+def problem(location: str | os.PathLike[str], exc: BaseException) -> str | None:
+    """The one line a person is told when the ledger at ``location`` cannot be used: its own
+    refusal (a location it cannot use, a newer schema: any :class:`LedgerError`) or a database
+    that cannot be reached (:func:`unreachable`). None for anything else: that is a bug, and
+    hiding its traceback would hide it."""
+    if isinstance(exc, LedgerError):
+        return str(exc)
+    return unreachable(location, exc)
+
+
 def sqlite_file(location: str | os.PathLike[str]) -> Path | None:
     """The file behind a path or ``sqlite:///`` URL; None for a server database."""
     text = os.fspath(location)
