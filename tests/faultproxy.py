@@ -36,16 +36,23 @@ from __future__ import annotations
 import contextlib
 import http.client
 import random
-import re
 import socket
 import struct
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from email.message import Message
 from typing import BinaryIO, Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
+
+from tests.faultmatch import (  # noqa: F401 - re-exported: the tests import them from here
+    RequestHead,
+    action_is,
+    chunk_posts,
+    file_posts,
+    publish_posts,
+    upload_posts,
+)
 
 Mode = Literal["refuse_before", "drop_after", "stall", "html", "permission_denied", "unavailable",
                "hold"]
@@ -62,77 +69,6 @@ _HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>MediaWiki API help</title></
 #: made to give in the middle of a chunk session on demand.
 _PERMISSION_DENIED = (b'{"error":{"code":"permissiondenied","info":"You are not allowed to execute '
                       b'the action you have requested.","docref":"faultproxy"}}')
-_DISPOSITION_NAME = re.compile(rb'name="([^"]*)"')
-
-
-@dataclass(frozen=True)
-class RequestHead:
-    """What a match function sees: method, target, headers and the body's first 64 KiB."""
-
-    method: str
-    target: str
-    headers: Message
-    body_head: bytes
-    content_length: int
-
-    def _multipart_fields(self) -> dict[str, bytes | None]:
-        """Form fields found in the body head; file parts map to None (their bytes are not parsed)."""
-        match = re.search(r'boundary="?([^";]+)"?', self.headers.get("Content-Type", ""))
-        if not match:
-            return {}
-        found: dict[str, bytes | None] = {}
-        for part in self.body_head.split(b"--" + match.group(1).encode())[1:]:
-            head, sep, value = part.partition(b"\r\n\r\n")
-            name = _DISPOSITION_NAME.search(head)
-            if not sep or name is None:
-                continue
-            found[name.group(1).decode()] = None if b"filename=" in head else value.removesuffix(b"\r\n")
-        return found
-
-    def param(self, name: str) -> str | None:
-        """An API parameter from the query string, a urlencoded body or a multipart text field."""
-        query = parse_qs(urlsplit(self.target).query)
-        if name in query:
-            return query[name][0]
-        ctype = self.headers.get("Content-Type", "")
-        if ctype.startswith("application/x-www-form-urlencoded"):
-            form = parse_qs(self.body_head.decode("latin-1"))
-            return form[name][0] if name in form else None
-        value = self._multipart_fields().get(name)
-        return value.decode("utf-8", "replace") if value is not None else None
-
-    def has_part(self, name: str) -> bool:
-        """True when the multipart body has a part called ``name`` (e.g. ``chunk``)."""
-        return name in self._multipart_fields()
-
-
-def upload_posts(head: RequestHead) -> bool:
-    """Every ``action=upload`` POST: chunks, checkstatus and publishes."""
-    return head.method == "POST" and head.param("action") == "upload"
-
-
-def chunk_posts(head: RequestHead) -> bool:
-    """Only POSTs that carry a ``chunk`` part."""
-    return head.method == "POST" and head.has_part("chunk")
-
-
-def file_posts(head: RequestHead) -> bool:
-    """Direct uploads: POSTs that carry a ``file`` part."""
-    return head.method == "POST" and head.has_part("file")
-
-
-def publish_posts(head: RequestHead) -> bool:
-    """Publishes of a stashed file: ``action=upload`` with a ``filekey``, no chunk, no checkstatus."""
-    return (upload_posts(head) and head.param("filekey") is not None
-            and head.param("checkstatus") is None and not head.has_part("chunk"))
-
-
-def action_is(action: str, method: str | None = None) -> Callable[[RequestHead], bool]:
-    """Requests of one API action (``query``, ``login``, ...), optionally of one method."""
-    return lambda head: (head.param("action") == action
-                         and (method is None or head.method == method))
-
-
 @dataclass(frozen=True)
 class Exchange:
     """One request as the proxy saw it (for assertions and failure messages)."""

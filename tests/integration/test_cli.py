@@ -8,14 +8,10 @@ page text, tags, untouched neighbours), on the ledger, and on the exact JSON con
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,10 +20,17 @@ from typing import Any
 import pytest
 
 from mwingest.base.items import Outcome
-from mwingest.cli.app import JSON_KEYS
 from mwingest.dev.devwiki import free_port
 from mwingest.ledger.ledger import Ledger, State
 from mwingest.wiki import upload
+from tests.integration.clihelpers import (
+    PROXY_VARS,
+    latest_upload_log_id,
+    mwingest,
+    same_name,
+    sha1_of,
+    upload_log,
+)
 from tests.integration.wikihelpers import (
     ensure_tag,
     page_text,
@@ -40,63 +43,6 @@ from tests.prefect_server import seed_env_homes
 pytestmark = pytest.mark.wiki
 
 TAG = "mwingest-cli-test"
-CLI_TIMEOUT_S = 600  # a busy 2-core box has taken 50 s for one ephemeral run
-_PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
-
-
-@dataclass
-class Ran:
-    """One finished ``mwingest`` process."""
-
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def expect(self, code: int) -> Ran:
-        assert self.returncode == code, (
-            f"mwingest {' '.join(self.args)} exited {self.returncode}, wanted {code}\n"
-            f"--- stdout\n{self.stdout[-3000:]}\n--- stderr\n{self.stderr[-5000:]}")
-        return self
-
-    def rows(self) -> list[dict[str, Any]]:
-        """The ``--json`` lines; fails unless *every* stdout line is one with exactly the keys."""
-        rows = []
-        for line in self.stdout.splitlines():
-            row = json.loads(line)
-            assert list(row) == list(JSON_KEYS), line
-            rows.append(row)
-        return rows
-
-
-def mwingest(env: dict[str, str], *args: str, cwd: Path | None = None) -> Ran:
-    """Run the CLI as a user would (``python -m mwingest.cli.app``), capturing both streams."""
-    done = subprocess.run([sys.executable, "-m", "mwingest.cli.app", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False)
-    return Ran(args, done.returncode, done.stdout, done.stderr)
-
-
-def sha1_of(data: bytes | Path) -> str:
-    raw = data.read_bytes() if isinstance(data, Path) else data
-    return hashlib.sha1(raw).hexdigest()  # noqa: S324 - MediaWiki's content hash
-
-
-def same_name(a: str | None, b: str) -> bool:
-    """Wiki names compare with spaces and underscores alike (the API answers with ``_``)."""
-    return (a or "").replace("_", " ") == b.replace("_", " ")
-
-
-def upload_log(session: Any, name: str) -> dict[str, Any]:
-    answer = session.get({"action": "query", "list": "logevents", "letype": "upload",
-                          "letitle": f"File:{name}", "leprop": "tags|comment|ids"})
-    return answer["query"]["logevents"][0]
-
-
-def latest_upload_log_id(session: Any) -> int:
-    answer = session.get({"action": "query", "list": "logevents", "letype": "upload",
-                          "lelimit": 1, "leprop": "ids"})
-    events = answer["query"]["logevents"]
-    return int(events[0]["logid"]) if events else 0
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +52,7 @@ def cli_env(wiki: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     end), one ledger, no Prefect server URL, no telemetry, no proxies."""
     home = tmp_path_factory.mktemp("cli-home")
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PREFECT_", "MWINGEST_")) and k.lower() not in _PROXY_VARS}
+           if not k.startswith(("PREFECT_", "MWINGEST_")) and k.lower() not in PROXY_VARS}
     env.update(MWINGEST_API_URL=wiki.api_url, MWINGEST_USERNAME=wiki.username,
                MWINGEST_PASSWORD=wiki.password, MWINGEST_LEDGER=str(home / "ledger.sqlite3"),
                MWINGEST_HOME=str(home / "mwingest"), PREFECT_HOME=str(home / "prefect"),

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from mwingest.wiki import upload
-from tests.integration.test_cli import cli_env, mwingest, sha1_of  # noqa: F401, F811 - a fixture
+from tests.integration.clihelpers import mwingest, sha1_of
+from tests.integration.test_cli import cli_env  # noqa: F401 - a fixture
 from tests.integration.wikihelpers import png_bytes, png_of_size, session_for
 
 pytestmark = pytest.mark.wiki

@@ -15,154 +15,43 @@ deployments), and no serve process is alive yet to race the worker for its runs.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 import pytest
 import requests
 
 from mwingest.ledger.ledger import Ledger, State
 from mwingest.wiki import upload
+from tests.integration.deployhelpers import (
+    BIN,
+    REPO,
+    Background,
+    cli,
+    client_of,
+    outcome_rows,
+    pngs,
+    run_to_end,
+    secret_forms,
+    sha1,
+    wait_final,
+)
 from tests.integration.wikihelpers import png_bytes, session_for
 
 pytestmark = pytest.mark.wiki
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 BLOCK = "mwingest-wiki"
 SERVED = ["import-folder/folder-import", "import-manifest/manifest-import", "import-urls/url-import",
           "resolve-review/review-resolution", "import-folder/nightly-drop-folder"]
 ACTIONS = ["skip", "publish", "rename", "review", "fail"]
-CLI_TIMEOUT_S = 120
-RUN_TIMEOUT_S = 180
-READY_TIMEOUT_S = 120
 BAD_BYTES = b"<!DOCTYPE html><html><body><script>alert(1)</script></body></html>"
-
-
-def _sha1(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()  # noqa: S324
-
-
-class Background:
-    """A long-running command (serve, worker) in its own process group, output to a file."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path, cwd: Path = REPO) -> None:
-        self.log = log
-        with open(log, "wb") as out:
-            self.process = subprocess.Popen(args, cwd=cwd, env=env, stdout=out,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
-
-    def output(self, chars: int = 6000) -> str:
-        return self.log.read_text(errors="replace")[-chars:]
-
-    def wait_for_line(self, text: str, timeout: float = READY_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.log.read_text(errors="replace"):
-            if self.process.poll() is not None:
-                pytest.fail(f"{self.process.args[:3]} exited {self.process.returncode}\n{self.output()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no {text!r} within {timeout} s\n{self.output()}")
-            time.sleep(0.25)
-
-    def stop(self, signals: tuple[int, ...], grace: float = 10.0) -> float:
-        """Send each signal to the group until the leader exits; SIGKILL the rest; seconds taken."""
-        started = time.monotonic()
-        for sig in signals:
-            if self.process.poll() is not None:
-                break
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=grace)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)  # flow-run children left in the group
-        self.process.wait(timeout=grace)
-        return time.monotonic() - started
-
-
-def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=CLI_TIMEOUT_S, stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0, f"{args[:4]} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
-@contextlib.contextmanager
-def _client(prefect_server) -> Iterator[Any]:  # type: ignore[no-untyped-def]
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with (temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}),
-          get_client(sync_client=True) as client):
-        yield client
-
-
-def _wait_final(prefect_server, run_id: Any, proc: Background | None = None):  # type: ignore[no-untyped-def]
-    """The flow run once it reached a final state (a failure shows the runner's output)."""
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    with _client(prefect_server) as client:
-        while time.monotonic() < deadline:
-            run = client.read_flow_run(run_id)
-            if run.state is not None and run.state.is_final():
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"run {run_id} not final within {RUN_TIMEOUT_S} s\n"
-                        f"{proc.output() if proc else ''}")
-    assert run.state.is_completed(), f"run ended {run.state!r}\n{proc.output() if proc else ''}"
-    return run
-
-
-def _trigger(prefect_server, deployment: str, **parameters: Any) -> Any:
-    """A run of ``deployment`` created through the client (what the UI's Run button does)."""
-    with _client(prefect_server) as client:
-        dep = client.read_deployment_by_name(deployment)
-        return client.create_flow_run_from_deployment(dep.id, parameters=parameters).id
-
-
-def _run(prefect_server, deployment: str, proc: Background, **parameters: Any):  # type: ignore[no-untyped-def]
-    """Trigger ``deployment`` and wait until its run completed."""
-    return _wait_final(prefect_server, _trigger(prefect_server, deployment, **parameters), proc)
-
-
-def _outcome_rows(prefect_server, run_id: Any) -> dict[str, dict[str, Any]]:
-    """The run's ``ingest-details`` table artifact (every fact of every file), keyed by the
-    source's file name; the narrow ``ingest-outcomes`` table is there once too."""
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    with _client(prefect_server) as client:
-        arts = client.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
-    assert [a.key for a in arts].count("ingest-outcomes") == 1, [a.key for a in arts]
-    table = [a for a in arts if a.key == "ingest-details"]
-    assert len(table) == 1, [a.key for a in arts]
-    rows = json.loads(table[0].data) if isinstance(table[0].data, str) else table[0].data
-    return {Path(r["source"]).name: r for r in rows}
-
-
-def _pngs(folder: Path, *names: str) -> dict[str, bytes]:
-    """New unique PNGs written into ``folder`` under ``names``; name → bytes."""
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {name: png_bytes() for name in names}
-    for name, data in files.items():
-        (folder / name).write_bytes(data)
-    return files
-
-
-def _secret_forms(password: str) -> list[str]:
-    return sorted({password, quote(password, safe=""), quote_plus(password)})
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +66,7 @@ def saved_block(base_env, wiki) -> subprocess.CompletedProcess[str]:
     """``python -m deployments.register --save mwingest-wiki``, with the login in its env only."""
     env = {**base_env, "MWINGEST_API_URL": wiki.api_url, "MWINGEST_USERNAME": wiki.username,
            "MWINGEST_PASSWORD": wiki.password}
-    return _cli([sys.executable, "-m", "deployments.register", "--save", BLOCK], env)
+    return cli([sys.executable, "-m", "deployments.register", "--save", BLOCK], env)
 
 
 def test_register_saves_the_credentials_block(saved_block, prefect_server, wiki):
@@ -185,7 +74,7 @@ def test_register_saves_the_credentials_block(saved_block, prefect_server, wiki)
 
     from tasks.blocks import MediaWikiCredentials
 
-    for secret in _secret_forms(wiki.password):
+    for secret in secret_forms(wiki.password):
         assert secret not in saved_block.stdout + saved_block.stderr
     with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
         block = MediaWikiCredentials.load(BLOCK)
@@ -212,15 +101,15 @@ def deployed(saved_block, base_env, prefect_server, tmp_path) -> Iterator[Path]:
     from prefect.client.schemas.filters import WorkPoolFilter, WorkPoolFilterName
 
     drop = tmp_path / "drop"
-    _cli([str(BIN / "prefect"), "work-pool", "create", "mwingest", "--type", "process",
+    cli([str(BIN / "prefect"), "work-pool", "create", "mwingest", "--type", "process",
           "--overwrite"], base_env)
     try:
         # No MWINGEST_CHECKOUT here: each worker gives its own checkout (prefect.yaml's comment).
-        _cli([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"],
+        cli([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"],
              {**base_env, "MWINGEST_DROP_FOLDER": str(drop)})
         yield drop
     finally:
-        with _client(prefect_server) as client:
+        with client_of(prefect_server) as client:
             for dep in client.read_deployments(work_pool_filter=WorkPoolFilter(
                     name=WorkPoolFilterName(any_=["mwingest"]))):
                 client.delete_deployment(dep.id)
@@ -231,7 +120,7 @@ def test_prefect_yaml_deploy_and_process_worker_import_a_manifest(
     session = session_for(wiki)
     u = unique()
     folder = tmp_path / "manifest"
-    good = _pngs(folder, f"Worker a {u}.png", f"Worker b {u}.png")
+    good = pngs(folder, f"Worker a {u}.png", f"Worker b {u}.png")
     manifest = folder / "rows.csv"
     names = list(good)
     manifest.write_text(f"source,filename\n{names[0]},\n{names[1]},Worker b renamed {u}.png\n"
@@ -239,7 +128,7 @@ def test_prefect_yaml_deploy_and_process_worker_import_a_manifest(
     targets = {names[0]: names[0], names[1]: f"Worker b renamed {u}.png"}
     slug_ref = {"$ref": {"block_document_slug": f"mediawiki-credentials/{BLOCK}"}}
 
-    with _client(prefect_server) as client:
+    with client_of(prefect_server) as client:
         dep = client.read_deployment_by_name("import-manifest/manifest-import")
         nightly = client.read_deployment_by_name("import-folder/nightly-drop-folder")
     assert dep.work_pool_name == "mwingest"
@@ -254,21 +143,21 @@ def test_prefect_yaml_deploy_and_process_worker_import_a_manifest(
                         {**base_env, "PREFECT_WORKER_QUERY_SECONDS": "1", "MWINGEST_CHECKOUT": str(REPO),
                          "MWINGEST_LEDGER": str(ledger)}, tmp_path / "worker.log", cwd=tmp_path)
     try:
-        run = _run(prefect_server, "import-manifest/manifest-import", worker, manifest=str(manifest))
+        run = run_to_end(prefect_server, "import-manifest/manifest-import", worker, manifest=str(manifest))
     finally:
         # SIGTERM alone does not stop a 3.9 worker (findings §9): SIGINT twice, then SIGKILL.
         took = worker.stop((signal.SIGINT, signal.SIGINT), grace=5.0)
         print(f"worker stopped in {took:.1f} s")
 
     assert run.parameters["credentials"] == slug_ref  # resolved inside the run, never stored
-    rows = _outcome_rows(prefect_server, run.id)
+    rows = outcome_rows(prefect_server, run.id)
     assert {n: r["outcome"] for n, r in rows.items()} == {
         names[0]: "uploaded", names[1]: "uploaded", "rows.csv:4": "rejected"}
     assert rows["rows.csv:4"]["reason"] == "bad-manifest-row"
     assert "line 4" in rows["rows.csv:4"]["message"]
     for name, target in targets.items():
         info = upload.file_info(session, target, history=True)
-        assert info is not None and info["sha1"] == _sha1(good[name]) and len(info["versions"]) == 1
+        assert info is not None and info["sha1"] == sha1(good[name]) and len(info["versions"]) == 1
     assert upload.file_info(session, f"Nothing {u}.png") is None
     assert ledger.exists()  # the run used the worker's env, not a default path
 
@@ -278,7 +167,7 @@ def test_prefect_yaml_deploy_and_process_worker_import_a_manifest(
                                  cwd=tmp_path, env=base_env, capture_output=True, text=True,
                                  timeout=45, start_new_session=True)
     except subprocess.TimeoutExpired as exc:
-        with _client(prefect_server) as client:
+        with client_of(prefect_server) as client:
             listed = [(d.name, d.work_pool_name) for d in client.read_deployments()]
         pytest.fail(f"serve.py served instead of refusing; deployments: {listed}\n{exc.stdout!r}")
     assert refused.returncode == 2, refused.stdout + refused.stderr
@@ -318,7 +207,7 @@ def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
 
 def test_served_deployments_have_forms_a_block_default_and_a_schedule(served, prefect_server,
                                                                       drop_folder):
-    with _client(prefect_server) as client:
+    with client_of(prefect_server) as client:
         deps = {name: client.read_deployment_by_name(name) for name in SERVED}
         block_id = client.read_block_document_by_name(BLOCK, "mediawiki-credentials").id
     for name, dep in deps.items():
@@ -345,7 +234,7 @@ def test_served_deployments_have_forms_a_block_default_and_a_schedule(served, pr
 
 
 def test_review_resolution_form_describes_every_parameter(served, prefect_server):
-    with _client(prefect_server) as client:
+    with client_of(prefect_server) as client:
         schema = client.read_deployment_by_name(
             "resolve-review/review-resolution").parameter_openapi_schema
     assert [p for p, v in schema["properties"].items() if not v.get("description")] == []
@@ -358,29 +247,29 @@ def test_folder_import_via_cli_run_keeps_the_secret_out_of_the_run(
     session = session_for(wiki)
     u = unique()
     folder = tmp_path / "in"
-    good = _pngs(folder, f"Served a {u}.png", f"Served b {u}.png")
+    good = pngs(folder, f"Served a {u}.png", f"Served b {u}.png")
     (folder / f"Served bad {u}.jpg").write_bytes(BAD_BYTES)
 
-    out = _cli([str(BIN / "prefect"), "deployment", "run", "import-folder/folder-import",
+    out = cli([str(BIN / "prefect"), "deployment", "run", "import-folder/folder-import",
                 "--param", f"folder={folder}"], base_env).stdout
     run_id = re.search(r"UUID: ([0-9a-f-]{36})", out)[1]  # type: ignore[index]
-    run = _wait_final(prefect_server, run_id, served["proc"])
+    run = wait_final(prefect_server, run_id, served["proc"])
 
-    rows = _outcome_rows(prefect_server, run_id)
+    rows = outcome_rows(prefect_server, run_id)
     assert {n: r["outcome"] for n, r in rows.items()} == {
         **{n: "uploaded" for n in good}, f"Served bad {u}.jpg": "rejected"}
     for name, data in good.items():
         info = upload.file_info(session, name)
-        assert info is not None and info["sha1"] == _sha1(data)
+        assert info is not None and info["sha1"] == sha1(data)
     assert upload.file_info(session, f"Served bad {u}.jpg") is None
 
     stored = json.dumps(run.parameters)
     assert set(run.parameters["credentials"]) == {"$ref"}
-    with _client(prefect_server) as client:
+    with client_of(prefect_server) as client:
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
     assert logs, "the run sent no logs to the server"
     text = "\n".join(log.message for log in logs)
-    for secret in _secret_forms(wiki.password):
+    for secret in secret_forms(wiki.password):
         assert secret not in stored
         assert secret not in text
 
@@ -389,19 +278,19 @@ def test_nightly_drop_folder_twice_sends_nothing_the_second_time(
         served, prefect_server, wiki, drop_folder, unique):
     session = session_for(wiki)
     u = unique()
-    files = _pngs(drop_folder, f"Nightly a {u}.png", f"Nightly b {u}.png")
+    files = pngs(drop_folder, f"Nightly a {u}.png", f"Nightly b {u}.png")
 
-    first = _run(prefect_server, "import-folder/nightly-drop-folder", served["proc"])
-    rows = _outcome_rows(prefect_server, first.id)
+    first = run_to_end(prefect_server, "import-folder/nightly-drop-folder", served["proc"])
+    rows = outcome_rows(prefect_server, first.id)
     assert {n: r["outcome"] for n, r in rows.items()} == {n: "uploaded" for n in files}
 
-    second = _run(prefect_server, "import-folder/nightly-drop-folder", served["proc"])
-    rows = _outcome_rows(prefect_server, second.id)
+    second = run_to_end(prefect_server, "import-folder/nightly-drop-folder", served["proc"])
+    rows = outcome_rows(prefect_server, second.id)
     assert {n: (r["outcome"], r["reason"]) for n, r in rows.items()} == {
         n: ("skipped", "already-uploaded") for n in files}  # decided from the ledger, before any upload
     for name, data in files.items():
         info = upload.file_info(session, name, history=True)
-        assert info is not None and info["sha1"] == _sha1(data) and len(info["versions"]) == 1
+        assert info is not None and info["sha1"] == sha1(data) and len(info["versions"]) == 1
 
 
 def test_review_resolution_deployment_publishes_a_needs_review_file(
@@ -414,17 +303,17 @@ def test_review_resolution_deployment_publishes_a_needs_review_file(
     folder.mkdir()
     (folder / name).write_bytes(ours)
 
-    batch = _run(prefect_server, "import-folder/folder-import", served["proc"], folder=str(folder),
+    batch = run_to_end(prefect_server, "import-folder/folder-import", served["proc"], folder=str(folder),
                  settings={"review_timeout_s": 0})
-    row = _outcome_rows(prefect_server, batch.id)[name]
+    row = outcome_rows(prefect_server, batch.id)[name]
     assert (row["outcome"], row["reason"]) == ("needs-review", "exists")
     with Ledger(served["ledger"]) as ledger:
         item = ledger.item(wiki.api_url, folder / name)
     assert item is not None and item.state is State.NEEDS_REVIEW and item.filekey
 
-    _run(prefect_server, "resolve-review/review-resolution", served["proc"], item_id=item.id,
+    run_to_end(prefect_server, "resolve-review/review-resolution", served["proc"], item_id=item.id,
          decision="publish")
     info = upload.file_info(session, name, history=True)
-    assert [v["sha1"] for v in info["versions"]] == [_sha1(ours), _sha1(theirs)]
+    assert [v["sha1"] for v in info["versions"]] == [sha1(ours), sha1(theirs)]
     with Ledger(served["ledger"]) as ledger:
         assert ledger.get(item.id).state is State.UPLOADED

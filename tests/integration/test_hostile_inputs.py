@@ -13,18 +13,14 @@ link-local and public addresses are only checked in tests/unit/test_netsafe.py, 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,12 +28,9 @@ import pytest
 from mwingest.job.settings import BatchSettings
 from mwingest.ledger.ledger import Ledger, State
 from mwingest.wiki import upload
+from tests.integration.clihelpers import PROXY_VARS, latest_upload_log_id, mwingest, sha1_of
 from tests.integration.wikihelpers import png_bytes, session_for
 from tests.prefect_server import seed_env_homes
-
-CLI_TIMEOUT_S = 600
-_PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
-
 
 # --- recording loopback servers ---------------------------------------------------------------------
 
@@ -164,18 +157,6 @@ def files() -> Iterator[Recorder]:
         recorder.close()
 
 
-def sha1_of(data: bytes | Path) -> str:
-    raw = data.read_bytes() if isinstance(data, Path) else data
-    return hashlib.sha1(raw).hexdigest()  # noqa: S324 - MediaWiki's content hash
-
-
-def latest_upload_log_id(session: Any) -> int:
-    answer = session.get({"action": "query", "list": "logevents", "letype": "upload",
-                          "lelimit": 1, "leprop": "ids"})
-    events = answer["query"]["logevents"]
-    return int(events[0]["logid"]) if events else 0
-
-
 @pytest.fixture
 def creds_env(wiki: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process flow runs: the wiki's bot password in the env, no allow-list from outside."""
@@ -292,28 +273,12 @@ def test_an_allowed_local_url_lands_by_copy_upload_and_by_local_fetch(
 
 # --- paths: the CLI end to end -----------------------------------------------------------------------
 
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def rows(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stdout.splitlines()]
-
-
-def mwingest(env: dict[str, str], *args: str) -> Ran:
-    done = subprocess.run([sys.executable, "-m", "mwingest.cli.app", *args], env=env,
-                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False)
-    return Ran(done.returncode, done.stdout, done.stderr)
-
-
 @pytest.fixture
 def cli_env(wiki: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A CLI process's environment: bot password, own Prefect home and ledger, no allow-list."""
     home = tmp_path_factory.mktemp("hostile-cli")
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PREFECT_", "MWINGEST_")) and k.lower() not in _PROXY_VARS}
+           if not k.startswith(("PREFECT_", "MWINGEST_")) and k.lower() not in PROXY_VARS}
     env.update(MWINGEST_API_URL=wiki.api_url, MWINGEST_USERNAME=wiki.username,
                MWINGEST_PASSWORD=wiki.password, MWINGEST_LEDGER=str(home / "ledger.sqlite3"),
                PREFECT_HOME=str(home / "prefect"), XDG_DATA_HOME=str(home / "xdg"),

@@ -26,7 +26,7 @@ from mwingest.wiki import upload
 from mwingest.wiki.connect import open_wiki
 from mwingest.wiki.credentials import Credentials
 from tests.faultproxy import FaultProxy, file_posts
-from tests.integration.test_cli import sha1_of
+from tests.integration.clihelpers import sha1_of
 from tests.integration.wikihelpers import png_bytes, session_for
 
 pytestmark = pytest.mark.wiki

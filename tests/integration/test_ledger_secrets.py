@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pytest
 
 from mwingest.dev.devwiki import free_port
-from tests.integration.test_cli import Ran, mwingest
+from tests.integration.clihelpers import Ran, mwingest
 from tests.integration.test_local_server import (  # noqa: F401 - env, home: fixtures
     _runs,
     _state,

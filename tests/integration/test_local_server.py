@@ -26,7 +26,7 @@ from mwingest.base.procs import alive
 from mwingest.dev.devwiki import free_port
 from mwingest.runtime import apiauth, crashwatch, localserver
 from mwingest.wiki import upload
-from tests.integration.test_cli import mwingest, sha1_of
+from tests.integration.clihelpers import mwingest, sha1_of
 from tests.integration.wikihelpers import png_bytes, session_for
 from tests.prefect_server import seed_env_homes
 

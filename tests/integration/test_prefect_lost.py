@@ -28,7 +28,7 @@ from mwingest.ledger.ledger import Ledger, LedgerItem
 from mwingest.runtime import apiauth
 from mwingest.wiki import upload
 from tests.faultproxy import FaultProxy
-from tests.integration.test_cli import Ran, mwingest, sha1_of
+from tests.integration.clihelpers import Ran, mwingest, sha1_of
 from tests.integration.test_local_server import _state, env, home  # noqa: F401 - fixtures
 from tests.integration.wikihelpers import png_bytes, session_for
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cli import _PROXY_VARS, mwingest
+from tests.integration.clihelpers import PROXY_VARS, mwingest
 from tests.integration.wikihelpers import create_page, page_text, session_for
 from tests.metafiles import jpeg_with_metadata, xmp_packet
 from tests.prefect_server import seed_env_homes
@@ -22,7 +22,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "information.wiki"
 
 def test_sheet_filled_in_and_imported(wiki, tmp_path, unique):
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PREFECT_", "MWINGEST_")) and k.lower() not in _PROXY_VARS}
+           if not k.startswith(("PREFECT_", "MWINGEST_")) and k.lower() not in PROXY_VARS}
     env.update(MWINGEST_API_URL=wiki.api_url, MWINGEST_USERNAME=wiki.username,
                MWINGEST_PASSWORD=wiki.password, MWINGEST_LEDGER=str(tmp_path / "ledger.db"),
                MWINGEST_HOME=str(tmp_path / "home"), PREFECT_HOME=str(tmp_path / "prefect"),

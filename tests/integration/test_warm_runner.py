@@ -25,7 +25,7 @@ from mwingest.base.paths import Paths
 from mwingest.base.procs import alive
 from mwingest.runtime import warm
 from mwingest.wiki import upload
-from tests.integration.test_cli import mwingest, sha1_of
+from tests.integration.clihelpers import mwingest, sha1_of
 from tests.integration.test_cli_console import _on_a_terminal
 from tests.integration.test_local_server import (  # noqa: F401 - env, home: fixtures
     _runs,
