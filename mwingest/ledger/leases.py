@@ -8,6 +8,10 @@ offset) says. On PostgreSQL the claim reads with ``FOR UPDATE SKIP LOCKED``, so 
 claimers never wait on, nor both get, one row; on SQLite the write lock (``BEGIN IMMEDIATE``)
 serialises claimers, which gives the same result.
 
+Every expiry is set and judged by the ledger's time (:meth:`Ledger._now`): on PostgreSQL the
+database's clock, read with the row or inside the statement, so machines whose clocks disagree
+never take each other's live leases; on SQLite, one machine's clock.
+
 Mixed into :class:`mwingest.ledger.ledger.Ledger`, whose transactions and clock it uses.
 """
 
@@ -39,9 +43,11 @@ class LeaseMixin:
     """The lease half of the ledger: claim, claim_next, renew, release."""
 
     dialect: str
-    _clock: Callable[[], datetime]
     _write: Callable[[], AbstractContextManager[sa.Connection]]
     _stamp: Callable[..., str]
+    _now: Callable[..., datetime]
+    _clock_column: Callable[[], str]
+    _sql_stamp: Callable[..., tuple[str, dict[str, Any]]]
     _items_where: Callable[..., Iterator[LedgerItem]]
 
     def claim(self, item_id: int, owner: str, *, ttl: timedelta,
@@ -53,14 +59,16 @@ class LeaseMixin:
         """
         lease = Lease(owner, ttl, is_stale)
         with self._write() as conn:
-            row = conn.execute(sa.text("SELECT lease_owner, lease_until FROM items WHERE id = :id"
-                                       + self._row_lock()), {"id": item_id}).mappings().first()
+            row = conn.execute(sa.text(f"SELECT lease_owner, lease_until{self._clock_column()}"
+                                       " FROM items WHERE id = :id" + self._row_lock()),
+                               {"id": item_id}).mappings().first()
             if row is None:
                 raise UnknownItemError(f"no ledger item {item_id}")
+            now = self._now(conn, row)
             until = datetime.fromisoformat(row["lease_until"]) if row["lease_until"] else None
-            if self._held(row["lease_owner"], until, lease):
+            if self._held(row["lease_owner"], until, lease, now):
                 return False
-            self._lease(conn, item_id, lease)
+            self._lease(conn, item_id, lease, now)
             return True
 
     def claim_next(self, owner: str, *, wiki: str, account: str = "", ttl: timedelta,
@@ -77,29 +85,31 @@ class LeaseMixin:
             return []
         names = {f"s{n}": v for n, v in enumerate(wanted)}
         skip = " FOR UPDATE SKIP LOCKED" if self.dialect == "postgresql" else ""
-        now = self._stamp()
+        now, now_param = self._sql_stamp("now")
         with self._write() as conn:
             ids = conn.execute(sa.text(
                 "SELECT id FROM items WHERE wiki = :wiki AND account IN (:account, '')"
                 f" AND state IN ({', '.join(':' + n for n in names)})"
-                " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until <= :now)"
+                f" AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until <= {now})"
                 f" ORDER BY id LIMIT :limit{skip}"),
-                {"wiki": normalise_wiki(wiki), "account": normalise_account(account), "now": now,
+                {"wiki": normalise_wiki(wiki), "account": normalise_account(account), **now_param,
                  "limit": int(limit), **names}).scalars().all()
             if not ids:
                 return []
-            until = self._stamp(self._clock() + ttl)
-            conn.execute(sa.text("UPDATE items SET lease_owner = :owner, lease_until = :until"
-                                 " WHERE id IN :ids").bindparams(sa.bindparam("ids", expanding=True)),
-                         {"owner": owner, "until": until, "ids": list(ids)})
+            until, until_param = self._sql_stamp("until", ttl)
+            conn.execute(sa.text("UPDATE items SET lease_owner = :owner, lease_until = " + until
+                                 + " WHERE id IN :ids").bindparams(
+                                     sa.bindparam("ids", expanding=True)),
+                         {"owner": owner, **until_param, "ids": list(ids)})
             return list(self._items_where(conn, "id IN :ids", ids=list(ids)))
 
     def renew(self, owner: str, *, ttl: timedelta, item_ids: Iterable[int] | None = None) -> list[int]:
         """Push the expiry of ``owner``'s leases (all, or these rows) to now + ``ttl``; the ids
         still held. A row missing from the answer was taken over after the lease ran out: the
         worker must stop driving it."""
-        params: dict[str, Any] = {"owner": owner, "until": self._stamp(self._clock() + ttl)}
-        sql = "UPDATE items SET lease_until = :until WHERE lease_owner = :owner"
+        until, params = self._sql_stamp("until", ttl)
+        params["owner"] = owner
+        sql = f"UPDATE items SET lease_until = {until} WHERE lease_owner = :owner"
         stmt = sa.text(sql + " RETURNING id")
         if item_ids is not None:
             params["ids"] = list(item_ids)
@@ -123,14 +133,15 @@ class LeaseMixin:
         commit. SQLite's write transaction already excludes every other writer."""
         return " FOR UPDATE" if self.dialect == "postgresql" else ""
 
-    def _held(self, holder: str | None, until: datetime | None, lease: Lease) -> bool:
-        """True when another run's lease on the row is still good."""
-        return bool(holder and holder != lease.owner and until and until > self._clock()
+    @staticmethod
+    def _held(holder: str | None, until: datetime | None, lease: Lease, now: datetime) -> bool:
+        """True when another run's lease on the row is still good at ``now`` (the ledger's time)."""
+        return bool(holder and holder != lease.owner and until and until > now
                     and not (lease.is_stale is not None and lease.is_stale(holder)))
 
-    def _lease(self, conn: sa.Connection, item_id: int, lease: Lease | None) -> None:
+    def _lease(self, conn: sa.Connection, item_id: int, lease: Lease | None, now: datetime) -> None:
         if lease is not None:
             conn.execute(sa.text("UPDATE items SET lease_owner = :owner, lease_until = :until"
                                  " WHERE id = :id"),
-                         {"owner": lease.owner, "until": self._stamp(self._clock() + lease.ttl),
+                         {"owner": lease.owner, "until": self._stamp(now + lease.ttl),
                           "id": item_id})

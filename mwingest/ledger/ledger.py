@@ -29,9 +29,9 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -78,6 +78,8 @@ from mwingest.ledger.store import (  # noqa: F401 - re-exported
 )
 from mwingest.ledger.writes import WritesMixin, set_redactor  # noqa: F401 - re-exported
 
+#: PostgreSQL's ``to_char`` pattern for :meth:`Ledger._stamp`'s text (colons escaped for ``sa.text``).
+_PG_STAMP = 'YYYY-MM-DD"T"HH24\\:MI\\:SS.US"+00\\:00"'
 _HEX_PREFIX = re.compile(r"[0-9a-fA-F]{6,40}")
 _PG_MIGRATION_LOCK = 0x6D77_6C65  # "mwle": one migrator at a time per database
 
@@ -87,7 +89,9 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
 
     ``location`` is a file path, ``sqlite:///PATH`` or ``postgresql+psycopg://USER@HOST/DB``;
     None means ``$MWINGEST_LEDGER_URL``, else the file :func:`default_path`. ``host`` names this
-    machine in the rows it touches (the paths it read are its own).
+    machine in the rows it touches (the paths it read are its own). The ledger's time (leases,
+    the token bucket, every stamp) is the database's clock on PostgreSQL and this machine's on
+    SQLite; ``clock`` replaces it on both (tests).
     """
 
     def __init__(self, location: str | os.PathLike[str] | None = None, *,
@@ -98,7 +102,11 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
         self.dialect = "sqlite" if self.path is not None else "postgresql"
         self.where = str(self.path) if self.path is not None else shown(location)
         self.host = host or socket.gethostname()
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or _local_clock
+        # Many machines share a PostgreSQL ledger, so its leases and token bucket are timed by
+        # the database's clock: a machine whose clock is off would otherwise take live leases
+        # or spend tokens the bucket does not have. A given ``clock`` (tests) is used as is.
+        self._db_clock = clock is None and self.dialect == "postgresql"
         self._closed = False
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -162,7 +170,7 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
                         for statement in steps[number - 1]:
                             conn.exec_driver_sql(statement)
                         conn.execute(sa.text("INSERT INTO schema_history VALUES (:v, :at)"),
-                                     {"v": number, "at": self._stamp()})
+                                     {"v": number, "at": self._stamp(self._now(conn))})
                         if self.dialect == "sqlite":
                             conn.exec_driver_sql(f"PRAGMA user_version = {number}")
                     if self.dialect == "sqlite" and conn.exec_driver_sql(
@@ -184,12 +192,39 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _stamp(self, when: datetime | None = None) -> str:
+    @staticmethod
+    def _stamp(when: datetime) -> str:
         """A timestamp as stored: fixed-width ISO 8601 in UTC, so text order is time order on
-        both backends (``lease_until <= now`` compares in SQL)."""
-        when = when or self._clock()
+        both backends (``lease_until <= now`` compares in SQL). The time is given: a write takes
+        it from :meth:`_now`, never from this machine's clock behind the ledger's back."""
         when = when if when.tzinfo else when.replace(tzinfo=UTC)  # naive means UTC, not local time
         return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+    def _now(self, conn: sa.Connection, row: Mapping[str, Any] | None = None) -> datetime:
+        """The time a transaction decides by: the database's clock on PostgreSQL (``db_now`` of a
+        ``row`` read with :meth:`_clock_column`, else one ``SELECT``), else the local clock."""
+        if not self._db_clock:
+            return self._clock()
+        if row is not None and row.get("db_now") is not None:
+            return row["db_now"]
+        return conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
+
+    def _clock_column(self) -> str:
+        """The select-list entry that reads the database's clock with a row, so a transaction
+        that reads a row first learns the time without another round trip. ``clock_timestamp()``:
+        when a ``FOR UPDATE`` waited for another writer, PostgreSQL evaluates it again on the
+        row as that writer left it, so the time is never older than what the row says."""
+        return ", clock_timestamp() AS db_now" if self._db_clock else ""
+
+    def _sql_stamp(self, name: str, after: timedelta = timedelta(0)) -> tuple[str, dict[str, Any]]:
+        """SQL for the stamp of now + ``after`` in a statement that reads no row first, and its
+        parameter: on PostgreSQL the database's statement time, formatted in SQL exactly as
+        :meth:`_stamp` formats it (one value however often the statement uses it), no round
+        trip; else the local clock's value, bound."""
+        if self._db_clock:
+            return (f"to_char((statement_timestamp() + :{name}) AT TIME ZONE 'UTC',"
+                    f" '{_PG_STAMP}')"), {name: after}
+        return f":{name}", {name: self._stamp(self._clock() + after)}
 
     # --- reads ------------------------------------------------------------------------------------
     def _items_where(self, conn: sa.Connection, where: str, *, order: str = "id",
@@ -318,6 +353,20 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
         if row is None:
             raise UnknownItemError(f"no ledger item {item_id}")
         return item_from_row(row)
+
+    def _get_locked(self, conn: sa.Connection, item_id: int) -> tuple[LedgerItem, datetime]:
+        """The row locked for this transaction, and the time (read with it on PostgreSQL)."""
+        stmt = f"SELECT *{self._clock_column()} FROM items WHERE id = :id{self._row_lock()}"
+        row = conn.execute(sa.text(stmt), {"id": item_id}).mappings().first()
+        if row is None:
+            raise UnknownItemError(f"no ledger item {item_id}")
+        now = self._now(conn, row)
+        return item_from_row({k: v for k, v in row.items() if k != "db_now"}), now
+
+
+def _local_clock() -> datetime:
+    """This machine's clock: the ledger's time on SQLite, which one machine uses."""
+    return datetime.now(UTC)
 
 
 def _scope(wiki: str | None, account: str | None) -> tuple[list[str], dict[str, Any]]:

@@ -2,7 +2,10 @@
 
 Mixed into :class:`mwingest.ledger.ledger.Ledger`. Every operation is one short transaction with the
 pacing row locked (``FOR UPDATE`` on PostgreSQL, the write lock on SQLite), so workers on any
-number of machines take tokens from one bucket and never both spend the last one. See
+number of machines take tokens from one bucket and never both spend the last one. The bucket
+is timed by the ledger's time (:meth:`Ledger._now`): on PostgreSQL the database's clock, read with
+the locked row, so a machine whose clock runs ahead neither finds the bucket refilled early nor
+sets a pause that holds the others for hours. See
 :mod:`mwingest.wiki.pacing` for the arithmetic and where the limits come from.
 """
 
@@ -65,9 +68,10 @@ def _stored_limits(text: str | None) -> tuple[Limit, ...]:
 class PacingMixin:
     """set_limit, take_token, pause and pace_state on the ledger's database."""
 
-    _clock: Callable[[], datetime]
     _write: Callable[[], AbstractContextManager[sa.Connection]]
     _row_lock: Callable[[], str]
+    _now: Callable[..., datetime]
+    _clock_column: Callable[[], str]
 
     def set_limit(self, wiki: str, account: str,
                   limit: Limit | Sequence[Limit] | None) -> None:
@@ -83,7 +87,7 @@ class PacingMixin:
         stored = json.dumps([{"hits": x.hits, "seconds": x.seconds} for x in limits]) if limits else None
         with self._write() as conn:
             row = self._pace_row(conn, wiki, account)
-            now = self._now()
+            now = self._now(conn, row).timestamp()
             if row is None:
                 conn.execute(sa.text(
                     "INSERT INTO pacing (wiki, account, capacity, refill_per_s, tokens, updated_at,"
@@ -106,9 +110,9 @@ class PacingMixin:
         except by a pause."""
         with self._write() as conn:
             row = self._pace_row(conn, wiki, account)
-            now = self._now()
             if row is None:
                 return 0.0
+            now = self._now(conn, row).timestamp()
             if row["paused_until"] is not None and row["paused_until"] > now:
                 return float(row["paused_until"] - now)
             if row["capacity"] is None:
@@ -129,9 +133,9 @@ class PacingMixin:
 
     def _pause(self, wiki: str, account: str, seconds: float, reason: str) -> float:
         with self._write() as conn:
-            now = self._now()
-            until = now + max(0.0, seconds)
             row = self._pace_row(conn, wiki, account)
+            now = self._now(conn, row).timestamp()
+            until = now + max(0.0, seconds)
             if row is None:
                 conn.execute(sa.text(
                     "INSERT INTO pacing (wiki, account, tokens, updated_at, paused_until, pause_reason)"
@@ -149,25 +153,24 @@ class PacingMixin:
         """The account's pacing row, or None before anything was recorded."""
         with self._write() as conn:
             row = self._pace_row(conn, wiki, account)
-            now = self._now()
-        if row is None:
-            return None
+            if row is None:
+                return None
+            now = self._now(conn, row).timestamp()
         limits = _stored_limits(row["limits"])
         limit = min(limits, key=lambda x: x.per_second) if limits else None
         return PaceState(row["capacity"], row["refill_per_s"], row["tokens"], row["paused_until"],
                          row["pause_reason"], limit, limits, now)
 
     # --- helpers ----------------------------------------------------------------------------------
-    def _now(self) -> float:
-        return self._clock().timestamp()
-
     @staticmethod
     def _pace_key(wiki: str, account: str) -> dict[str, str]:
         return {"wiki": normalise_wiki(wiki), "account": normalise_account(account)}
 
     def _pace_row(self, conn: sa.Connection, wiki: str, account: str) -> sa.RowMapping | None:
-        return conn.execute(sa.text("SELECT * FROM pacing WHERE wiki = :wiki AND account = :account"
-                                    + self._row_lock()), self._pace_key(wiki, account)).mappings().first()
+        """The account's row, locked, with the database's clock on PostgreSQL (``db_now``)."""
+        return conn.execute(sa.text(f"SELECT *{self._clock_column()} FROM pacing WHERE wiki = :wiki"
+                                    " AND account = :account" + self._row_lock()),
+                            self._pace_key(wiki, account)).mappings().first()
 
     @staticmethod
     def _refilled(row: sa.RowMapping, now: float) -> float:

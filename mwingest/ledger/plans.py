@@ -75,7 +75,7 @@ def item_from_json(text: str) -> IngestItem:
 class PlanMixin:
     """create_plan, plan, plan_ids, plan_items, shards_of, set_shard_run and adopt_report."""
 
-    _clock: Callable[[], datetime]
+    _now: Callable[..., datetime]
     _write: Callable[[], AbstractContextManager[sa.Connection]]
     _read: Callable[[], AbstractContextManager[sa.Connection]]
     _stamp: Callable[..., str]
@@ -93,7 +93,7 @@ class PlanMixin:
                 " VALUES (:id, :wiki, :block, :params, :files, :shards, :at)"),
                 {"id": plan_id, "wiki": normalise_wiki(wiki), "block": login_block,
                  "params": json.dumps(params, sort_keys=True), "files": len(items),
-                 "shards": len(shards), "at": self._stamp()})
+                 "shards": len(shards), "at": self._stamp(self._now(conn))})
             conn.execute(sa.text(
                 "INSERT INTO plan_shards (plan, shard, files, bytes) VALUES"
                 " (:plan, :shard, :files, :bytes)"),

@@ -69,18 +69,24 @@ def _redact(text: str | None) -> str | None:
     return None if text is None else _redactor(str(text))
 
 
-def _one(conn: sa.Connection, sql: str, **params: Any) -> LedgerItem | None:
+def _one(conn: sa.Connection, sql: str, **params: Any) -> tuple[LedgerItem | None, Any]:
+    """The row (or None) and the ``db_now`` read with it, if the select asked for it."""
     row = conn.execute(sa.text(sql), params).mappings().first()
-    return item_from_row(row) if row is not None else None
+    if row is None:
+        return None, None
+    return item_from_row({k: v for k, v in row.items() if k != "db_now"}), row.get("db_now")
 
 
 class WritesMixin:
     """The write half of the ledger."""
 
     host: str
-    _clock: Callable[[], datetime]
     _write: Callable[[], AbstractContextManager[sa.Connection]]
     _stamp: Callable[..., str]
+    _now: Callable[..., datetime]
+    _clock_column: Callable[[], str]
+    _sql_stamp: Callable[..., tuple[str, dict[str, Any]]]
+    _get_locked: Callable[..., tuple[LedgerItem, datetime]]
     _row_lock: Callable[[], str]
     _held: Callable[..., bool]
     _lease: Callable[..., None]
@@ -124,45 +130,52 @@ class WritesMixin:
     def _begin(self, conn: sa.Connection, *, wiki: str, source: str, sha1: str, size: int,
                target: str, run_id: str | None, lease: Lease | None, account: str,
                ident: str, params: Mapping[str, Any] | None = None) -> LedgerItem:
-        lock, now = self._row_lock(), self._stamp()
+        lock, clock = self._row_lock(), self._clock_column()
         who = {"wiki": wiki, "account": account}
-        old = _one(conn, "SELECT * FROM items WHERE wiki = :wiki AND account IN (:account, '')"
-                   f" AND ident = :ident ORDER BY account DESC LIMIT 1{lock}", **who, ident=ident)
+        old, db_now = _one(conn, f"SELECT *{clock} FROM items WHERE wiki = :wiki"
+                           " AND account IN (:account, '') AND ident = :ident"
+                           f" ORDER BY account DESC LIMIT 1{lock}", **who, ident=ident)
         if old is None and ident.startswith("sha1:"):  # this machine's path, other bytes or name
-            old = _one(conn, "SELECT * FROM items WHERE wiki = :wiki AND account IN (:account, '')"
-                       " AND source = :source AND (host = :host OR host IS NULL)"
-                       f" AND ident LIKE 'sha1:%' ORDER BY updated_at DESC, id DESC LIMIT 1{lock}",
-                       **who, source=source, host=self.host)
-        if old is None:
-            item_id = conn.execute(sa.text(
+            old, db_now = _one(conn, f"SELECT *{clock} FROM items WHERE wiki = :wiki"
+                               " AND account IN (:account, '') AND source = :source"
+                               " AND (host = :host OR host IS NULL) AND ident LIKE 'sha1:%'"
+                               f" ORDER BY updated_at DESC, id DESC LIMIT 1{lock}",
+                               **who, source=source, host=self.host)
+        if old is None:  # the insert stamps the row and tells the time (no read of the clock)
+            stamp, stamp_param = self._sql_stamp("now")
+            item_id, now = conn.execute(sa.text(
                 "INSERT INTO items (wiki, account, ident, host, source, sha1, size, target, state,"
                 " flow_run_id, created_at, updated_at, attempts) VALUES (:wiki, :account, :ident,"
-                " :host, :source, :sha1, :size, :target, 'pending', :run, :now, :now, 1) RETURNING id"),
+                f" :host, :source, :sha1, :size, :target, 'pending', :run, {stamp}, {stamp}, 1)"
+                " RETURNING id, created_at"),
                 {**who, "ident": ident, "host": self.host, "source": source, "sha1": sha1,
-                 "size": size, "target": target, "run": run_id, "now": now}).scalar_one()
-            self._event(conn, item_id, None, State.PENDING, "new", None, run_id)
+                 "size": size, "target": target, "run": run_id, **stamp_param}).one()
+            when = datetime.fromisoformat(now)
+            self._event(conn, item_id, None, State.PENDING, "new", None, run_id, now)
             if params is not None:  # validated at once: see begin()
                 _refuse_secret_names(params)
                 conn.execute(sa.text("UPDATE items SET state = 'validated', params = :params"
                                      " WHERE id = :id"),
                              {"params": json.dumps(params, sort_keys=True), "id": item_id})
-                self._event(conn, item_id, State.PENDING, State.VALIDATED, None, None, run_id)
-            self._lease(conn, item_id, lease)
+                self._event(conn, item_id, State.PENDING, State.VALIDATED, None, None, run_id, now)
+            self._lease(conn, item_id, lease, when)
             return self._get(conn, item_id)
-        if lease is not None and self._held(old.lease_owner, old.lease_until, lease):
+        when = self._now(conn, {"db_now": db_now})
+        now = self._stamp(when)
+        if lease is not None and self._held(old.lease_owner, old.lease_until, lease, when):
             raise RowLeasedError(f"item {old.ref} is leased by another run", old)
         keys = {"ident": ident, "source": source, "host": self.host, "account": account or old.account}
         if (old.sha1, old.size) != (sha1, size) or (old.state is State.REJECTED and old.target != target):
             why = "source-changed" if old.sha1 != sha1 or old.size != size else "target-changed"
-            self._reset(conn, old, why, run_id, sha1=sha1, size=size, target=target, **keys)
+            self._reset(conn, old, why, run_id, now, sha1=sha1, size=size, target=target, **keys)
         elif not old.done:
             conn.execute(sa.text(
                 "UPDATE items SET target = :target, ident = :ident, source = :source, host = :host,"
                 " account = :account, flow_run_id = COALESCE(:run, flow_run_id),"
                 " attempts = attempts + 1, updated_at = :now WHERE id = :id"),
                 {**keys, "target": target, "run": run_id, "now": now, "id": old.id})
-            self._event(conn, old.id, old.state, old.state, "begin", None, run_id)
-        self._lease(conn, old.id, lease)
+            self._event(conn, old.id, old.state, old.state, "begin", None, run_id, now)
+        self._lease(conn, old.id, lease, when)
         return self._get(conn, old.id)
 
     def transition(self, item_id: int, to: State | str, *, reason: str | None = None,
@@ -186,8 +199,9 @@ class WritesMixin:
         if to in OUTCOMES and not reason:
             raise ValueError(f"moving to {to} needs a reason code")
         with self._write() as conn:
-            old = self._get(conn, item_id, lock=True)
-            self._fence(old, owner)
+            old, when = self._get_locked(conn, item_id)
+            now = self._stamp(when)
+            self._fence(old, owner, when)
             if to not in TRANSITIONS[old.state]:
                 raise IllegalTransitionError(f"item {item_id}: {old.state} → {to} is not allowed")
             if to in (State.VALIDATED, State.PENDING):
@@ -195,16 +209,16 @@ class WritesMixin:
                           **fields}
             if to not in _KEEPS_INTENT:
                 fields = {"intent": None, **fields}
-            values = self._columns(old, fields)
+            values = self._columns(old, fields, now)
             if to in OUTCOMES:  # the run is done with the row: its lease ends with the move
                 values.update(lease_owner=None, lease_until=None)
             values.update(state=to.value, reason=_redact(reason), message=_redact(message),
-                          updated_at=self._stamp())
+                          updated_at=now)
             assignments = ", ".join(f'"{col}" = :v_{col}' for col in values)
             conn.execute(sa.text(f"UPDATE items SET {assignments} WHERE id = :id"),
                          {**{f"v_{col}": v for col, v in values.items()}, "id": item_id})
             run_id = fields.get("flow_run_id") or old.flow_run_id
-            self._event(conn, item_id, old.state, to, reason, message, run_id)
+            self._event(conn, item_id, old.state, to, reason, message, run_id, now)
             return self._get(conn, item_id)
 
     def record_chunk(self, item_id: int, *, filekey: str, offset: int, chunk_size: int,
@@ -216,27 +230,29 @@ class WritesMixin:
         """
         if offset < 0 or chunk_size <= 0 or not filekey:
             raise ValueError("record_chunk needs a filekey, offset ≥ 0 and chunk_size > 0")
+        now, now_param = self._sql_stamp("now")  # in the statement: no round trip for the time
         fence = (" AND (lease_owner IS NULL OR lease_owner = :owner OR lease_until IS NULL"
-                 " OR lease_until <= :now)") if owner else ""
+                 f" OR lease_until <= {now})") if owner else ""
         with self._write() as conn:
             cur = conn.execute(sa.text(
-                """UPDATE items SET "offset" = :offset, chunk_size = :chunk, updated_at = :now,
+                f"""UPDATE items SET "offset" = :offset, chunk_size = :chunk, updated_at = {now},
                      stash_created_at = CASE WHEN filekey = :fk AND stash_created_at IS NOT NULL
-                                             THEN stash_created_at ELSE :now END, filekey = :fk
+                                             THEN stash_created_at ELSE {now} END, filekey = :fk
                    WHERE id = :id AND state = 'stashing' AND size >= :offset""" + fence),
-                {"offset": offset, "chunk": chunk_size, "now": self._stamp(), "fk": filekey,
+                {"offset": offset, "chunk": chunk_size, **now_param, "fk": filekey,
                  "id": item_id, **({"owner": owner} if owner else {})})
             if cur.rowcount == 1:
                 return
             item = self._get(conn, item_id)
-        self._fence(item, owner)
+            if owner:
+                self._fence(item, owner, self._now(conn))
         raise IllegalTransitionError(
             f"item {item_id}: record_chunk needs state stashing and offset ≤ size "
             f"(state {item.state}, size {item.size}, offset {offset})")
 
     # --- helpers ----------------------------------------------------------------------------------
-    def _fence(self, row: LedgerItem, owner: str | None) -> None:
-        if owner and self._held(row.lease_owner, row.lease_until, Lease(owner, timedelta(0))):
+    def _fence(self, row: LedgerItem, owner: str | None, now: datetime) -> None:
+        if owner and self._held(row.lease_owner, row.lease_until, Lease(owner, timedelta(0)), now):
             raise RowLeasedError(f"item {row.ref} is leased by another run ({row.lease_owner})", row)
 
     def reopen(self, item_id: int, reason: str, *, run_id: str | None = None,
@@ -245,7 +261,8 @@ class WritesMixin:
         again. With ``keep_stash`` it goes back to ``stashed`` with its key, because the wiki
         still holds the bytes (nothing is sent twice); else it starts over from ``pending``."""
         with self._write() as conn:
-            old = self._get(conn, item_id)
+            old, when = self._get_locked(conn, item_id)
+            now = self._stamp(when)
             if old.state is not State.REJECTED:
                 raise ValueError(f"item {old.ref} is {old.state}, not rejected")
             if keep_stash and old.filekey:
@@ -254,14 +271,14 @@ class WritesMixin:
                        warnings = NULL, decision = NULL, intent = NULL, attempts = attempts + 1,
                        flow_run_id = COALESCE(:run, flow_run_id), updated_at = :now
                        WHERE id = :id"""),
-                    {"reason": reason, "run": run_id, "now": self._stamp(), "id": item_id})
-                self._event(conn, item_id, old.state, State.STASHED, reason, None, run_id)
+                    {"reason": reason, "run": run_id, "now": now, "id": item_id})
+                self._event(conn, item_id, old.state, State.STASHED, reason, None, run_id, now)
             else:
-                self._reset(conn, old, reason, run_id, target=old.target)
+                self._reset(conn, old, reason, run_id, now, target=old.target)
             return self._get(conn, item_id)
 
     def _reset(self, conn: sa.Connection, old: LedgerItem, reason: str, run_id: str | None,
-               **values: Any) -> None:
+               now: str, **values: Any) -> None:
         """Start a row over from ``pending`` with new bytes or name; its history stays."""
         cleared = ", ".join(f'"{c}" = NULL' for c in (
             "final_name", "filekey", "chunk_size", "stash_created_at", "warnings", "decision",
@@ -271,26 +288,26 @@ class WritesMixin:
             f"""UPDATE items SET state = 'pending', {assigned}, reason = :reason, message = NULL,
                 "offset" = 0, {cleared}, attempts = attempts + 1,
                 flow_run_id = COALESCE(:run, flow_run_id), updated_at = :now WHERE id = :id"""),
-            {**values, "reason": reason, "run": run_id, "now": self._stamp(), "id": old.id})
-        self._event(conn, old.id, old.state, State.PENDING, reason, None, run_id)
+            {**values, "reason": reason, "run": run_id, "now": now, "id": old.id})
+        self._event(conn, old.id, old.state, State.PENDING, reason, None, run_id, now)
 
     def _event(self, conn: sa.Connection, item_id: int, from_state: State | None, to: State,
-               reason: str | None, message: str | None, run_id: str | None) -> None:
+               reason: str | None, message: str | None, run_id: str | None, at: str) -> None:
         conn.execute(sa.text(
             "INSERT INTO events (item_id, from_state, to_state, reason, message, at, run_id)"
             " VALUES (:id, :src, :dst, :reason, :message, :at, :run)"),
             {"id": item_id, "src": from_state.value if from_state else None, "dst": to.value,
-             "reason": _redact(reason), "message": _redact(message), "at": self._stamp(),
+             "reason": _redact(reason), "message": _redact(message), "at": at,
              "run": run_id})
 
-    def _columns(self, old: LedgerItem, fields: Mapping[str, Any]) -> dict[str, Any]:
+    def _columns(self, old: LedgerItem, fields: Mapping[str, Any], now: str) -> dict[str, Any]:
         """Turn ``transition`` fields into column values (JSON, timestamps), checking each."""
         values: dict[str, Any] = {}
         for name, value in fields.items():
             if name in JSON_COLUMNS and value is not None:
                 _refuse_secret_names(value)
                 if name == "decision":
-                    value = self._decision(value)
+                    value = self._decision(value, now)
                 value = json.dumps(value, sort_keys=True)
             elif name == "stash_created_at" and value is not None:
                 value = self._stamp(value)
@@ -300,10 +317,11 @@ class WritesMixin:
             values[name] = value
         new_key = values.get("filekey", old.filekey)
         if new_key and new_key != old.filekey and "stash_created_at" not in values:
-            values["stash_created_at"] = self._stamp()  # a new stash row: its 6-hour clock starts now
+            values["stash_created_at"] = now  # a new stash row: its 6-hour clock starts now
         return values
 
-    def _decision(self, decision: Mapping[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _decision(decision: Mapping[str, Any], now: str) -> dict[str, Any]:
         out = {k: v for k, v in decision.items() if v is not None}
         # ``resubmitted``: a warned publish a person decided on was sent a second time (an
         # AbuseFilter warning lets an identical second attempt through; mwingest.job.refusals).
@@ -314,5 +332,5 @@ class WritesMixin:
             raise ValueError(f"decision action must be one of {sorted(DECISION_ACTIONS)}")
         if out["action"] == "rename" and not out.get("name"):
             raise ValueError("a rename decision needs the new name")
-        out.setdefault("at", self._stamp())
+        out.setdefault("at", now)
         return out
