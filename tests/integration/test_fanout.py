@@ -27,13 +27,8 @@ import pytest
 from mwingest.ledger.ledger import Ledger
 from mwingest.runtime import crashwatch
 from mwingest.wiki import upload
-from tests.integration.test_deployments import (  # noqa: F401 - base_env, deployed, saved_block: fixtures
-    BIN,
-    REPO,
-    Background,
-    _client,
-    _outcome_rows,
-    _trigger,
+from tests.integration.deployhelpers import BIN, REPO, Background, client_of, outcome_rows, trigger
+from tests.integration.test_deployments import (  # noqa: F401 - fixtures
     base_env,
     deployed,
     saved_block,
@@ -87,7 +82,7 @@ def machines(client_env: dict[str, str], tmp_path: Path, ledger_url: str) -> Ite
 def _runs_of(prefect_server: Any, flow_name: str, after: float) -> list[Any]:
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
-    with _client(prefect_server) as client:
+    with client_of(prefect_server) as client:
         runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])))
     return [r for r in runs if r.created and r.created.timestamp() >= after]
 
@@ -191,7 +186,7 @@ def test_a_planned_import_runs_on_both_workers_and_lands_every_file_once(
         workers = [group.start("a"), group.start("b")]
         started = time.time() - 1
         urls = [f"{base}/{quote(name)}" for name in remote]
-        _trigger(prefect_server, PLAN, sources=[str(folder), *urls], shard_files=15,
+        trigger(prefect_server, PLAN, sources=[str(folder), *urls], shard_files=15,
                  settings={"ledger_path": ledger_url, "sending": {"concurrency": 3, "url_mode": "local"},
                            "safety": {"allow_hosts": [base.removeprefix("http://")]},
                            "on_warning": {"exists": "rename"},
@@ -202,7 +197,7 @@ def test_a_planned_import_runs_on_both_workers_and_lands_every_file_once(
     shards = _runs_of(prefect_server, "ingest-shard", started)
     assert len(shards) == 5, [(r.name, r.state_name, str(r.id)) for r in shards]
     assert sum(per_worker) == 5 and all(per_worker), per_worker  # both machines did shards
-    rows = _outcome_rows(prefect_server, report.id)
+    rows = outcome_rows(prefect_server, report.id)
     assert len(rows) == 63 and {r["outcome"] for r in rows.values()} == {"uploaded"}, [
         r for r in rows.values() if r["outcome"] != "uploaded"][:5]
     renamed = rows[taken]["target"]
@@ -247,7 +242,7 @@ def test_a_killed_worker_s_report_and_shards_are_taken_over_from_the_wiki_s_offs
         with machines(base_env, tmp_path, ledger_url) as group:
             a = group.start("a")  # alone at first: it takes the plan, the report and two shards
             started = time.time() - 1
-            _trigger(prefect_server, PLAN, sources=[str(folder)], shard_files=6,
+            trigger(prefect_server, PLAN, sources=[str(folder)], shard_files=6,
                      settings={"ledger_path": ledger_url,
                                "sending": {"chunk_size_mb": 1, "concurrency": 2}})
             row = _mid_chunks_with_the_report(prefect_server, started, a, ledger_url, big)
@@ -261,7 +256,7 @@ def test_a_killed_worker_s_report_and_shards_are_taken_over_from_the_wiki_s_offs
     reports = _runs_of(prefect_server, "report-import", started)
     assert len(reports) == 2 and any(r.state is not None and r.state.is_crashed()
                                      for r in reports), [(r.name, r.state_name) for r in reports]
-    rows = _outcome_rows(prefect_server, report.id)
+    rows = outcome_rows(prefect_server, report.id)
     assert len(rows) == len(files) and {r["outcome"] for r in rows.values()} == {"uploaded"}, rows
     _landed_once(session_for(wiki), files)
     ledger_rows = {Path(r.source).name: r for r in _one_row_each(ledger_url, folder, list(files))}
@@ -277,9 +272,9 @@ def test_a_killed_worker_s_report_and_shards_are_taken_over_from_the_wiki_s_offs
     # of both workers into the file's SHA-1 (checked above).
     name = Path(row.source).name
     again = [r for r in shards if r.name.endswith("· again") and r.state is not None
-             and r.state.is_completed() and name in _outcome_rows(prefect_server, r.id)]
+             and r.state.is_completed() and name in outcome_rows(prefect_server, r.id)]
     assert again, [(r.name, r.state_name) for r in shards]
-    sent = _outcome_rows(prefect_server, again[0].id)[name]["sent"]
+    sent = outcome_rows(prefect_server, again[0].id)[name]["sent"]
     print(f"killed at offset {offset_at_kill}; the takeover sent {sent} of {len(files[name])} bytes")
     assert offset_at_kill > 0 and 0 < sent <= len(files[name]) - offset_at_kill
     assert rows[name]["sent"] == sent  # the report's table says what the last run sent
