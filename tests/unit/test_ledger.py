@@ -1,4 +1,5 @@
-"""The ledger: state machine, atomic moves, file mode, concurrency, kill -9 durability, migrations.
+"""The ledger: state machine, atomic moves, file mode, queries, secrets, leases, locations (concurrency
+and crashes: ``test_ledger_processes.py``; the schema and migrations: ``test_ledger_schema.py``).
 
 Every test taking ``ledger`` or ``ledger_location`` runs on both backends (SQLite and PostgreSQL,
 see ``tests/unit/conftest.py``); the file's own properties (mode, WAL, PRAGMAs) are SQLite's only.
@@ -6,28 +7,19 @@ see ``tests/unit/conftest.py``); the file's own properties (mode, WAL, PRAGMAs) 
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
 import sqlite3
 import stat
-import subprocess
-import sys
-import textwrap
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from mwingest.ledger import ledger as ledger_mod
 from mwingest.ledger.ledger import (
     OUTCOMES,
     TRANSITIONS,
     IllegalTransitionError,
     Ledger,
-    LedgerError,
     State,
     default_path,
     set_redactor,
@@ -344,203 +336,6 @@ def everything_stored(ledger: Ledger) -> bytes:
         rows = [conn.exec_driver_sql(f"SELECT t::text FROM {table} t").scalars().all()
                 for table in ("items", "events", "schema_history")]
     return "\n".join(str(row) for table in rows for row in table).encode()
-
-
-# --- schema -------------------------------------------------------------------------------------------
-def test_schema_version_and_migration_from_an_older_file(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "l.db"
-    with Ledger(path) as led:
-        item_id = new_item(led)
-    check = sqlite3.connect(path)
-    current = len(ledger_mod.MIGRATIONS)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == current
-    check.close()
-    step = ("CREATE TABLE notes (item_id INTEGER, text TEXT)", "INSERT INTO notes VALUES (0, 'm2')")
-    monkeypatch.setattr(ledger_mod, "MIGRATIONS", [*ledger_mod.MIGRATIONS, step])
-    for _ in range(2):  # the second open must not run the step again
-        with Ledger(path) as led:
-            assert led.get(item_id).state is S.PENDING
-    check = sqlite3.connect(path)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == current + 1
-    assert check.execute("SELECT COUNT(*) FROM notes").fetchone()[0] == 1
-    assert [r[0] for r in check.execute("SELECT version FROM schema_history")] == list(
-        range(1, current + 2))
-    check.close()
-
-
-def _old_ledger_file(path: Path, version: int) -> None:
-    """A ledger as mwingest wrote it at schema ``version`` (1 or 3): an in-flight chunked upload,
-    and two copies of one picture (same bytes, same title) from two folders, with events."""
-    conn = sqlite3.connect(path)
-    for number, step in enumerate(ledger_mod.MIGRATIONS[:version], start=1):
-        for statement in step:
-            conn.execute(statement)
-        conn.execute("INSERT INTO schema_history VALUES (?, '2026-01-01T00:00:00.000000+00:00')",
-                     (number,))
-    conn.execute(f"PRAGMA user_version = {version}")
-    stamp = "2026-01-01T08:00:00.000000+00:00"
-    rows = [("/data/big.tif", SHA_A, "Big.tif", "stashing", "k1.chunks", 4096),
-            ("/data/x/pier.jpg", SHA_B, "Pier.jpg", "uploaded", None, 0),
-            ("/data/y/pier.jpg", SHA_B, "Pier.jpg", "pending", None, 0)]
-    for n, (source, sha1, target, state, filekey, offset) in enumerate(rows, start=1):
-        conn.execute("INSERT INTO items (id, wiki, source, sha1, size, target, state, filekey,"
-                     ' "offset", stash_created_at, created_at, updated_at, attempts)'
-                     " VALUES (?, ?, ?, ?, 10000, ?, ?, ?, ?, ?, ?, ?, 1)",
-                     (n, WIKI, source, sha1, target, state, filekey, offset,
-                      stamp if filekey else None, stamp, stamp))
-        conn.execute("INSERT INTO events (item_id, from_state, to_state, reason, at)"
-                     " VALUES (?, NULL, 'pending', 'new', ?)", (n, stamp))
-    conn.commit()
-    conn.close()
-
-
-@pytest.mark.parametrize("version", [1, 3])
-def test_an_older_file_opens_with_its_rows_and_history(tmp_path: Path, version: int) -> None:
-    path = tmp_path / "old.sqlite3"
-    _old_ledger_file(path, version)
-    with Ledger(path) as led:
-        big = led.get(1)
-        assert (big.state, big.filekey, big.offset, big.source) == (S.STASHING, "k1.chunks", 4096,
-                                                                    "/data/big.tif")
-        assert (big.account, big.ident, big.host) == ("", f"sha1:{SHA_A}:Big.tif", None)
-        assert [len(led.history(n)) for n in (1, 2, 3)] == [1, 1, 1]  # no event lost to the rebuild
-        # The two copies keep apart: the first owns the identity, the second is told by its id.
-        assert (led.get(2).ident, led.get(3).ident) == (f"sha1:{SHA_B}:Pier.jpg",
-                                                        f"sha1:{SHA_B}:Pier.jpg#3")
-        assert led.find(f"{SHA_B[:8]}:Pier.jpg").id == 2 and led.find(led.get(3).ref).id == 3
-        # A run with a login adopts the row (same id, same stash) and from then on it is the account's.
-        again = led.begin(WIKI, "/data/big.tif", sha1=SHA_A, size=10_000, target="Big.tif",
-                          account="Archivist@ingest")
-        assert (again.id, again.account, again.offset, again.host) == (1, "Archivist", 4096, led.host)
-        led.transition(1, S.STASHING, params={"text": "== Summary ==", "tags": ["a"]})
-        assert led.get(1).params == {"text": "== Summary ==", "tags": ["a"]}
-    check = sqlite3.connect(path)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == len(ledger_mod.MIGRATIONS)
-    assert check.execute("PRAGMA foreign_key_check").fetchall() == []
-    check.close()
-
-
-def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
-    Ledger(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA user_version = 99")
-    conn.close()
-    with pytest.raises(LedgerError, match="newer"):
-        Ledger(path)
-
-
-def test_a_newer_postgres_schema_is_refused(postgres: Any) -> None:
-    url = postgres.fresh_url()
-    with Ledger(url) as led, led._write() as conn:
-        conn.exec_driver_sql("INSERT INTO schema_history VALUES (99, 'later')")
-    with pytest.raises(LedgerError, match="newer"):
-        Ledger(url)
-
-
-def test_postgres_schema_is_at_the_current_version_once(postgres: Any) -> None:
-    """Eight ledgers opened at once on an empty database: one migrates, all work."""
-    url = postgres.fresh_url()
-
-    def open_and_use(n: int) -> int:
-        with Ledger(url) as led:
-            return new_item(led, f"{n}.png")
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        ids = list(pool.map(open_and_use, range(8)))
-    assert len(set(ids)) == 8
-    with Ledger(url) as led, led._write() as conn:
-        versions = conn.exec_driver_sql("SELECT version FROM schema_history ORDER BY version").scalars()
-        assert list(versions) == list(range(1, len(ledger_mod.PG_MIGRATIONS) + 1))
-
-
-# --- concurrency and crashes --------------------------------------------------------------------------
-def _full_run(led: Ledger, source: str, chunks: int = 4) -> int:
-    """One file's whole journey; each source its own title (same bytes, same title = one row)."""
-    target = source.strip("/").replace("/", "-").capitalize()
-    item_id = led.begin(WIKI, source, sha1=SHA_A, size=chunks * 1024, target=target).id
-    walk(led, item_id, [S.VALIDATED, S.STASHING])
-    for n in range(1, chunks + 1):
-        led.record_chunk(item_id, filekey=f"k-{item_id}", offset=n * 1024, chunk_size=1024)
-    led.transition(item_id, S.STASHED, filekey=f"f-{item_id}")
-    led.transition(item_id, S.UPLOADED, reason="published", final_name=target)
-    return item_id
-
-
-def test_eight_threads_share_one_ledger(ledger: Ledger) -> None:
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        ids = list(pool.map(lambda n: _full_run(ledger, f"/t/{n}.png"), range(160)))
-    assert len(set(ids)) == 160
-    assert ledger.summary()["uploaded"] == 160
-    assert all(len(ledger.history(i)) == 5 for i in ids)
-
-
-def _process_worker(path: str, tag: str, barrier: Any, count: int) -> None:
-    barrier.wait()
-    with Ledger(path) as led:
-        for n in range(count):
-            _full_run(led, f"/{tag}/{n}.png")
-
-
-def test_two_processes_write_at_once(ledger_location: str) -> None:
-    """Both processes also create and migrate the (missing) ledger at the same moment."""
-    path = ledger_location
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(2)
-    procs = [ctx.Process(target=_process_worker, args=(path, tag, barrier, 60)) for tag in "pq"]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(timeout=300)
-    assert [p.exitcode for p in procs] == [0, 0]  # a "database is locked" would exit 1
-    with Ledger(path) as led:
-        assert led.summary()["uploaded"] == 120
-
-
-_CHUNK_LOOP = textwrap.dedent("""
-    import sys
-    from mwingest.ledger.ledger import Ledger, State
-    led = Ledger(sys.argv[1])
-    item = led.begin("http://127.0.0.1:9412/w/api.php", "/big.bin", sha1="c" * 40, size=10**12,
-                     target="Big.bin")
-    led.transition(item.id, State.VALIDATED)
-    led.transition(item.id, State.STASHING)
-    print(item.id, flush=True)
-    offset = 0
-    while True:
-        offset += 1024
-        led.record_chunk(item.id, filekey="big.bin", offset=offset, chunk_size=1024)
-        print(offset, flush=True)  # only after the commit returned
-""")
-
-
-@pytest.mark.timeout(120)
-def test_kill_9_keeps_every_reported_chunk(ledger_location: str) -> None:
-    path = ledger_location
-    child = subprocess.Popen([sys.executable, "-c", _CHUNK_LOOP, str(path)], stdout=subprocess.PIPE,
-                             text=True)
-    assert child.stdout is not None
-    item_id = int(child.stdout.readline())
-    reported = 0
-    while reported < 300 * 1024:
-        line = child.stdout.readline()
-        assert line, "the child died on its own"
-        reported = int(line)
-    os.kill(child.pid, signal.SIGKILL)
-    rest = child.stdout.read()  # lines written before the kill landed
-    child.wait()
-    assert child.returncode == -signal.SIGKILL
-    reported = max([reported, *(int(x) for x in rest.split())])
-    if not path.startswith("postgresql"):
-        check = sqlite3.connect(path)
-        assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        check.close()
-    with Ledger(path) as led:
-        item = led.get(item_id)
-        assert item.state is S.STASHING and item.filekey == "big.bin"
-        assert item.offset >= reported
-        led.record_chunk(item_id, filekey="big.bin", offset=item.offset + 1024, chunk_size=1024)
 
 
 def test_registered_secrets_are_masked_by_default(ledger: Ledger) -> None:
