@@ -113,7 +113,7 @@ class Admission:
         state = row.state
         if state is State.FAILED:
             state = self.ctx.ledger.failed_from(row.id) or State.VALIDATED
-        fresh = row.is_resumable(max_age=self.ctx.stash_max_age)
+        fresh = row.is_resumable(self.ctx.ledger.now(), max_age=self.ctx.stash_max_age)
         fields: dict[str, Any] = {}
         if state is State.NEEDS_REVIEW and row.filekey is None and row.params == self._params():
             # Nothing kept to decide on again (refused as its chunks were put together): sending

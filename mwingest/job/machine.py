@@ -297,7 +297,7 @@ class Job(Admission, Publishing, RefusalSteps):
             self.bytes_sent += self.chunk.bytes_sent - before
         if self.chunk.done:
             self._move(State.STASHED, filekey=self.chunk.final_filekey,
-                       stash_created_at=datetime.now(UTC), warnings=None)
+                       stash_created_at=self.ctx.ledger.now(), warnings=None)
         else:
             self._record_chunk()
 

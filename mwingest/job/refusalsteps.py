@@ -9,7 +9,7 @@ opened again when its text changed (from its kept stash copy while the wiki hold
 from __future__ import annotations
 
 import shlex
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from mwingest.base.errors import ApiError, ResponseLostError
@@ -51,7 +51,7 @@ class RefusalSteps:
     def _reopen(self, row: LedgerItem) -> LedgerItem:
         """The refused row again, from its kept stash copy while the wiki still holds it."""
         stamp = row.stash_created_at
-        fresh = bool(row.filekey and stamp and datetime.now(UTC) - stamp
+        fresh = bool(row.filekey and stamp and self.ctx.ledger.now() - stamp
                      < self.ctx.stash_max_age - timedelta(minutes=10))
         self.row = self.ctx.ledger.reopen(row.id, "input-changed", run_id=self.ctx.run_id,
                                           keep_stash=fresh)
@@ -76,7 +76,7 @@ class RefusalSteps:
         re-submit once a warning a person already decided to publish (module refusals)."""
         row = self._row()
         key = row.filekey or refusal.filekey  # the kept key first: a decision publishes from it
-        stash = {"filekey": key, "stash_created_at": row.stash_created_at or datetime.now(UTC)
+        stash = {"filekey": key, "stash_created_at": row.stash_created_at or self.ctx.ledger.now()
                  } if key else {}
         decision = row.decision
         if (refusal.reason == refusals.ABUSEFILTER_WARNING and decision

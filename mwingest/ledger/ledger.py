@@ -209,6 +209,14 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
             return row["db_now"]
         return conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
 
+    def now(self) -> datetime:
+        """The time this ledger's rows are stamped by (the database's clock on PostgreSQL): what
+        a row's stamp, e.g. when its stash was made, must be compared with. One ``SELECT`` there."""
+        if not self._db_clock:
+            return self._clock()
+        with self._read() as conn:
+            return self._now(conn)
+
     def _clock_column(self) -> str:
         """The select-list entry that reads the database's clock with a row, so a transaction
         that reads a row first learns the time without another round trip. ``clock_timestamp()``:

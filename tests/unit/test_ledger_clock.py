@@ -182,3 +182,27 @@ def test_reading_the_databases_clock_costs_no_statement_on_the_busy_paths(pg_url
         counts = [(_statements(own, a), _statements(given, b))
                   for a, b in zip(steps(own, 1), steps(given, 2), strict=True)]
     assert [a for a, _ in counts] == [b for _, b in counts]
+
+
+def test_a_stash_s_age_is_judged_by_the_database_s_clock(pg_url: str, skew: timedelta) -> None:
+    """The wiki keeps a stash for 6 hours from when it was made: a machine two hours off must
+    neither trust a key that is 5 h 55 min old (behind) nor drop a 4-hour-old one (ahead)."""
+    with machines(pg_url, skew) as (right, wrong):
+        assert abs(wrong.now() - datetime.now(UTC)) < timedelta(minutes=1)  # not its own clock
+        judged, by_own_clock = [], []
+        for n, age in ((7, timedelta(hours=5, minutes=55)), (8, timedelta(hours=4))):
+            item = _row(right, n)
+            right.transition(item, State.VALIDATED)
+            right.transition(item, State.STASHING)
+            right.transition(item, State.STASHED, filekey=f"k.{n}",
+                             stash_created_at=right.now() - age)
+            judged.append(wrong.get(item).is_resumable(wrong.now()))
+            by_own_clock.append(wrong.get(item).is_resumable(wrong._clock()))
+        assert judged == [False, True]
+        assert by_own_clock != judged  # what the machine's own clock would have said
+
+
+def test_on_sqlite_the_ledger_s_time_is_its_clock(tmp_path) -> None:  # noqa: ANN001
+    when = datetime(2030, 1, 2, tzinfo=UTC)
+    with Ledger(tmp_path / "l.sqlite3", clock=lambda: when) as led:
+        assert led.now() == when
