@@ -38,7 +38,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 from prefect.context import get_run_context
 from prefect.deployments import run_deployment
-from prefect.states import Cancelled
+from prefect.states import Cancelled, Crashed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
@@ -61,6 +61,11 @@ MAX_SHARD_ATTEMPTS = 3
 #: A report started more often than this (its worker died each time) gives up at once.
 MAX_REPORT_ATTEMPTS = 3
 POLL_S = 3.0
+#: A shard run a worker took (Pending) but never began: its worker died between taking it and
+#: starting it (measured: a worker killed 2 s after it took a run). No heartbeat ever comes, so
+#: the crash automation never sees it; a process worker begins a run in seconds, so after this
+#: long the report marks it Crashed and starts the shard again (it took no file's lease yet).
+PENDING_GRACE_S = 120.0
 
 
 def _this_run() -> str:
@@ -196,19 +201,40 @@ def _watch(led: Ledger, plan: Plan, ledger: str | None, me: str) -> list[PlanSha
                         _start_shard(led, plan, shard, ledger, tags)
                     continue
                 state = client.read_flow_run(uuid.UUID(shard.run_id)).state
-                if state is None or not state.is_final():
-                    waiting = True
-                elif state.is_crashed() and shard.attempts < MAX_SHARD_ATTEMPTS:
-                    waiting = True
-                    ended = state.timestamp or datetime.now(UTC)
-                    if (datetime.now(UTC) - ended).total_seconds() >= lease_s:
-                        new = _start_shard(led, plan, shard, ledger, tags)
-                        log.warning("shard %d of plan %s crashed (its worker died?); started it "
-                                    "again as %s after its leases ran out", shard.shard + 1,
-                                    plan.id, new)
+                step = shard_step(state, shard.attempts, lease_s)
+                waiting = waiting or step != "done"
+                if step == "never-began":
+                    client.set_flow_run_state(uuid.UUID(shard.run_id), Crashed(
+                        message="its worker took it and died before it began"), force=True)
+                    new = _start_shard(led, plan, shard, ledger, tags)
+                    log.warning("shard %d of plan %s was taken by a worker that never began it "
+                                "(%.0f s); started it again as %s", shard.shard + 1, plan.id,
+                                PENDING_GRACE_S, new)
+                elif step == "restart":
+                    new = _start_shard(led, plan, shard, ledger, tags)
+                    log.warning("shard %d of plan %s crashed (its worker died?); started it "
+                                "again as %s after its leases ran out", shard.shard + 1,
+                                plan.id, new)
             if not waiting:
                 return shards
             time.sleep(POLL_S)
+
+
+def shard_step(state: Any, attempts: int, lease_s: float, now: datetime | None = None) -> str:
+    """What the report does about one shard's run in ``state``: ``"done"`` (it ended for good,
+    or crashed too often), ``"wait"``, ``"restart"`` (crashed, and its leases ran out since), or
+    ``"never-began"`` (taken by a worker that has not begun it for :data:`PENDING_GRACE_S`)."""
+    now = now or datetime.now(UTC)
+    since = (now - (state.timestamp or now)).total_seconds() if state is not None else 0.0
+    if state is None:
+        return "wait"
+    if state.is_pending() and attempts < MAX_SHARD_ATTEMPTS:
+        return "never-began" if since >= PENDING_GRACE_S else "wait"
+    if not state.is_final():
+        return "wait"
+    if state.is_crashed() and attempts < MAX_SHARD_ATTEMPTS:
+        return "restart" if since >= lease_s else "wait"
+    return "done"
 
 
 def _shard_tables(client: Any, run_ids: list[str]) -> list[dict[str, Any]]:

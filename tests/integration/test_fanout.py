@@ -165,7 +165,7 @@ def _revision(session: Any, name: str) -> tuple[str, list[str]]:
 
 def test_a_planned_import_runs_on_both_workers_and_lands_every_file_once(
         deployed, base_env, prefect_server, postgres, wiki, tmp_path, unique):  # noqa: F811
-    """60 files of a folder and 3 URLs in one plan (shards of 15, the URLs the fifth): the
+    """24 files of a folder and 3 URLs in one plan (shards of 6, the URLs the fifth): the
     plan's rows in the ledger, both workers run shards, every file lands once with one ledger
     row; and every shard ran with the batch's settings (a warning policy, a page text and
     change tags), not the defaults. (bench/ runs plans of thousands of files.)"""
@@ -173,20 +173,20 @@ def test_a_planned_import_runs_on_both_workers_and_lands_every_file_once(
     u = unique()
     folder = tmp_path / "backlog"
     folder.mkdir()
-    files = {f"Backlog {u} {n:03d}.png": png_bytes() for n in range(60)}
+    files = {f"Backlog {u} {n:03d}.png": png_bytes() for n in range(24)}
     for name, data in files.items():
         (folder / name).write_bytes(data)
     remote = {f"Remote {u} {n}.png": png_bytes() for n in range(3)}
     session = session_for(wiki)
     ensure_tag(wiki, FANOUT_TAG)
-    taken = f"Backlog {u} 051.png"  # in shard 4: the name is someone else's file on the wiki
+    taken = f"Backlog {u} 021.png"  # in shard 4: the name is someone else's file on the wiki
     upload.upload_bytes(session, png_bytes(), taken)
 
     with served(remote) as base, machines(base_env, tmp_path, ledger_url) as group:
         workers = [group.start("a"), group.start("b")]
         started = time.time() - 1
         urls = [f"{base}/{quote(name)}" for name in remote]
-        trigger(prefect_server, PLAN, sources=[str(folder), *urls], shard_files=15,
+        trigger(prefect_server, PLAN, sources=[str(folder), *urls], shard_files=6,
                  settings={"ledger_path": ledger_url, "sending": {"concurrency": 3, "url_mode": "local"},
                            "safety": {"allow_hosts": [base.removeprefix("http://")]},
                            "on_warning": {"exists": "rename"},
@@ -198,22 +198,22 @@ def test_a_planned_import_runs_on_both_workers_and_lands_every_file_once(
     assert len(shards) == 5, [(r.name, r.state_name, str(r.id)) for r in shards]
     assert sum(per_worker) == 5 and all(per_worker), per_worker  # both machines did shards
     rows = outcome_rows(prefect_server, report.id)
-    assert len(rows) == 63 and {r["outcome"] for r in rows.values()} == {"uploaded"}, [
+    assert len(rows) == 27 and {r["outcome"] for r in rows.values()} == {"uploaded"}, [
         r for r in rows.values() if r["outcome"] != "uploaded"][:5]
     renamed = rows[taken]["target"]
     assert renamed and renamed.replace("_", " ") != taken, rows[taken]  # exists=rename reached it
     _landed_once(session, {**{n: d for n, d in files.items() if n != taken}, **remote,
                            renamed: files[taken]})
     _one_row_each(ledger_url, folder, list(files))
-    for shard_first in (f"Backlog {u} {n:03d}.png" for n in (0, 15, 30, 45)):
+    for shard_first in (f"Backlog {u} {n:03d}.png" for n in (0, 6, 12, 18)):
         landed = rows[shard_first]["target"]
         assert _revision(session, landed) == (f"Planned batch {u}", [FANOUT_TAG]), shard_first
     assert _revision(session, next(iter(remote)))[1] == [FANOUT_TAG]  # shard 5: the URLs
     with Ledger(ledger_url) as ledger:  # the plan the shards read their items from
         [plan_id] = ledger.plan_ids()
         plan = ledger.plan(plan_id)
-        assert (plan.files, plan.shards) == (63, 5)
-        assert [s.files for s in ledger.shards_of(plan_id)] == [15, 15, 15, 15, 3]
+        assert (plan.files, plan.shards) == (27, 5)
+        assert [s.files for s in ledger.shards_of(plan_id)] == [6, 6, 6, 6, 3]
         assert all(s.attempts == 1 and s.run_id for s in ledger.shards_of(plan_id))
         assert [i.source for i in ledger.plan_items(plan_id, 4)] == urls
 
