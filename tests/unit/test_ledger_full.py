@@ -9,6 +9,7 @@ that needs root to mount (tests/integration/test_ledger_disk_full.py fills a rea
 from __future__ import annotations
 
 import errno
+import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 
 from mwingest.base.errors import BatchStoppedError, reason_code
 from mwingest.ledger.ledger import Ledger, LedgerFullError, State, full_disk
+from mwingest.runtime.adhoc import ConsoleFilter
 
 WIKI = "https://wiki.example.org/w/api.php"
 
@@ -84,3 +86,9 @@ def test_a_write_on_a_full_disk_raises_once_and_leaves_the_rows_as_they_were(
         with ledger._read() as conn:  # noqa: SLF001 - the same file, as the ledger reads it
             assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
 
+
+def test_the_console_shows_no_traceback_of_a_full_ledger_disk() -> None:
+    full = LedgerFullError("disk full: the ledger /x/ledger.sqlite3 cannot record anything")
+    record = logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1, "Flow run failed",
+                               None, (LedgerFullError, full, None))
+    assert not ConsoleFilter(drop_outcomes=False).filter(record)
