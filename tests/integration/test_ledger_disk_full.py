@@ -3,10 +3,10 @@ stays intact, and once space is freed the same command finishes it, every file o
 
 The disk is real: the ledger lives on a tmpfs of its own (``mount`` needs root: CI runs the
 suite as root, elsewhere the test is skipped), filled to its last byte by a filler file once a
-few files are on the wiki, so the ledger's next commit gets ENOSPC on its write-ahead log
-(SQLite: "database or disk is full"). The wiki is the real throwaway one and the command the
-real ``mwingest import`` with its local Prefect server; the mwingest home (Prefect's state)
-stays on the ordinary disk: a full disk under Prefect is another matter.
+few files are on the wiki and a chunked one is midway, so the ledger's next commit gets ENOSPC
+on its write-ahead log (SQLite: "database or disk is full"). The wiki is the real throwaway one
+and the command the real ``mwingest import`` with its local Prefect server; the mwingest home
+(Prefect's state) stays on the ordinary disk: a full disk under Prefect is another matter.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import pytest
 
 from mwingest.ledger.ledger import Ledger, LedgerFullError
 from tests.integration.test_relogin import (
+    MiB,
     Script,
     _files,
     cli_env,
@@ -116,22 +117,28 @@ def integrity(ledger: Path) -> str:
 
 def test_a_full_ledger_disk_stops_the_batch_and_a_rerun_finishes_it_each_file_once(
         wiki: Any, small_disk: Path, home: Path, tmp_path: Path) -> None:
-    files = _files(tmp_path / "batch", 10, {}, f"Disk-{secrets.token_hex(3)}")
+    tag = secrets.token_hex(3)
+    big = f"A-{tag}-big.png"  # sorts first: mid-chunks when the disk fills
+    files = _files(tmp_path / "batch", 10, {big: 6 * MiB}, f"Disk-{tag}")
     # The local Prefect server's database comes migrated (seed_env_homes): 7-45 s less.
     env = seed_env_homes({**cli_env(home, wiki.api_url, wiki.username, wiki.password),
                           "MWINGEST_LEDGER": str(small_disk / "ledger.sqlite3")})
     ledger = small_disk / "ledger.sqlite3"
     filled: dict[str, float] = {}
 
-    def some_landed() -> bool:
-        return sum(r[0] == "uploaded" for r in ledger_rows(ledger).values()) >= 3
+    def big_midway_some_landed() -> bool:
+        rows = ledger_rows(ledger)
+        state, offset, _ = rows.get(big, ("", 0, None))
+        return (state == "stashing" and offset >= MiB
+                and sum(r[0] == "uploaded" for r in rows.values()) >= 2)
 
     def disk_full() -> None:
         fill(small_disk)
         filled["at"] = time.monotonic()
 
-    args = ("import", str(tmp_path / "batch"), "--json", "--concurrency", "2")
-    script = Script([("disk full", some_landed, disk_full)])
+    args = ("import", str(tmp_path / "batch"), "--json", "--concurrency", "2",
+            "--chunk-size", "1MiB")
+    script = Script([("disk full", big_midway_some_landed, disk_full)])
     began = time.monotonic()
     ran = run_cli(env, *args, script=script).expect(2)
     ended = time.monotonic()
@@ -155,15 +162,16 @@ def test_a_full_ledger_disk_stops_the_batch_and_a_rerun_finishes_it_each_file_on
     rows = ledger_rows(ledger)
     print(sorted(Counter(r[0] for r in rows.values()).items()))  # noqa: T201 - where they stood
     landed = {n for n, r in rows.items() if r[0] == "uploaded"}
-    assert 3 <= len(landed) < len(files), rows
+    assert 2 <= len(landed) < len(files), rows
+    assert rows[big][0] == "stashing", rows[big]  # its next chunk could not be recorded
     session = session_for(wiki)
     versions = on_wiki(session, list(files))
     for name, data in files.items():
         state = rows.get(name, ("no row",))[0]
         if state == "uploaded":
             assert_once(versions, name, data)
-        elif state not in RECORDED:  # its intent was never written: it must not have been sent
-            assert state in ("no row", "pending", "validated"), (name, state)
+        elif state not in RECORDED:  # no publish was recorded: the wiki must not show the file
+            assert state in ("no row", "pending", "validated", "stashing", "stashed"), state
             assert name.replace(" ", "_") not in versions, f"File:{name} sent unrecorded"
 
     # Space freed: the same command finishes the batch, each file once, every row uploaded.
@@ -173,6 +181,7 @@ def test_a_full_ledger_disk_stops_the_batch_and_a_rerun_finishes_it_each_file_on
     checked = time.monotonic()
     print(f"re-run {checked - began:.1f} s")  # noqa: T201
     assert {r["outcome"] for r in again.rows()} <= {"uploaded", "skipped"}
+    assert "again from 0" not in again.stderr  # the chunked file went on from the wiki's offset
     versions = on_wiki(session, list(files))
     for name, data in files.items():
         assert_once(versions, name, data)
