@@ -65,9 +65,11 @@ from mwingest.ledger.schema import MIGRATIONS, PG_HISTORY, PG_MIGRATIONS
 from mwingest.ledger.store import (  # noqa: F401 - re-exported
     NO_PASSWORD_PATTERN,
     WRITE,
+    LedgerFullError,
     LedgerLocationError,
     default_location,
     default_path,
+    full_disk,
     is_url,
     make_engine,
     parameter_location,
@@ -108,6 +110,8 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
         # or spend tokens the bucket does not have. A given ``clock`` (tests) is used as is.
         self._db_clock = clock is None and self.dialect == "postgresql"
         self._closed = False
+        #: Set once a write met a full disk under the SQLite file: the batch stops on it.
+        self.disk_full: LedgerFullError | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # Create the file 0600 before SQLite does (it would use 0644 minus umask); fix old files.
@@ -134,21 +138,34 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
         """One write transaction, committed at the end of the block (rolled back on error)."""
-        with self._eng().connect() as conn:
+        with self._full_disk(), self._eng().connect() as conn:
             conn.execution_options(**{WRITE: True})
             with conn.begin():
                 yield conn
 
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
-        with self._eng().connect() as conn:
+        with self._full_disk(), self._eng().connect() as conn:
             yield conn
+
+    @contextmanager
+    def _full_disk(self) -> Iterator[None]:
+        """A full disk under the SQLite file raises :class:`LedgerFullError` (and is remembered
+        in :attr:`disk_full`): the one error every caller can tell from a broken statement."""
+        try:
+            yield
+        except (sa.exc.OperationalError, sa.exc.DatabaseError, OSError) as exc:
+            full = full_disk(self.path, exc) if self.path is not None else None
+            if full is None:
+                raise
+            self.disk_full = self.disk_full or full
+            raise full from exc
 
     def _migrate(self) -> None:
         """Bring the schema to this mwingest's version (a newer one is refused), under a lock so
         processes opening a new ledger at once migrate it once."""
         steps = MIGRATIONS if self.dialect == "sqlite" else PG_MIGRATIONS
-        with self._eng().connect() as conn:
+        with self._full_disk(), self._eng().connect() as conn:
             raw = conn.connection.driver_connection
             if self.dialect == "sqlite":  # v4 rebuilds items: its DROP must not cascade to events
                 raw.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
