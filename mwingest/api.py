@@ -33,7 +33,11 @@ class PrefectLostError(IngestSetupError):
 
 def _setup_error(exc: BaseException, wiki: str | None = None) -> IngestSetupError | None:
     """The setup problem ``exc`` stands for, worded as what to fix; None for anything else."""
+    from mwingest.ledger.outage import LedgerUnavailableError
+
     where = f" at {wiki}" if wiki else ""
+    if isinstance(exc, LedgerUnavailableError):  # mid-batch: the flow's message says how far
+        return IngestSetupError(str(exc))
     if isinstance(exc, LoginRefusedError):  # mid-batch: the flow's message says it all
         return IngestSetupError(str(exc))
     if isinstance(exc, LoginError):
