@@ -73,6 +73,7 @@ def test_a_postgres_restart_mid_import_on_two_workers_is_ridden_out(
             assert time.monotonic() - started < CEILING_S, "no file landed"
             time.sleep(0.2)
         landed = sum(_landed(wiki.api_url, p) for p in prefixes)
+        assert all(c.poll() is None for c in children), "an import ended before the restart"
         restart_at = time.monotonic() - started
         down = own_pg.restart(DOWN_S)
         print(f"restarted {restart_at:.1f} s into the imports with {landed} of 18 files on the "
@@ -91,6 +92,7 @@ def test_a_postgres_restart_mid_import_on_two_workers_is_ridden_out(
             if f"ledger 127.0.0.1:{own_pg.port}" in line]
     print(f"both imports done {took:.1f} s after they started; {len(said)} ledger retries logged"
           + (f", e.g. {said[0].strip()}" if said else ""))
+    assert said, "the restart was not felt: no ledger operation was run again"
 
     session = session_for(wiki)
     for done, folder in zip(ran, folders, strict=True):

@@ -8,13 +8,16 @@ front of it (``tests/tcprelay.py``).
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 
+import psycopg
 import pytest
+import sqlalchemy as sa
 
-from mwingest.ledger.ledger import Ledger, LedgerUnavailableError, State
+from mwingest.ledger.ledger import Ledger, LedgerUnavailableError, State, transient
 from tests.pg import PostgresServer, start_postgres, stop_postgres
 from tests.tcprelay import Relay
 
@@ -122,3 +125,28 @@ def test_an_outage_longer_than_the_budget_says_so_and_the_next_try_is_quick(
             own_pg.start()
         assert ledger.transition(item, State.VALIDATED).state is State.VALIDATED
         assert ledger.transition(item, State.STASHING).state is State.STASHING
+
+
+def test_only_a_lost_or_refused_connection_is_run_again() -> None:
+    """What a wait can fix (a server going down, starting up, a cut connection) is retried;
+    a wrong name, a refused login, a broken constraint or SQLite's own errors are not."""
+    def wrapped(orig: Exception, kind: type[sa.exc.DBAPIError] = sa.exc.OperationalError,
+                invalidated: bool = False) -> sa.exc.DBAPIError:
+        return kind("SELECT 1", {}, orig, connection_invalidated=invalidated)
+
+    refused = psycopg.OperationalError('connection failed: connection to server at "127.0.0.1", '
+                                       "port 5432 failed: Connection refused")
+    assert transient(wrapped(refused))
+    assert transient(wrapped(psycopg.errors.AdminShutdown("terminating connection")))
+    assert transient(wrapped(psycopg.errors.CannotConnectNow("the database system is starting up")))
+    assert transient(wrapped(psycopg.errors.DeadlockDetected("deadlock"), sa.exc.DBAPIError))
+    assert transient(wrapped(psycopg.InterfaceError("the connection is lost"), sa.exc.DBAPIError,
+                             invalidated=True))
+    assert not transient(wrapped(psycopg.OperationalError(
+        'connection failed: FATAL:  database "ledger" does not exist')))
+    assert not transient(wrapped(psycopg.OperationalError(
+        'connection failed: FATAL:  password authentication failed for user "mwingest"')))
+    assert not transient(wrapped(psycopg.errors.UniqueViolation("duplicate key"),
+                                 sa.exc.IntegrityError))
+    assert not transient(wrapped(sqlite3.OperationalError("database is locked")))
+    assert not transient(ValueError("not a database error"))
