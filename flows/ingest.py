@@ -37,7 +37,7 @@ from mwingest.job import blacklisted
 from mwingest.job import structured as structured_data
 from mwingest.job.machine import OUTCOME_LOG, Job, JobContext
 from mwingest.job.settings import DEFAULT_SETTINGS, MAX_WORKERS, BatchSettings
-from mwingest.ledger.ledger import Ledger, LedgerFullError, default_location
+from mwingest.ledger.ledger import Ledger, LedgerFullError, LedgerUnavailableError, default_location
 from mwingest.wiki import pictures, upload
 from mwingest.wiki.connect import open_wiki
 from mwingest.wiki.credentials import Credentials
@@ -273,7 +273,8 @@ def run_batch(credentials: Credentials, sources: list[str],
                                                               default_text=options.text),
                        what="asking the wiki's title and spam blacklists")
     log.info("%d files to ingest into %s as %s", len(items), session.api_url, session.user)
-    with Ledger(ledger_file) as ledger, contextlib.ExitStack() as paced:
+    with Ledger(ledger_file, retry_budget_s=settings.sending.retry_budget_s) as ledger, \
+            contextlib.ExitStack() as paced:
         ctx = JobContext(session, rules, ledger, options, run_id=run_id)
         progress = Progress(len(items))
         paced.enter_context(paced_writes(session, ledger, ctx.account,
@@ -284,7 +285,8 @@ def run_batch(credentials: Credentials, sources: list[str],
         running: dict[int, PrefectConcurrentFuture[None]] = {}
         for n, item in enumerate(items):
             slots.take()  # at most `concurrency` files in flight
-            if session.gate.refused is not None or ledger.disk_full is not None:  # stop
+            if (session.gate.refused is not None or ledger.disk_full is not None
+                    or ledger.unavailable is not None):  # the batch cannot go on: stop
                 slots.give_back()
                 break
             file_task = ingest_file.with_options(task_run_name=f"file · {item.label}")
@@ -299,6 +301,8 @@ def run_batch(credentials: Credentials, sources: list[str],
         if ledger.disk_full is not None:
             raise _stopped(ledger.disk_full, done, len(items), session.api_url, ledger_file,
                            time.monotonic() - started)
+        if ledger.unavailable is not None:
+            raise _ledger_lost(ledger.unavailable, done, len(items))
         waiting = [f for f in done if isinstance(f, Job)]
         wait_s = _can_pause(settings.review_wait, ctx.stash_max_age)
         if wait_s and waiting:
@@ -337,6 +341,17 @@ def _stopped(cause: BatchStoppedError, done: list[Job | Outcome], total: int, wi
     publish_report(outcomes, wiki=wiki, seconds=seconds, ledger_path=ledger_file,
                    notes=[str(stop)])
     return stop
+
+
+def _ledger_lost(lost: LedgerUnavailableError, done: list[Job | Outcome],
+                 total: int) -> LedgerUnavailableError:
+    """The one message of a batch whose ledger database stayed away longer than the retry
+    budget. No table is published: it would be read from the ledger, which is what is missing."""
+    landed = sum(_outcome(f).ok for f in done)
+    return LedgerUnavailableError(
+        f"{str(lost).rstrip('.')}. The batch stopped: {landed} of {total} files finished; the "
+        f"others were not started, or wait where they stopped (stash key, offset, intent) for "
+        f"the next run: run the same command again once the database answers")
 
 
 @flow(name="ingest-batch", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))

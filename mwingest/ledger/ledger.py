@@ -30,7 +30,7 @@ import os
 import re
 import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,6 +59,7 @@ from mwingest.ledger.model import (  # noqa: F401 - re-exported: the ledger's pu
     normalise_source,
     normalise_wiki,
 )
+from mwingest.ledger.outage import LedgerUnavailableError, Outage, ridden_out, transient  # noqa: F401
 from mwingest.ledger.pacing import PaceState, PacingMixin  # noqa: F401 - re-exported
 from mwingest.ledger.plans import Plan, PlanMixin, PlanShard, UnknownPlanError  # noqa: F401
 from mwingest.ledger.schema import MIGRATIONS, PG_HISTORY, PG_MIGRATIONS
@@ -74,6 +75,7 @@ from mwingest.ledger.store import (  # noqa: F401 - re-exported
     make_engine,
     parameter_location,
     problem,
+    server_of,
     shown,
     sqlite_file,
     unreachable,
@@ -93,12 +95,14 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
     None means ``$MWINGEST_LEDGER_URL``, else the file :func:`default_path`. ``host`` names this
     machine in the rows it touches (the paths it read are its own). The ledger's time (leases,
     the token bucket, every stamp) is the database's clock on PostgreSQL and this machine's on
-    SQLite; ``clock`` replaces it on both (tests).
+    SQLite; ``clock`` replaces it on both (tests). ``retry_budget_s``: how long a PostgreSQL
+    ledger that went away is waited for, per operation (:mod:`mwingest.ledger.outage`; the
+    batch's ``retry_budget_s``, 150 s by default).
     """
 
     def __init__(self, location: str | os.PathLike[str] | None = None, *,
                  busy_timeout: float = 60.0, clock: Callable[[], datetime] | None = None,
-                 host: str | None = None) -> None:
+                 host: str | None = None, retry_budget_s: float | None = None) -> None:
         location = default_location() if location is None else location
         self.path = sqlite_file(location)  # None on PostgreSQL
         self.dialect = "sqlite" if self.path is not None else "postgresql"
@@ -120,6 +124,9 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
         self._engine = make_engine(self.path if self.path is not None else location,
                                    busy_timeout=busy_timeout)
         self._pid = os.getpid()
+        #: None on SQLite; on PostgreSQL what rides out a database restart (opening does not).
+        self._outage = None if self.path is not None else Outage(server_of(location),
+                                                                  retry_budget_s)
         try:
             self._migrate()
         except BaseException:
@@ -137,11 +144,27 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
-        """One write transaction, committed at the end of the block (rolled back on error)."""
+        """One write transaction, committed at the end of the block (rolled back on error).
+
+        On PostgreSQL the transaction's id is read before COMMIT: if the answer to COMMIT is
+        lost, the server is asked whether it committed (:meth:`Outage.committed`), and the block's
+        result stands only if it did; else the error goes up, to run the operation again."""
         with self._full_disk(), self._eng().connect() as conn:
             conn.execution_options(**{WRITE: True})
-            with conn.begin():
+            tx = conn.begin()
+            try:
                 yield conn
+                xid = None if self._outage is None else conn.exec_driver_sql(
+                    "SELECT txid_current_if_assigned()").scalar()
+            except BaseException:
+                _rollback(tx)
+                raise
+            try:
+                tx.commit()
+            except sa.exc.DBAPIError as exc:
+                if self._outage is None or xid is None or not transient(exc) \
+                        or not self._outage.committed(self._eng().connect, int(xid), exc):
+                    raise
 
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
@@ -196,6 +219,12 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
             finally:
                 if self.dialect == "sqlite":
                     raw.execute("PRAGMA foreign_keys = ON")  # type: ignore[union-attr]
+
+    @property
+    def unavailable(self) -> LedgerUnavailableError | None:
+        """Why the database could not be used for a whole retry budget, if that ever happened
+        to this ledger: a batch stops starting files then (its rows could not be recorded)."""
+        return None if self._outage is None else self._outage.lost
 
     def close(self) -> None:
         """Close every connection this process opened. Call it after the worker threads finished."""
@@ -259,6 +288,7 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
         rows = conn.execute(stmt.bindparams(*expanding) if expanding else stmt, params).mappings()
         return (item_from_row(row) for row in rows.all())
 
+    @ridden_out
     def item(self, wiki: str, source: str | os.PathLike[str], *,
              account: str | None = None) -> LedgerItem | None:
         """The row this machine last saw at this path for this wiki (of any account, or of this
@@ -272,11 +302,13 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
             return next(self._items_where(conn, where, order="updated_at DESC, id DESC", **params),
                         None)
 
+    @ridden_out
     def get(self, item_id: int) -> LedgerItem:
         """The row with this id; :class:`UnknownItemError` if there is none."""
         with self._read() as conn:
             return self._get(conn, item_id)
 
+    @ridden_out
     def find(self, ref: str | int, *, wiki: str | None = None, account: str | None = None) -> LedgerItem:
         """The one row ``ref`` names, on any machine: a :attr:`LedgerItem.ref`
         (``<SHA-1 or its first 6+ hex>[:<title>]``), ``manifest:<id>``, ``url:<url>:<title>``
@@ -316,12 +348,14 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
             raise AmbiguousItemError(f"{text} matches {len(rows)} items: {', '.join(refs)}", refs)
         return rows[0]
 
+    @ridden_out
     def find_by_sha1(self, wiki: str, sha1: str) -> list[LedgerItem]:
         """Every row on this wiki with these bytes, whatever path they came from."""
         with self._read() as conn:
             return list(self._items_where(conn, "wiki = :wiki AND sha1 = :sha1",
                                           wiki=normalise_wiki(wiki), sha1=sha1.lower()))
 
+    @ridden_out
     def items(self, *, wiki: str | None = None, states: Iterable[State | str] | None = None,
               since: datetime | None = None, limit: int | None = None,
               account: str | None = None, reason: str | None = None) -> list[LedgerItem]:
@@ -345,6 +379,7 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
         with self._read() as conn:
             return list(self._items_where(conn, " AND ".join(where), order=order, **params))
 
+    @ridden_out
     def history(self, item_id: int) -> list[LedgerEvent]:
         """Every event of one item, oldest first."""
         with self._read() as conn:
@@ -354,6 +389,7 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
                             State(r["to_state"]), r["reason"], r["message"],
                             datetime.fromisoformat(r["at"]), r["run_id"]) for r in rows]
 
+    @ridden_out
     def summary(self, wiki: str | None = None) -> dict[str, int]:
         """Count of rows per state (every state present, zeros included)."""
         sql, params = "SELECT state, COUNT(*) FROM items", {}
@@ -363,6 +399,7 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
             rows = conn.execute(sa.text(sql + " GROUP BY state"), params).all()
         return {**{s.value: 0 for s in State}, **{state: int(n) for state, n in rows}}
 
+    @ridden_out
     def failed_from(self, item_id: int) -> State | None:
         """The state a ``failed`` row was in when it failed (where a re-run picks it up)."""
         with self._read() as conn:
@@ -392,6 +429,13 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
 def _local_clock() -> datetime:
     """This machine's clock: the ledger's time on SQLite, which one machine uses."""
     return datetime.now(UTC)
+
+
+def _rollback(tx: sa.RootTransaction) -> None:
+    """Roll back after an error in the block; a connection that is gone rolled back by itself
+    (the server ends its transaction), and the block's error is the one worth raising."""
+    with suppress(sa.exc.DBAPIError):
+        tx.rollback()
 
 
 def _scope(wiki: str | None, account: str | None) -> tuple[list[str], dict[str, Any]]:

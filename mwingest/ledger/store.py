@@ -152,14 +152,18 @@ def unreachable(location: str | os.PathLike[str], exc: BaseException) -> str | N
     text = os.fspath(location)
     if not is_url(text):
         return f"cannot use the ledger {text}: {redact(str(orig).strip().splitlines()[0])}"
-    try:
-        url = make_url(text)
-        host, port = url.host or "localhost", url.port or 5432
-    except sa.exc.ArgumentError:
-        host, port = "?", 5432
     lines = [line.strip() for line in str(orig).strip().splitlines() if line.strip()]
     reason = lines[0] if lines else type(orig).__name__
-    return f"cannot use the ledger database at {host}:{port}: {redact(reason)}"
+    return f"cannot use the ledger database at {server_of(text)}: {redact(reason)}"
+
+
+def server_of(location: str | os.PathLike[str]) -> str:
+    """``host:port`` of a database URL, as messages name it (never its user or password)."""
+    try:
+        url = make_url(os.fspath(location))
+        return f"{url.host or 'localhost'}:{url.port or 5432}"
+    except sa.exc.ArgumentError:
+        return "?:5432"
 
 
 def problem(location: str | os.PathLike[str], exc: BaseException) -> str | None:

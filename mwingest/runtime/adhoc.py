@@ -38,8 +38,8 @@ def _api_lost(exc: BaseException | None) -> bool:
 class ConsoleFilter(logging.Filter):
     """What Prefect's console handler may print during a command: no outcome lines when the
     command shows outcomes itself (``drop_outcomes``), each warning or error once, and no
-    traceback of a batch stopped by a refused re-login or a full ledger disk (the command's own
-    line says it)."""
+    traceback of a batch stopped by a refused re-login, a full ledger disk or a ledger database
+    gone for longer than the retry budget (the command's own line says it)."""
 
     def __init__(self, drop_outcomes: bool) -> None:
         super().__init__("mwingest-console")
