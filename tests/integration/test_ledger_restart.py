@@ -21,7 +21,7 @@ import pytest
 
 from mwingest.ledger.ledger import Ledger, State
 from mwingest.wiki import upload
-from tests.integration.test_cli import Ran, mwingest, sha1_of
+from tests.integration.clihelpers import Ran, mwingest, sha1_of
 from tests.integration.test_local_server import env, home  # noqa: F401 - fixtures
 from tests.integration.test_prefect_lost import _landed, _wav
 from tests.integration.wikihelpers import png_bytes, session_for
