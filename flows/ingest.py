@@ -30,14 +30,14 @@ from flows.heartbeat import heartbeating
 from flows.plainparams import plain_parameters
 from flows.review import ask_reviewer, describe_conflict
 from flows.slots import Slots, completed
-from mwingest.base.errors import LoginRefusedError, reason_code
+from mwingest.base.errors import BatchStoppedError, LoginRefusedError, reason_code
 from mwingest.base.items import NEEDS_REVIEW, IngestItem, Outcome
 from mwingest.describe import pagecheck, structured
 from mwingest.job import blacklisted
 from mwingest.job import structured as structured_data
 from mwingest.job.machine import OUTCOME_LOG, Job, JobContext
 from mwingest.job.settings import DEFAULT_SETTINGS, MAX_WORKERS, BatchSettings
-from mwingest.ledger.ledger import Ledger, default_location
+from mwingest.ledger.ledger import Ledger, LedgerFullError, LedgerUnavailableError, default_location
 from mwingest.wiki import pictures, upload
 from mwingest.wiki.connect import open_wiki
 from mwingest.wiki.credentials import Credentials
@@ -47,8 +47,9 @@ from tasks.report import Progress, name_this_run, publish_report, shown_name
 from tasks.states import batch_state, file_state, waiting_state
 from tasks.steps import carry_out, drive
 
-#: The reason of a file stopped because the wiki refused to log in again (its row stays as it was).
-STOPPED = "login-refused"
+#: The reasons of a file stopped with its batch (the wiki refused to log in again, the ledger's
+#: disk is full): its row stays as it was.
+STOPPED = frozenset({"login-refused", "ledger-full"})
 #: In-process callbacks told about each outcome as it happens (the CLI's ``--json`` lines).
 OUTCOME_LISTENERS: list[Callable[[Outcome], None]] = []
 #: In-process callbacks told, after each step of a file, ``(source, label, bytes on the wiki,
@@ -117,7 +118,7 @@ def ingest_file(ctx: JobContext, item: IngestItem, progress: Progress, finished:
         finished.files[index] = job  # told once a person answered, or the run gave up waiting
         return waiting_state(_shown(job))
     outcome = job.outcome()
-    if outcome.reason == STOPPED:  # the batch stops: the flow says why once, not per file
+    if outcome.reason in STOPPED:  # the batch stops: the flow says why once, not per file
         return None
     _tell(outcome, item.label)
     finished.files[index] = outcome
@@ -272,7 +273,8 @@ def run_batch(credentials: Credentials, sources: list[str],
                                                               default_text=options.text),
                        what="asking the wiki's title and spam blacklists")
     log.info("%d files to ingest into %s as %s", len(items), session.api_url, session.user)
-    with Ledger(ledger_file) as ledger, contextlib.ExitStack() as paced:
+    with Ledger(ledger_file, retry_budget_s=settings.sending.retry_budget_s) as ledger, \
+            contextlib.ExitStack() as paced:
         ctx = JobContext(session, rules, ledger, options, run_id=run_id)
         progress = Progress(len(items))
         paced.enter_context(paced_writes(session, ledger, ctx.account,
@@ -283,7 +285,8 @@ def run_batch(credentials: Credentials, sources: list[str],
         running: dict[int, PrefectConcurrentFuture[None]] = {}
         for n, item in enumerate(items):
             slots.take()  # at most `concurrency` files in flight
-            if session.gate.refused is not None:  # the wiki refused to log in again: stop
+            if (session.gate.refused is not None or ledger.disk_full is not None
+                    or ledger.unavailable is not None):  # the batch cannot go on: stop
                 slots.give_back()
                 break
             file_task = ingest_file.with_options(task_run_name=f"file · {item.label}")
@@ -295,6 +298,11 @@ def run_batch(credentials: Credentials, sources: list[str],
         if session.gate.refused is not None:
             raise _stopped(session.gate.refused, done, len(items), session.api_url, ledger_file,
                            time.monotonic() - started)
+        if ledger.disk_full is not None:
+            raise _stopped(ledger.disk_full, done, len(items), session.api_url, ledger_file,
+                           time.monotonic() - started)
+        if ledger.unavailable is not None:
+            raise _ledger_lost(ledger.unavailable, done, len(items))
         waiting = [f for f in done if isinstance(f, Job)]
         wait_s = _can_pause(settings.review_wait, ctx.stash_max_age)
         if wait_s and waiting:
@@ -312,21 +320,38 @@ def run_batch(credentials: Credentials, sources: list[str],
     return batch_state(outcomes, [o.as_dict() for o in outcomes])  # type: ignore[return-value]
 
 
-def _stopped(refused: LoginRefusedError, done: list[Job | Outcome], total: int, wiki: str,
-             ledger_file: str, seconds: float) -> LoginRefusedError:
-    """The one message of a batch whose re-login the wiki refused (a changed password, a
-    revoked grant); the table of the files that finished is published first."""
+def _stopped(cause: BatchStoppedError, done: list[Job | Outcome], total: int, wiki: str,
+             ledger_file: str, seconds: float) -> BatchStoppedError:
+    """The one message of a batch that cannot go on: the wiki refused to log in again (a
+    changed password, a revoked grant), or the ledger's disk is full; the table of the files
+    that finished is published first."""
     outcomes = [_outcome(f) for f in done]
     landed = sum(o.ok for o in outcomes)
-    why = " ".join(str(refused).split()).rstrip(".")
-    stop = LoginRefusedError(
-        f"{why}. The batch stopped: {landed} of {total} files finished; the others were not "
-        f"started, or wait where they stopped (stash key, offset) for the next run. Check "
-        f"MWINGEST_USERNAME/MWINGEST_PASSWORD (or the credentials block) and the bot password's "
-        f"grants, then run the same command again", result=refused.result)
+    why = " ".join(str(cause).split()).rstrip(".")
+    told = (f"{why}. The batch stopped: {landed} of {total} files finished; the others were not "
+            f"started, or wait where they stopped (stash key, offset) for the next run. ")
+    stop: BatchStoppedError
+    if isinstance(cause, LoginRefusedError):
+        stop = LoginRefusedError(
+            f"{told}Check MWINGEST_USERNAME/MWINGEST_PASSWORD (or the credentials block) and the "
+            f"bot password's grants, then run the same command again", result=cause.result)
+    else:  # the ledger's disk (a file moved elsewhere would not know what landed)
+        stop = LedgerFullError(f"{told}Free space on the ledger's disk, then run the same "
+                               f"command again")
     publish_report(outcomes, wiki=wiki, seconds=seconds, ledger_path=ledger_file,
                    notes=[str(stop)])
     return stop
+
+
+def _ledger_lost(lost: LedgerUnavailableError, done: list[Job | Outcome],
+                 total: int) -> LedgerUnavailableError:
+    """The one message of a batch whose ledger database stayed away longer than the retry
+    budget. No table is published: it would be read from the ledger, which is what is missing."""
+    landed = sum(_outcome(f).ok for f in done)
+    return LedgerUnavailableError(
+        f"{str(lost).rstrip('.')}. The batch stopped: {landed} of {total} files finished; the "
+        f"others were not started, or wait where they stopped (stash key, offset, intent) for "
+        f"the next run: run the same command again once the database answers")
 
 
 @flow(name="ingest-batch", task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mwingest.base.errors import LoginError, LoginRefusedError, MWIngestError, TransportError
+from mwingest.base.errors import BatchStoppedError, LoginError, MWIngestError, TransportError
 from mwingest.base.items import Outcome
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class PrefectLostError(IngestSetupError):
 def _setup_error(exc: BaseException, wiki: str | None = None) -> IngestSetupError | None:
     """The setup problem ``exc`` stands for, worded as what to fix; None for anything else."""
     where = f" at {wiki}" if wiki else ""
-    if isinstance(exc, LoginRefusedError):  # mid-batch: the flow's message says it all
+    if isinstance(exc, BatchStoppedError):  # mid-batch (login refused, ledger gone): said once
         return IngestSetupError(str(exc))
     if isinstance(exc, LoginError):
         return IngestSetupError(f"login refused{where}: {exc} (check MWINGEST_USERNAME/"

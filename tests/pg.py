@@ -80,6 +80,29 @@ class PostgresServer:
     def dsn(self, database: str = DATABASE) -> str:
         return f"host=127.0.0.1 port={self.port} user=mwingest dbname={database}"
 
+    def stop(self) -> None:
+        """Stop the server the way an operator's ``pg_ctl stop -m fast`` does (SIGINT: open
+        transactions rolled back, every session told "terminating connection due to administrator
+        command"); the data directory stays, for :meth:`start`."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(timeout=60)
+
+    def start(self) -> None:
+        """Start the stopped server again on the same port and data; returns once it answers."""
+        folder = pg_bin()
+        assert folder is not None and self.process.poll() is not None
+        self.process = _launch(folder, self.root, self.port)
+        _wait_ready(self, self.dsn())
+
+    def restart(self, down_s: float) -> float:
+        """Stop fast, stay down ``down_s`` seconds, start; the seconds nobody could connect."""
+        began = time.monotonic()
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+        return time.monotonic() - began
+
 
 def _as_server_user() -> dict[str, object]:
     """Popen arguments that drop root to ``nobody`` (initdb and postgres refuse to run as root)."""
@@ -124,14 +147,19 @@ def start_postgres() -> PostgresServer:
 
 
 def _create_database(server: PostgresServer) -> None:
-    """Wait until the server answers (60 s at most), then create the test database."""
+    """Wait until the server answers, then create the test database."""
+    _wait_ready(server, server.dsn("postgres"), f"CREATE DATABASE {DATABASE}")
+
+
+def _wait_ready(server: PostgresServer, dsn: str, statement: str = "SELECT 1") -> None:
+    """Run ``statement`` as soon as the server accepts connections (60 s at most)."""
     import psycopg
 
     deadline = time.monotonic() + 60
     while True:
         try:
-            with psycopg.connect(server.dsn("postgres"), autocommit=True, connect_timeout=2) as conn:
-                conn.execute(f"CREATE DATABASE {DATABASE}")
+            with psycopg.connect(dsn, autocommit=True, connect_timeout=2) as conn:
+                conn.execute(statement)  # type: ignore[arg-type]
             return
         except psycopg.OperationalError:
             if server.process.poll() is not None or time.monotonic() > deadline:
@@ -151,14 +179,19 @@ def _init_and_start(folder: Path, root: Path) -> tuple[int, subprocess.Popen[byt
                     "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], check=True, capture_output=True,
                    cwd=root, **drop)  # type: ignore[call-overload]
     port = _free_port()
-    with open(root / "server.log", "wb") as out:
-        process = subprocess.Popen(
-            [str(folder / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
+    return port, _launch(folder, root, port)
+
+
+def _launch(folder: Path, root: Path, port: int) -> subprocess.Popen[bytes]:
+    """``postgres`` on ``root/data`` at ``port`` (as ``nobody`` when we are root), its log
+    appended to ``root/server.log``."""
+    with open(root / "server.log", "ab") as out:
+        return subprocess.Popen(
+            [str(folder / "postgres"), "-D", str(root / "data"), "-h", "127.0.0.1", "-p", str(port),
              "-k", str(root), "-c", "fsync=off", "-c", "full_page_writes=off",
              "-c", "max_connections=200"],
             stdout=out, stderr=subprocess.STDOUT, cwd=root, preexec_fn=_die_with_parent,
-            **drop)  # type: ignore[call-overload]
-    return port, process
+            **_as_server_user())  # type: ignore[call-overload]
 
 
 def stop_postgres(server: PostgresServer) -> None:

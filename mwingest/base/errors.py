@@ -18,6 +18,7 @@ same failure::
         └── ResyncError           R  stashfailed offset, uploadstash-file-not-found, missingresult
     LoginError                       the wiki refused the credentials (never retried)
     └── LoginRefusedError            ... when logging in again mid-batch: the whole batch stops
+    BatchStoppedError                no file can go on (a refused re-login, the ledger's disk full)
     SourceChangedError               the local file changed while it was being sent
 
 Messages never contain secrets: the session strips tokens and passwords before an error is built.
@@ -123,7 +124,19 @@ class LoginError(MWIngestError):
         return (_rebuild_login_error, (str(self), self.result))
 
 
-class LoginRefusedError(LoginError):
+class BatchStoppedError(MWIngestError):
+    """Something every file of the batch needs is gone: the batch stops at once with one message.
+
+    Why a class of its own: each file that meets it would otherwise end ``failed`` with the same
+    reason, one line each, while the batch went on to meet it again with every file left. The
+    files keep their ledger rows as they stood, the flow says why once, the command exits 2 with
+    that line (no traceback). ``reason`` is the code a file stopped by it carries.
+    """
+
+    reason = "batch-stopped"
+
+
+class LoginRefusedError(LoginError, BatchStoppedError):
     """The wiki refused to log in *again* after it dropped the session mid-batch (a changed
     password, an invalidated bot password, a revoked grant or OAuth token).
 
@@ -131,6 +144,8 @@ class LoginRefusedError(LoginError):
     one message (the CLI exits 2) instead of one ``login-failed`` row per remaining file; files in
     flight keep their ledger rows as they were (stash key, offset, intent) for the next run.
     """
+
+    reason = "login-refused"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_login_refused, (str(self), self.result))
@@ -349,8 +364,8 @@ def reason_code(exc: BaseException) -> str:
         return "response-lost"
     if isinstance(exc, TransportError):
         return "transport-error"
-    if isinstance(exc, LoginRefusedError):
-        return "login-refused"
+    if isinstance(exc, BatchStoppedError):
+        return exc.reason
     if isinstance(exc, LoginError):
         return "login-failed"
     if isinstance(exc, SourceChangedError):

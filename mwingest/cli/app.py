@@ -1,8 +1,9 @@
 """The ``mwingest`` command: ad hoc imports for data teams, the same flow as the UI and schedules.
 
 Exit status: 0 when every item is uploaded/skipped (ok for ``check``), 1 when any item is
-rejected/needs-review/failed, 2 for usage or connection problems, with one line on stderr that
-says what to fix (never a traceback). With ``--json`` stdout carries one JSON object per item, as
+rejected/needs-review/failed, 2 for usage or connection problems and for a batch that cannot go on
+(a refused re-login, a full disk under the ledger), with one line on stderr that says what to fix
+(never a traceback). With ``--json`` stdout carries one JSON object per item, as
 each item reaches its outcome, and nothing else (Prefect logs to stderr).
 
 Start-up: Prefect and the flows are imported only by the commands that run a flow, and only after

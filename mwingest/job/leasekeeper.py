@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+from mwingest.base.errors import BatchStoppedError
+
 log = logging.getLogger("mwingest.job")
 
 
@@ -34,6 +36,8 @@ def kept(claim: Callable[[], bool], ttl: timedelta, *, on_lost: Callable[[], Non
         while not stop.wait(interval):
             try:
                 held = claim()
+            except BatchStoppedError:  # the ledger's disk is full: the batch stops and says so
+                continue  # once; the step's own next write ends it
             except Exception as exc:  # noqa: BLE001 - the next beat tries again
                 log.warning("%s: the lease could not be renewed now (%s)", label, exc)
                 continue

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from mwingest.base.errors import (
-    LoginRefusedError,
+    BatchStoppedError,
     PermanentApiError,
     reason_code,
 )
@@ -206,8 +206,8 @@ class Job(Admission, Publishing, RefusalSteps):
         """End the file ``failed`` with the error's reason; the row keeps key, offset and intent."""
         if self.done:
             return
-        if isinstance(exc, LoginRefusedError):  # the batch stops, the flow says so once: the
-            self.verdict = (FAILED, reason_code(exc), str(exc))  # row stays (key, offset, intent)
+        if isinstance(exc, BatchStoppedError):  # the batch stops, the flow says so once: the row
+            self.verdict = (FAILED, reason_code(exc), str(exc))  # stays (key, offset, intent)
             return None
         if self.row is None:
             return self._verdict(FAILED, reason_code(exc), str(exc))
@@ -237,6 +237,8 @@ class Job(Admission, Publishing, RefusalSteps):
             self._leased = False
             try:
                 self.ctx.ledger.release(self.row.id, self.ctx.owner)
+            except BatchStoppedError:  # the ledger's disk is full: the flow says so once
+                pass
             except Exception as exc:  # noqa: BLE001 - a lease runs out by itself
                 log.error("%s: could not release the ledger lease: %s", self.item.label, exc)
 

@@ -32,6 +32,7 @@ from mwingest.ledger.model import (
     normalise_account,
     normalise_wiki,
 )
+from mwingest.ledger.outage import ridden_out
 
 #: Rows a worker may claim by default: every unfinished state that needs no person. ``failed``
 #: rows are retried only when asked for (their failure may be one a re-run does not fix).
@@ -50,6 +51,7 @@ class LeaseMixin:
     _sql_stamp: Callable[..., tuple[str, dict[str, Any]]]
     _items_where: Callable[..., Iterator[LedgerItem]]
 
+    @ridden_out
     def claim(self, item_id: int, owner: str, *, ttl: timedelta,
               is_stale: Callable[[str], bool] | None = None) -> bool:
         """Take (or renew) the lease on one row for ``ttl``; False when another live run holds it.
@@ -71,6 +73,7 @@ class LeaseMixin:
             self._lease(conn, item_id, lease, now)
             return True
 
+    @ridden_out
     def claim_next(self, owner: str, *, wiki: str, account: str = "", ttl: timedelta,
                    limit: int = 1, states: Iterable[State | str] = CLAIMABLE) -> list[LedgerItem]:
         """Claim up to ``limit`` rows of (wiki, account) that no live lease holds, oldest first.
@@ -103,6 +106,7 @@ class LeaseMixin:
                          {"owner": owner, **until_param, "ids": list(ids)})
             return list(self._items_where(conn, "id IN :ids", ids=list(ids)))
 
+    @ridden_out
     def renew(self, owner: str, *, ttl: timedelta, item_ids: Iterable[int] | None = None) -> list[int]:
         """Push the expiry of ``owner``'s leases (all, or these rows) to now + ``ttl``; the ids
         still held. A row missing from the answer was taken over after the lease ran out: the
@@ -120,6 +124,7 @@ class LeaseMixin:
         with self._write() as conn:
             return sorted(conn.execute(stmt, params).scalars().all())
 
+    @ridden_out
     def release(self, item_id: int, owner: str) -> None:
         """Give the lease back (only the holder's release counts)."""
         with self._write() as conn:

@@ -27,10 +27,9 @@ credentials are refused and free text passes through :func:`set_redactor`.
 from __future__ import annotations
 
 import os
-import re
 import socket
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,19 +58,24 @@ from mwingest.ledger.model import (  # noqa: F401 - re-exported: the ledger's pu
     normalise_source,
     normalise_wiki,
 )
+from mwingest.ledger.outage import LedgerUnavailableError, Outage, ridden_out, transient  # noqa: F401
 from mwingest.ledger.pacing import PaceState, PacingMixin  # noqa: F401 - re-exported
 from mwingest.ledger.plans import Plan, PlanMixin, PlanShard, UnknownPlanError  # noqa: F401
+from mwingest.ledger.reads import ReadsMixin
 from mwingest.ledger.schema import MIGRATIONS, PG_HISTORY, PG_MIGRATIONS
 from mwingest.ledger.store import (  # noqa: F401 - re-exported
     NO_PASSWORD_PATTERN,
     WRITE,
+    LedgerFullError,
     LedgerLocationError,
     default_location,
     default_path,
+    full_disk,
     is_url,
     make_engine,
     parameter_location,
     problem,
+    server_of,
     shown,
     sqlite_file,
     unreachable,
@@ -80,23 +84,24 @@ from mwingest.ledger.writes import WritesMixin, set_redactor  # noqa: F401 - re-
 
 #: PostgreSQL's ``to_char`` pattern for :meth:`Ledger._stamp`'s text (colons escaped for ``sa.text``).
 _PG_STAMP = 'YYYY-MM-DD"T"HH24\\:MI\\:SS.US"+00\\:00"'
-_HEX_PREFIX = re.compile(r"[0-9a-fA-F]{6,40}")
 _PG_MIGRATION_LOCK = 0x6D77_6C65  # "mwle": one migrator at a time per database
 
 
-class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
+class Ledger(ReadsMixin, WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
     """The ledger; safe to share between threads and processes (and, on PostgreSQL, machines).
 
     ``location`` is a file path, ``sqlite:///PATH`` or ``postgresql+psycopg://USER@HOST/DB``;
     None means ``$MWINGEST_LEDGER_URL``, else the file :func:`default_path`. ``host`` names this
     machine in the rows it touches (the paths it read are its own). The ledger's time (leases,
     the token bucket, every stamp) is the database's clock on PostgreSQL and this machine's on
-    SQLite; ``clock`` replaces it on both (tests).
+    SQLite; ``clock`` replaces it on both (tests). ``retry_budget_s``: how long a PostgreSQL
+    ledger that went away is waited for, per operation (:mod:`mwingest.ledger.outage`; the
+    batch's ``retry_budget_s``, 150 s by default).
     """
 
     def __init__(self, location: str | os.PathLike[str] | None = None, *,
                  busy_timeout: float = 60.0, clock: Callable[[], datetime] | None = None,
-                 host: str | None = None) -> None:
+                 host: str | None = None, retry_budget_s: float | None = None) -> None:
         location = default_location() if location is None else location
         self.path = sqlite_file(location)  # None on PostgreSQL
         self.dialect = "sqlite" if self.path is not None else "postgresql"
@@ -108,6 +113,8 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
         # or spend tokens the bucket does not have. A given ``clock`` (tests) is used as is.
         self._db_clock = clock is None and self.dialect == "postgresql"
         self._closed = False
+        #: Set once a write met a full disk under the SQLite file: the batch stops on it.
+        self.disk_full: LedgerFullError | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # Create the file 0600 before SQLite does (it would use 0644 minus umask); fix old files.
@@ -116,6 +123,9 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
         self._engine = make_engine(self.path if self.path is not None else location,
                                    busy_timeout=busy_timeout)
         self._pid = os.getpid()
+        #: None on SQLite; on PostgreSQL what rides out a database restart (opening does not).
+        self._outage = None if self.path is not None else Outage(server_of(location),
+                                                                  retry_budget_s)
         try:
             self._migrate()
         except BaseException:
@@ -133,22 +143,51 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
-        """One write transaction, committed at the end of the block (rolled back on error)."""
-        with self._eng().connect() as conn:
+        """One write transaction, committed at the end of the block (rolled back on error).
+
+        On PostgreSQL the transaction's id is read before COMMIT: if the answer to COMMIT is
+        lost, the server is asked whether it committed (:meth:`Outage.committed`), and the block's
+        result stands only if it did; else the error goes up, to run the operation again."""
+        with self._full_disk(), self._eng().connect() as conn:
             conn.execution_options(**{WRITE: True})
-            with conn.begin():
+            tx = conn.begin()
+            try:
                 yield conn
+                xid = None if self._outage is None else conn.exec_driver_sql(
+                    "SELECT txid_current_if_assigned()").scalar()
+            except BaseException:
+                _rollback(tx)
+                raise
+            try:
+                tx.commit()
+            except sa.exc.DBAPIError as exc:
+                if self._outage is None or xid is None or not transient(exc) \
+                        or not self._outage.committed(self._eng().connect, int(xid), exc):
+                    raise
 
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
-        with self._eng().connect() as conn:
+        with self._full_disk(), self._eng().connect() as conn:
             yield conn
+
+    @contextmanager
+    def _full_disk(self) -> Iterator[None]:
+        """A full disk under the SQLite file raises :class:`LedgerFullError` (and is remembered
+        in :attr:`disk_full`): the one error every caller can tell from a broken statement."""
+        try:
+            yield
+        except (sa.exc.OperationalError, sa.exc.DatabaseError, OSError) as exc:
+            full = full_disk(self.path, exc) if self.path is not None else None
+            if full is None:
+                raise
+            self.disk_full = self.disk_full or full
+            raise full from exc
 
     def _migrate(self) -> None:
         """Bring the schema to this mwingest's version (a newer one is refused), under a lock so
         processes opening a new ledger at once migrate it once."""
         steps = MIGRATIONS if self.dialect == "sqlite" else PG_MIGRATIONS
-        with self._eng().connect() as conn:
+        with self._full_disk(), self._eng().connect() as conn:
             raw = conn.connection.driver_connection
             if self.dialect == "sqlite":  # v4 rebuilds items: its DROP must not cascade to events
                 raw.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
@@ -179,6 +218,12 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
             finally:
                 if self.dialect == "sqlite":
                     raw.execute("PRAGMA foreign_keys = ON")  # type: ignore[union-attr]
+
+    @property
+    def unavailable(self) -> LedgerUnavailableError | None:
+        """Why the database could not be used for a whole retry budget, if that ever happened
+        to this ledger: a batch stops starting files then (its rows could not be recorded)."""
+        return None if self._outage is None else self._outage.lost
 
     def close(self) -> None:
         """Close every connection this process opened. Call it after the worker threads finished."""
@@ -242,119 +287,6 @@ class Ledger(WritesMixin, LeaseMixin, PacingMixin, PlanMixin):
         rows = conn.execute(stmt.bindparams(*expanding) if expanding else stmt, params).mappings()
         return (item_from_row(row) for row in rows.all())
 
-    def item(self, wiki: str, source: str | os.PathLike[str], *,
-             account: str | None = None) -> LedgerItem | None:
-        """The row this machine last saw at this path for this wiki (of any account, or of this
-        one), or None."""
-        where = "wiki = :wiki AND source = :source AND (host = :host OR host IS NULL)"
-        params = {"wiki": normalise_wiki(wiki), "source": normalise_source(source), "host": self.host}
-        if account is not None:
-            where += " AND account IN (:account, '')"
-            params["account"] = normalise_account(account)
-        with self._read() as conn:
-            return next(self._items_where(conn, where, order="updated_at DESC, id DESC", **params),
-                        None)
-
-    def get(self, item_id: int) -> LedgerItem:
-        """The row with this id; :class:`UnknownItemError` if there is none."""
-        with self._read() as conn:
-            return self._get(conn, item_id)
-
-    def find(self, ref: str | int, *, wiki: str | None = None, account: str | None = None) -> LedgerItem:
-        """The one row ``ref`` names, on any machine: a :attr:`LedgerItem.ref`
-        (``<SHA-1 or its first 6+ hex>[:<title>]``), ``manifest:<id>``, ``url:<url>:<title>``
-        or this database's
-        row id. ``wiki``/``account`` narrow it to a login's rows (a row of another wiki or
-        account is not found). Raises :class:`UnknownItemError` or :class:`AmbiguousItemError`."""
-        text = str(ref).strip()
-        head, _, title = text.partition(":")
-        if head == "sha1":  # the full ident: sha1:<40 hex>:<title>
-            head, _, title = title.partition(":")
-        scope, params = _scope(wiki, account)
-        # Digits are a row id (``mwingest review 42``) unless no row has it and they can be the
-        # start of a SHA-1; the 12 digits status prints are always a SHA-1's.
-        tries: list[tuple[str, dict[str, Any]]] = []
-        if text.isdigit() and len(text) < 12:
-            tries.append(("id = :id", {"id": int(text)}))
-        if head in ("manifest", "url"):
-            tries.append(("ident = :ident", {"ident": text}))
-        elif _HEX_PREFIX.fullmatch(head):
-            tries.append(("sha1 LIKE :prefix" + (" AND ident = 'sha1:' || sha1 || ':' || :title"
-                                                 if title else ""),
-                          {"prefix": head.lower() + "%", **({"title": title} if title else {})}))
-        if not tries:
-            raise UnknownItemError(f"{text!r} is neither a row id, a reference (6 or more hex digits "
-                                   "of the SHA-1[:title]) nor manifest:ID")
-        rows: list[LedgerItem] = []
-        with self._read() as conn:
-            for where, extra in tries:
-                rows = list(self._items_where(conn, " AND ".join([where, *scope]), **params, **extra))
-                if rows:
-                    break
-        if not rows:
-            raise UnknownItemError(f"no item {text} in {self.where}"
-                                   + (f" for {wiki}" if wiki else ""))
-        if len(rows) > 1:
-            refs = [r.ref for r in rows]
-            raise AmbiguousItemError(f"{text} matches {len(rows)} items: {', '.join(refs)}", refs)
-        return rows[0]
-
-    def find_by_sha1(self, wiki: str, sha1: str) -> list[LedgerItem]:
-        """Every row on this wiki with these bytes, whatever path they came from."""
-        with self._read() as conn:
-            return list(self._items_where(conn, "wiki = :wiki AND sha1 = :sha1",
-                                          wiki=normalise_wiki(wiki), sha1=sha1.lower()))
-
-    def items(self, *, wiki: str | None = None, states: Iterable[State | str] | None = None,
-              since: datetime | None = None, limit: int | None = None,
-              account: str | None = None, reason: str | None = None) -> list[LedgerItem]:
-        """Rows filtered by wiki, account, states, reason code and last change
-        (``updated_at >= since``), oldest id first."""
-        where, params = _scope(wiki, account)
-        where.insert(0, "TRUE")
-        if states is not None:
-            wanted = [State(s).value for s in states]
-            if not wanted:
-                return []
-            where.append("state IN :states")
-            params["states"] = wanted
-        if reason is not None:
-            where.append("reason = :reason")
-            params["reason"] = reason
-        if since is not None:
-            where.append("updated_at >= :since")
-            params["since"] = self._stamp(since)
-        order = "id" if limit is None else f"id LIMIT {int(limit)}"
-        with self._read() as conn:
-            return list(self._items_where(conn, " AND ".join(where), order=order, **params))
-
-    def history(self, item_id: int) -> list[LedgerEvent]:
-        """Every event of one item, oldest first."""
-        with self._read() as conn:
-            rows = conn.execute(sa.text("SELECT * FROM events WHERE item_id = :id ORDER BY id"),
-                                {"id": item_id}).mappings().all()
-        return [LedgerEvent(r["id"], r["item_id"], State(r["from_state"]) if r["from_state"] else None,
-                            State(r["to_state"]), r["reason"], r["message"],
-                            datetime.fromisoformat(r["at"]), r["run_id"]) for r in rows]
-
-    def summary(self, wiki: str | None = None) -> dict[str, int]:
-        """Count of rows per state (every state present, zeros included)."""
-        sql, params = "SELECT state, COUNT(*) FROM items", {}
-        if wiki is not None:
-            sql, params = sql + " WHERE wiki = :wiki", {"wiki": normalise_wiki(wiki)}
-        with self._read() as conn:
-            rows = conn.execute(sa.text(sql + " GROUP BY state"), params).all()
-        return {**{s.value: 0 for s in State}, **{state: int(n) for state, n in rows}}
-
-    def failed_from(self, item_id: int) -> State | None:
-        """The state a ``failed`` row was in when it failed (where a re-run picks it up)."""
-        with self._read() as conn:
-            value = conn.execute(sa.text(
-                "SELECT from_state FROM events WHERE item_id = :id AND to_state = 'failed'"
-                " AND from_state IS NOT NULL AND from_state != 'failed' ORDER BY id DESC LIMIT 1"),
-                {"id": item_id}).scalar()
-        return State(value) if value else None
-
     def _get(self, conn: sa.Connection, item_id: int, *, lock: bool = False) -> LedgerItem:
         stmt = "SELECT * FROM items WHERE id = :id" + (self._row_lock() if lock else "")
         row = conn.execute(sa.text(stmt), {"id": item_id}).mappings().first()
@@ -377,15 +309,8 @@ def _local_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def _scope(wiki: str | None, account: str | None) -> tuple[list[str], dict[str, Any]]:
-    """The WHERE clauses (and their parameters) that narrow rows to a login's wiki and account;
-    a row with no account (made before accounts were recorded) belongs to any account."""
-    clauses: list[str] = []
-    params: dict[str, Any] = {}
-    if wiki is not None:
-        clauses.append("wiki = :wiki")
-        params["wiki"] = normalise_wiki(wiki)
-    if account is not None:
-        clauses.append("account IN (:account, '')")
-        params["account"] = normalise_account(account)
-    return clauses, params
+def _rollback(tx: sa.RootTransaction) -> None:
+    """Roll back after an error in the block; a connection that is gone rolled back by itself
+    (the server ends its transaction), and the block's error is the one worth raising."""
+    with suppress(sa.exc.DBAPIError):
+        tx.rollback()

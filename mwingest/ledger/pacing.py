@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from mwingest.base.ratelimit import Limit, pace_for, refill
 from mwingest.ledger.model import normalise_account, normalise_wiki
+from mwingest.ledger.outage import ridden_out
 
 T = TypeVar("T")
 
@@ -73,6 +74,7 @@ class PacingMixin:
     _now: Callable[..., datetime]
     _clock_column: Callable[[], str]
 
+    @ridden_out
     def set_limit(self, wiki: str, account: str,
                   limit: Limit | Sequence[Limit] | None) -> None:
         """Record the account's limits (None or none: unlimited); the bucket keeps all of them
@@ -104,6 +106,7 @@ class PacingMixin:
                  "now": max(now, row["updated_at"]),  # a pause's end, when one is in force
                  "limits": stored})
 
+    @ridden_out
     def take_token(self, wiki: str, account: str) -> float:
         """Take one write's token: 0.0 when taken, else the seconds to wait before asking again
         (a pause, or an empty bucket). An account with no recorded limit is not held back,
@@ -125,6 +128,7 @@ class PacingMixin:
                           "tokens": tokens - 1.0 if wait == 0.0 else tokens})
             return wait
 
+    @ridden_out
     def pause(self, wiki: str, account: str, seconds: float, reason: str) -> float:
         """Hold every worker of the account for ``seconds`` (a later pause already set wins)
         and empty the bucket, which refills from the pause's end: the workers resume at the
@@ -149,6 +153,7 @@ class PacingMixin:
                 {**self._pace_key(wiki, account), "until": until, "reason": reason})
             return until
 
+    @ridden_out
     def pace_state(self, wiki: str, account: str) -> PaceState | None:
         """The account's pacing row, or None before anything was recorded."""
         with self._write() as conn:

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from mwingest.base.items import IngestItem
 from mwingest.ledger.model import LedgerError, normalise_wiki
+from mwingest.ledger.outage import ridden_out
 from mwingest.ledger.writes import _refuse_secret_names
 
 _BATCH = 2000  # rows per INSERT round trip
@@ -80,6 +81,7 @@ class PlanMixin:
     _read: Callable[[], AbstractContextManager[sa.Connection]]
     _stamp: Callable[..., str]
 
+    @ridden_out
     def create_plan(self, plan_id: str, *, wiki: str, login_block: str, params: dict[str, Any],
                     items: Sequence[IngestItem], sizes: Sequence[int],
                     shards: Sequence[tuple[int, int]]) -> Plan:
@@ -104,12 +106,17 @@ class PlanMixin:
                              " (:plan, :seq, :shard, :size, :item)")
             for batch in _batches(_item_rows(plan_id, items, sizes, shards), _BATCH):
                 conn.execute(insert, batch)
-        return self.plan(plan_id)
+            return self._plan(conn, plan_id)  # read in the transaction: a retry never re-inserts
 
+    @ridden_out
     def plan(self, plan_id: str) -> Plan:
         with self._read() as conn:
-            row = conn.execute(sa.text("SELECT * FROM plans WHERE id = :id"),
-                               {"id": plan_id}).mappings().first()
+            return self._plan(conn, plan_id)
+
+    @staticmethod
+    def _plan(conn: sa.Connection, plan_id: str) -> Plan:
+        row = conn.execute(sa.text("SELECT * FROM plans WHERE id = :id"),
+                           {"id": plan_id}).mappings().first()
         if row is None:
             raise UnknownPlanError(f"no plan {plan_id!r} in this ledger")
         return Plan(id=row["id"], wiki=row["wiki"], login_block=row["login_block"],
@@ -117,12 +124,14 @@ class PlanMixin:
                     created_at=row["created_at"], report_run=row["report_run"],
                     report_attempts=row["report_attempts"])
 
+    @ridden_out
     def plan_ids(self) -> list[str]:
         """Every plan in this database, the newest first."""
         with self._read() as conn:
             return list(conn.execute(sa.text(
                 "SELECT id FROM plans ORDER BY created_at DESC, id")).scalars())
 
+    @ridden_out
     def plan_items(self, plan_id: str, shard: int | None = None) -> list[IngestItem]:
         """The plan's items in the sources' order: all of them, or one shard's."""
         where, params = "plan = :plan", {"plan": plan_id}
@@ -133,6 +142,7 @@ class PlanMixin:
                                 params).scalars().all()
         return [item_from_json(text) for text in rows]
 
+    @ridden_out
     def shards_of(self, plan_id: str) -> list[PlanShard]:
         with self._read() as conn:
             rows = conn.execute(sa.text(
@@ -140,6 +150,7 @@ class PlanMixin:
                 " ORDER BY shard"), {"plan": plan_id}).mappings().all()
         return [PlanShard(**row) for row in rows]
 
+    @ridden_out
     def set_shard_run(self, plan_id: str, shard: int, run_id: str, *,
                       expect: str | None) -> bool:
         """Record ``run_id`` as the shard's run if its run is still ``expect`` (None: none yet);
@@ -152,6 +163,7 @@ class PlanMixin:
                 {"run": run_id, "plan": plan_id, "shard": shard, "expect": expect})
             return done.rowcount == 1
 
+    @ridden_out
     def adopt_report(self, plan_id: str, run_id: str) -> Plan:
         """This run is the plan's report from now on (a report started again after its worker
         died takes over); the plan as it is then, ``report_attempts`` counting this run."""

@@ -18,8 +18,10 @@ password is registered with :func:`mwingest.base.redact.register_secret` so no l
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from mwingest.base.errors import BatchStoppedError
 from mwingest.base.paths import mwingest_home
 from mwingest.base.redact import NO_PASSWORD_PATTERN, redact, register_secret  # noqa: F401
 from mwingest.ledger.model import LedgerError
@@ -39,6 +42,56 @@ _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 class LedgerLocationError(LedgerError):
     """The ledger location is neither a file path nor a SQLite/PostgreSQL URL we can use."""
+
+
+class LedgerFullError(LedgerError, BatchStoppedError):
+    """The disk under the SQLite ledger is full: no move of any file can be recorded.
+
+    Why the batch stops instead of each file failing: every step records its intent before it
+    writes to the wiki, so a file whose step cannot be recorded is not sent (nothing lands
+    unrecorded, nothing twice); the next file would meet the same full disk. SQLite rolls the
+    refused transaction back, so the ledger stays as its last commit left it."""
+
+    reason = "ledger-full"
+
+
+#: SQLite's primary result codes: SQLITE_IOERR (a write, truncate or shared-memory size that the
+#: OS refused) and SQLITE_FULL ("database or disk is full": a write got ENOSPC).
+_SQLITE_IOERR, _SQLITE_FULL = 10, 13
+#: Below this much free space a SQLite I/O error on the ledger's disk is taken for a full disk.
+_NEARLY_FULL = 256 * 1024
+
+
+def full_disk(path: Path, exc: BaseException) -> LedgerFullError | None:
+    """A :class:`LedgerFullError` for the ledger file ``path`` when ``exc`` is SQLite (or the
+    OS) saying the disk is full; None for anything else.
+
+    SQLite says SQLITE_FULL when a write got ENOSPC, but only "disk I/O error" when growing its
+    shared-memory index or truncating failed: an I/O error counts when the ledger's disk is
+    (nearly) out of space, asked of the file system at that moment."""
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, OSError) and orig.errno == errno.ENOSPC:
+        said = "no space left on the device"
+    elif isinstance(orig, sqlite3.OperationalError | sqlite3.DatabaseError):
+        code = (getattr(orig, "sqlite_errorcode", None) or 0) & 0xFF
+        if code == _SQLITE_FULL or "database or disk is full" in str(orig):
+            said = str(orig)
+        elif code == _SQLITE_IOERR and _free_bytes(path) < _NEARLY_FULL:
+            said = f"{orig} with {_free_bytes(path)} bytes free"
+        else:
+            return None
+    else:
+        return None
+    return LedgerFullError(f"disk full: the ledger {path} cannot record anything ({said})")
+
+
+def _free_bytes(path: Path) -> int:
+    """Bytes the ledger's file system still has (root may use the reserved blocks too)."""
+    try:
+        stat = os.statvfs(path.parent)
+    except OSError:
+        return 1 << 62  # cannot tell: not taken for a full disk
+    return stat.f_bfree * stat.f_frsize
 
 
 def default_path() -> Path:
@@ -99,14 +152,18 @@ def unreachable(location: str | os.PathLike[str], exc: BaseException) -> str | N
     text = os.fspath(location)
     if not is_url(text):
         return f"cannot use the ledger {text}: {redact(str(orig).strip().splitlines()[0])}"
-    try:
-        url = make_url(text)
-        host, port = url.host or "localhost", url.port or 5432
-    except sa.exc.ArgumentError:
-        host, port = "?", 5432
     lines = [line.strip() for line in str(orig).strip().splitlines() if line.strip()]
     reason = lines[0] if lines else type(orig).__name__
-    return f"cannot use the ledger database at {host}:{port}: {redact(reason)}"
+    return f"cannot use the ledger database at {server_of(text)}: {redact(reason)}"
+
+
+def server_of(location: str | os.PathLike[str]) -> str:
+    """``host:port`` of a database URL, as messages name it (never its user or password)."""
+    try:
+        url = make_url(os.fspath(location))
+        return f"{url.host or 'localhost'}:{url.port or 5432}"
+    except sa.exc.ArgumentError:
+        return "?:5432"
 
 
 def problem(location: str | os.PathLike[str], exc: BaseException) -> str | None:

@@ -35,6 +35,7 @@ from mwingest.ledger.model import (
     normalise_source,
     normalise_wiki,
 )
+from mwingest.ledger.outage import ridden_out
 
 _FIELDS = frozenset({"filekey", "offset", "chunk_size", "stash_created_at", "final_name", "target",
                      "warnings", "decision", "params", "intent", "flow_run_id", "task_run_id"})
@@ -92,6 +93,7 @@ class WritesMixin:
     _lease: Callable[..., None]
     _get: Callable[..., LedgerItem]
 
+    @ridden_out
     def begin(self, wiki: str, source: str | os.PathLike[str], *, sha1: str, size: int, target: str,
               run_id: str | None = None, lease: Lease | None = None, account: str = "",
               key: str | None = None, params: Mapping[str, Any] | None = None) -> LedgerItem:
@@ -178,6 +180,7 @@ class WritesMixin:
         self._lease(conn, old.id, lease, when)
         return self._get(conn, old.id)
 
+    @ridden_out
     def transition(self, item_id: int, to: State | str, *, reason: str | None = None,
                    message: str | None = None, owner: str | None = None, **fields: Any) -> LedgerItem:
         """Move one item to ``to`` in one transaction, with an event; illegal moves raise.
@@ -221,6 +224,7 @@ class WritesMixin:
             self._event(conn, item_id, old.state, to, reason, message, run_id, now)
             return self._get(conn, item_id)
 
+    @ridden_out
     def record_chunk(self, item_id: int, *, filekey: str, offset: int, chunk_size: int,
                      owner: str | None = None) -> None:
         """Store the stash key and next offset after a chunk landed: one statement, one commit.
@@ -255,6 +259,7 @@ class WritesMixin:
         if owner and self._held(row.lease_owner, row.lease_until, Lease(owner, timedelta(0)), now):
             raise RowLeasedError(f"item {row.ref} is leased by another run ({row.lease_owner})", row)
 
+    @ridden_out
     def reopen(self, item_id: int, reason: str, *, run_id: str | None = None,
                keep_stash: bool = False) -> LedgerItem:
         """A ``rejected`` row whose input changed (its page text, comment or tags): ready to go

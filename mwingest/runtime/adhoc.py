@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mwingest.base.errors import LoginRefusedError
+from mwingest.base.errors import BatchStoppedError
 
 #: Seconds to wait for the ephemeral Prefect server. Prefect's default (20 s) is too short for a
 #: first run (database migrations) on a busy machine; measured 23 s under load.
@@ -38,7 +38,8 @@ def _api_lost(exc: BaseException | None) -> bool:
 class ConsoleFilter(logging.Filter):
     """What Prefect's console handler may print during a command: no outcome lines when the
     command shows outcomes itself (``drop_outcomes``), each warning or error once, and no
-    traceback of a batch stopped by a refused re-login (the command's own line says it)."""
+    traceback of a batch stopped by a refused re-login, a full ledger disk or a ledger database
+    gone for longer than the retry budget (the command's own line says it)."""
 
     def __init__(self, drop_outcomes: bool) -> None:
         super().__init__("mwingest-console")
@@ -46,7 +47,7 @@ class ConsoleFilter(logging.Filter):
         self._seen: set[tuple[int, str]] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], LoginRefusedError):
+        if record.exc_info and isinstance(record.exc_info[1], BatchStoppedError):
             return False  # the batch stopped: the command says why in one line, no traceback
         if record.exc_info and record.name.startswith("prefect") and _api_lost(record.exc_info[1]):
             return False  # Prefect's engine lost its API: the command's own line says so

@@ -45,3 +45,19 @@ def test_a_renewal_that_finds_the_row_taken_says_so_once(tmp_path) -> None:
                               on_lost=lambda: lost.append(True)):
             time.sleep(4 * ttl.total_seconds())
         assert lost == [True]
+
+
+def test_a_renewal_on_a_full_ledger_disk_says_nothing_the_batch_says_it_once(caplog) -> None:
+    """The batch stops with one line on a full ledger disk; the keeper must not add its own
+    (the claim here is the ledger's answer on that disk, as the real one raises it)."""
+    from mwingest.ledger.ledger import LedgerFullError
+
+    def full() -> bool:
+        raise LedgerFullError("disk full: the ledger /x/l.sqlite3 cannot record anything")
+
+    ttl = timedelta(seconds=0.15)
+    lost: list[bool] = []
+    with caplog.at_level("WARNING", logger="mwingest.job"), \
+            leasekeeper.kept(full, ttl, on_lost=lambda: lost.append(True)):
+        time.sleep(4 * ttl.total_seconds())
+    assert not lost and not [r for r in caplog.records if r.name == "mwingest.job"]
