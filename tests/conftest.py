@@ -56,15 +56,21 @@ def _prefect_db_root(tmp_path_factory: pytest.TempPathFactory) -> None:
 #: own workers and the short files fill in around them, instead of one long file ending the run.
 _LONG_FILES = (
     "integration/test_fanout.py",
-    "integration/test_relogin.py",
+    "integration/test_local_server.py",
+    "integration/test_warm_runner.py",
     "integration/test_pacing.py",
+    "integration/test_relogin.py",
     "e2e/test_ui.py",
-    "integration/test_names_agreement.py",
     "integration/test_real_media_agreement.py",
+    "integration/test_ledger_secrets.py",
+    "integration/test_prefect_lost.py",
+    "integration/test_cli_console.py",
+    "integration/test_names_agreement.py",
     "integration/test_flow_outage.py",
     "integration/test_job_crash_matrix.py",
+    "integration/test_ledger_restart.py",
+    "integration/test_hostile_inputs.py",
     "integration/test_bigfile.py",
-    "integration/test_warm_runner.py",
     "integration/test_flow_crash_resume.py",
     "integration/test_chunked_faults.py",
     "integration/test_cli.py",
@@ -73,6 +79,7 @@ _LONG_FILES = (
     "integration/test_secrets.py",
     "integration/test_structured_data.py",
     "integration/test_commons_rules.py",
+    "integration/test_ledger_disk_full.py",
 )
 
 
