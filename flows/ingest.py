@@ -349,7 +349,8 @@ def _ledger_lost(lost: LedgerUnavailableError, done: list[Job | Outcome],
     budget. No table is published: it would be read from the ledger, which is what is missing."""
     landed = sum(_outcome(f).ok for f in done)
     return LedgerUnavailableError(
-        f"{str(lost).rstrip('.')}. The batch stopped: {landed} of {total} files finished; the "
+        f"{str(lost).rstrip('.')}. The batch stopped: {landed} of {total} files recorded as "
+        f"finished (one that landed unrecorded is found on the wiki by the next run); the "
         f"others were not started, or wait where they stopped (stash key, offset, intent) for "
         f"the next run: run the same command again once the database answers")
 
