@@ -33,9 +33,9 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from mwingest.base.errors import BatchStoppedError
-from mwingest.base.redact import redact
 from mwingest.base.retry import DEFAULT_BUDGET_S, RetryPolicy
 from mwingest.ledger.model import LedgerError
+from mwingest.ledger.store import first_line
 
 log = logging.getLogger("mwingest.ledger")
 T = TypeVar("T")
@@ -112,7 +112,7 @@ class Outage:
                     wait = min(self.policy.delay(attempt), left + 0.5)
                     self.retries += 1
                     log.warning("ledger %s: %s: %s; retry %d in %.1f s", self.where, what,
-                                _first_line(exc), attempt, wait)
+                                first_line(exc), attempt, wait)
                     time.sleep(wait)
         finally:
             self._local.deadline = None
@@ -129,7 +129,7 @@ class Outage:
                     status = conn.execute(sa.text("SELECT txid_status(:xid)"), {"xid": xid}).scalar()
                 if status == "committed":
                     log.warning("ledger %s: the answer to a COMMIT was lost (%s); the server "
-                                "says it was saved", self.where, _first_line(lost))
+                                "says it was saved", self.where, first_line(lost))
                     return True
                 if status == "aborted":
                     return False
@@ -148,7 +148,7 @@ class Outage:
         self.gave_up = True
         waited = f" for {spent:.0f} s" if spent is not None and spent >= 1 else ""
         lost = LedgerUnavailableError(f"the ledger database at {self.where} did not answer"
-                                      f"{waited} ({_first_line(exc)})")
+                                      f"{waited} ({first_line(exc)})")
         self.lost = self.lost or lost
         return lost
 
@@ -165,8 +165,3 @@ def ridden_out(method: F) -> F:
 
     return wrapper  # type: ignore[return-value]
 
-
-def _first_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
-    return redact(lines[0]) if lines else type(orig).__name__

@@ -151,10 +151,16 @@ def unreachable(location: str | os.PathLike[str], exc: BaseException) -> str | N
         return None
     text = os.fspath(location)
     if not is_url(text):
-        return f"cannot use the ledger {text}: {redact(str(orig).strip().splitlines()[0])}"
-    lines = [line.strip() for line in str(orig).strip().splitlines() if line.strip()]
-    reason = lines[0] if lines else type(orig).__name__
-    return f"cannot use the ledger database at {server_of(text)}: {redact(reason)}"
+        return f"cannot use the ledger {text}: {first_line(exc)}"
+    return f"cannot use the ledger database at {server_of(text)}: {first_line(exc)}"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of a database error (the driver's own, under SQLAlchemy's
+    wrapper), redacted: what a one-line message or a log line says of it."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    return redact(lines[0]) if lines else type(orig).__name__
 
 
 def server_of(location: str | os.PathLike[str]) -> str:
