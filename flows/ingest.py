@@ -48,8 +48,9 @@ from tasks.states import batch_state, file_state, waiting_state
 from tasks.steps import carry_out, drive
 
 #: The reasons of a file stopped with its batch (the wiki refused to log in again, the ledger's
-#: disk is full): its row stays as it was.
-STOPPED = frozenset({"login-refused", "ledger-full"})
+#: disk is full, its database stayed away): its row stays as it was. From the classes, so a
+#: new kind of stop is not told per file by mistake.
+STOPPED = frozenset(c.reason for c in (LoginRefusedError, LedgerFullError, LedgerUnavailableError))
 #: In-process callbacks told about each outcome as it happens (the CLI's ``--json`` lines).
 OUTCOME_LISTENERS: list[Callable[[Outcome], None]] = []
 #: In-process callbacks told, after each step of a file, ``(source, label, bytes on the wiki,
