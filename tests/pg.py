@@ -25,6 +25,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,11 +207,18 @@ def stop_postgres(server: PostgresServer) -> None:
     shutil.rmtree(server.root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """One throwaway PostgreSQL for the whole session."""
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL for the ``with`` block, stopped and removed after it."""
     server = start_postgres()
     try:
         yield server
     finally:
         stop_postgres(server)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL for the whole session."""
+    with running_postgres() as server:
+        yield server

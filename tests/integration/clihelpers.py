@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mwingest.cli.app import JSON_KEYS
+from mwingest.wiki import upload
 
 CLI_TIMEOUT_S = 600  # a busy 2-core box has taken 50 s for one ephemeral run
 #: Proxy variables a test's environment drops: the wiki and Prefect are on loopback.
@@ -71,3 +72,19 @@ def latest_upload_log_id(session: Any) -> int:
                           "lelimit": 1, "leprop": "ids"})
     events = answer["query"]["logevents"]
     return int(events[0]["logid"]) if events else 0
+
+
+def assert_rerun_finished(session: Any, folder: Path, first_rows: list[dict[str, Any]],
+                          again_rows: list[dict[str, Any]]) -> None:
+    """After a run that stopped and the same command again: every file ``uploaded`` or
+    ``skipped``, on the wiki once (one version) with its source's SHA-1, and a file the first
+    run finished ``skipped`` (found, not sent again)."""
+    finished = {r["source"] for r in first_rows if r["outcome"] == "uploaded"}
+    for row in again_rows:
+        name = Path(row["source"]).name
+        assert row["outcome"] in ("uploaded", "skipped"), row
+        info = upload.file_info(session, row["filename"], history=True)
+        assert info is not None and info["sha1"] == sha1_of(folder / name), name
+        assert len(info["versions"]) == 1, (name, info["versions"])  # nothing published twice
+        if row["source"] in finished:
+            assert row["outcome"] == "skipped", row

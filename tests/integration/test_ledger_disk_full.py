@@ -16,7 +16,6 @@ import os
 import secrets
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from tests.integration.test_relogin import (
     ledger_rows,
     run_cli,
     sha1_of,
+    stop_local_server,
 )
 from tests.integration.wikihelpers import session_for
 from tests.prefect_server import seed_env_homes
@@ -72,9 +72,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
     try:
         yield path
     finally:
-        subprocess.run([sys.executable, "-m", "mwingest.cli.app", "server", "stop"],
-                       env=cli_env(path, "http://127.0.0.1:1/api.php", "x", "x"),
-                       capture_output=True, timeout=120, check=False)
+        stop_local_server(path)
 
 
 def fill(disk: Path) -> int:

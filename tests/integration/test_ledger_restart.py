@@ -21,11 +21,11 @@ import pytest
 
 from mwingest.ledger.ledger import Ledger, State
 from mwingest.wiki import upload
-from tests.integration.clihelpers import Ran, mwingest, sha1_of
+from tests.integration.clihelpers import Ran, assert_rerun_finished, mwingest, sha1_of
 from tests.integration.test_local_server import env, home  # noqa: F401 - fixtures
 from tests.integration.test_prefect_lost import _landed, _wav
 from tests.integration.wikihelpers import png_bytes, session_for
-from tests.pg import PostgresServer, start_postgres, stop_postgres
+from tests.pg import PostgresServer, running_postgres
 
 pytestmark = pytest.mark.wiki
 
@@ -36,11 +36,8 @@ CEILING_S = 240.0  # each import, on a loaded 2-core machine
 @pytest.fixture
 def own_pg() -> Iterator[PostgresServer]:
     """A PostgreSQL of this test's own: restarting the session's would cut other tests off."""
-    server = start_postgres()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        stop_postgres(server)
 
 
 def _folder(root: Path, prefix: str, seed: int) -> Path:
@@ -155,13 +152,6 @@ def test_an_outage_longer_than_the_budget_ends_the_import_and_a_rerun_finishes(
     # The stop is said once: no file is told as failed for the ledger that went away.
     assert {r["outcome"] for r in before.values()} <= {"uploaded"}, before
 
-    again = {Path(r["source"]).name: r for r in mwingest(env, *args).expect(0).rows()}
+    again = mwingest(env, *args).expect(0).rows()
     assert len(again) == 9
-    session = session_for(wiki)
-    for name, row in again.items():
-        assert row["outcome"] in ("uploaded", "skipped"), row
-        info = upload.file_info(session, row["filename"], history=True)
-        assert info is not None and info["sha1"] == sha1_of(folder / name), name
-        assert len(info["versions"]) == 1, (name, info["versions"])
-        if before.get(name, {}).get("outcome") == "uploaded":
-            assert row["outcome"] == "skipped", row  # finished before: found, not sent again
+    assert_rerun_finished(session_for(wiki), folder, list(before.values()), again)

@@ -28,7 +28,7 @@ from mwingest.ledger.ledger import Ledger, LedgerItem
 from mwingest.runtime import apiauth
 from mwingest.wiki import upload
 from tests.faultproxy import FaultProxy
-from tests.integration.clihelpers import Ran, mwingest, sha1_of
+from tests.integration.clihelpers import Ran, assert_rerun_finished, mwingest, sha1_of
 from tests.integration.test_local_server import _state, env, home  # noqa: F401 - fixtures
 from tests.integration.wikihelpers import png_bytes, session_for
 
@@ -113,7 +113,6 @@ def test_killing_the_prefect_server_mid_import_ends_it_and_a_rerun_finishes(
     if child.returncode != 0:  # it could not report; it said so in one line, no traceback
         assert "Traceback" not in err, err[-3000:]
         assert "Prefect API stopped answering" in err.strip().splitlines()[-1], err[-3000:]
-    before = {r["source"]: r for r in first.rows()}
     cut = _big_row(ledger)
     sent_before = len(proxy.stats.exchanges)
 
@@ -128,16 +127,8 @@ def test_killing_the_prefect_server_mid_import_ends_it_and_a_rerun_finishes(
         assert offsets == [], (cut, offsets)
     else:  # cut off mid-chunks: the re-run goes on at the offset it reached, never from 0
         assert offsets and min(offsets) >= cut.offset > 0, (cut, offsets)
-    rows = {Path(r["source"]).name: r for r in again.rows()}
-    assert len(rows) == 13
-    session = session_for(wiki)
-    for name, row in rows.items():
-        assert row["outcome"] in ("uploaded", "skipped"), row
-        info = upload.file_info(session, row["filename"], history=True)
-        assert info is not None and info["sha1"] == sha1_of(folder / name), name
-        assert len(info["versions"]) == 1, name  # nothing published twice
-        if before.get(row["source"], {}).get("outcome") == "uploaded":
-            assert row["outcome"] == "skipped", row  # finished before: found, not sent again
+    assert len(again.rows()) == 13
+    assert_rerun_finished(session_for(wiki), folder, first.rows(), again.rows())
 
 
 def test_a_prefect_api_failing_a_fifth_of_its_requests_ends_and_a_rerun_finishes(

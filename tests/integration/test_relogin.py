@@ -146,9 +146,14 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     try:
         yield path
     finally:
-        subprocess.run([sys.executable, "-m", "mwingest.cli.app", "server", "stop"],
-                       env=cli_env(path, "http://127.0.0.1:1/api.php", "x", "x"),
-                       capture_output=True, timeout=120, check=False)
+        stop_local_server(path)
+
+
+def stop_local_server(home: Path) -> None:
+    """Stop the local Prefect server the commands of ``home`` started (if any)."""
+    subprocess.run([sys.executable, "-m", "mwingest.cli.app", "server", "stop"],
+                   env=cli_env(home, "http://127.0.0.1:1/api.php", "x", "x"),
+                   capture_output=True, timeout=120, check=False)
 
 
 def cli_env(home: Path, api_url: str, username: str, password: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from mwingest.ledger.ledger import Ledger, LedgerUnavailableError, State, transient
-from tests.pg import PostgresServer, start_postgres, stop_postgres
+from tests.pg import PostgresServer, running_postgres
 from tests.tcprelay import Relay
 
 WIKI = "http://127.0.0.1:9412/w/api.php"
@@ -26,11 +26,8 @@ WIKI = "http://127.0.0.1:9412/w/api.php"
 
 @pytest.fixture(scope="module")
 def own_pg() -> Iterator[PostgresServer]:
-    server = start_postgres()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        stop_postgres(server)
 
 
 def _row(ledger: Ledger, n: int) -> int:
