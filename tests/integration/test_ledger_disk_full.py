@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from mwingest.ledger.ledger import Ledger, LedgerFullError
+from tests.faultproxy import FaultProxy, chunk_posts
 from tests.integration.test_relogin import (
     MiB,
     Script,
@@ -118,8 +119,15 @@ def test_a_full_ledger_disk_stops_the_batch_and_a_rerun_finishes_it_each_file_on
     tag = secrets.token_hex(3)
     big = f"A-{tag}-big.png"  # sorts first: mid-chunks when the disk fills
     files = _files(tmp_path / "batch", 10, {big: 6 * MiB}, f"Disk-{tag}")
+    # The big file's chunks after the first are held 1.5 s each by a proxy in front of the wiki,
+    # so the small files land while it is midway, whatever the machine's speed (without it the
+    # big file finished first once in a rehearsal and the disk was never filled). Both runs go
+    # through the proxy: the ledger's rows name the wiki by its URL.
+    proxy = FaultProxy(wiki.api_url, stall_seconds=1.5).start()
+    proxy.fail_script(dict.fromkeys(range(2, 7), "hold"), match=chunk_posts)
+    api_url = proxy.url_for(wiki.api_url)
     # The local Prefect server's database comes migrated (seed_env_homes): 7-45 s less.
-    env = seed_env_homes({**cli_env(home, wiki.api_url, wiki.username, wiki.password),
+    env = seed_env_homes({**cli_env(home, api_url, wiki.username, wiki.password),
                           "MWINGEST_LEDGER": str(small_disk / "ledger.sqlite3")})
     ledger = small_disk / "ledger.sqlite3"
     filled: dict[str, float] = {}
@@ -174,8 +182,12 @@ def test_a_full_ledger_disk_stops_the_batch_and_a_rerun_finishes_it_each_file_on
 
     # Space freed: the same command finishes the batch, each file once, every row uploaded.
     (small_disk / "filler").unlink()
+    proxy.clear()
     began = time.monotonic()
-    again = run_cli(env, *args).expect(0)
+    try:
+        again = run_cli(env, *args).expect(0)
+    finally:
+        proxy.stop()
     checked = time.monotonic()
     print(f"re-run {checked - began:.1f} s")  # noqa: T201
     assert {r["outcome"] for r in again.rows()} <= {"uploaded", "skipped"}
