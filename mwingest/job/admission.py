@@ -112,7 +112,7 @@ class Admission:
         """An unfinished row from an earlier run: continue where the wiki stands."""
         state = row.state
         if state is State.FAILED:
-            state = self.ctx.ledger.failed_from(row.id) or State.VALIDATED
+            state = row.failed_from or State.VALIDATED
         fresh = row.is_resumable(self.ctx.ledger.now(), max_age=self.ctx.stash_max_age)
         fields: dict[str, Any] = {}
         if state is State.NEEDS_REVIEW and row.filekey is None and row.params == self._params():

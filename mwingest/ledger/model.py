@@ -151,6 +151,8 @@ class LedgerItem:
     account: str = ""
     ident: str = ""
     host: str | None = None
+    #: For a ``failed`` row, the state it failed in: where a re-run picks it up (schema v7).
+    failed_from: State | None = None
 
     @property
     def ref(self) -> str:
@@ -262,4 +264,6 @@ def item_from_row(row: Mapping[str, Any]) -> LedgerItem:
         cols[name] = datetime.fromisoformat(cols[name]) if cols.get(name) else None
     for name in JSON_COLUMNS:
         cols[name] = json.loads(cols[name]) if cols.get(name) else None
-    return LedgerItem(**{**cols, "state": State(cols["state"])})
+    failed_from = cols.get("failed_from")
+    return LedgerItem(**{**cols, "state": State(cols["state"]),
+                         "failed_from": State(failed_from) if failed_from else None})

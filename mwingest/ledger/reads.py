@@ -32,8 +32,7 @@ _HEX_PREFIX = re.compile(r"[0-9a-fA-F]{6,40}")
 
 
 class ReadsMixin:
-    """The read half of the ledger: item, get, find, find_by_sha1, items, history, summary,
-    failed_from."""
+    """The read half of the ledger: item, get, find, find_by_sha1, items, history, summary."""
 
     host: str
     where: str
@@ -152,16 +151,6 @@ class ReadsMixin:
         with self._read() as conn:
             rows = conn.execute(sa.text(sql + " GROUP BY state"), params).all()
         return {**{s.value: 0 for s in State}, **{state: int(n) for state, n in rows}}
-
-    @ridden_out
-    def failed_from(self, item_id: int) -> State | None:
-        """The state a ``failed`` row was in when it failed (where a re-run picks it up)."""
-        with self._read() as conn:
-            value = conn.execute(sa.text(
-                "SELECT from_state FROM events WHERE item_id = :id AND to_state = 'failed'"
-                " AND from_state IS NOT NULL AND from_state != 'failed' ORDER BY id DESC LIMIT 1"),
-                {"id": item_id}).scalar()
-        return State(value) if value else None
 
 
 def _scope(wiki: str | None, account: str | None) -> tuple[list[str], dict[str, Any]]:

@@ -124,3 +124,13 @@ _V6 = ("""CREATE TABLE plans (
     attempts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (plan, shard))""")
 MIGRATIONS.append(_V6)
 PG_MIGRATIONS.append(_V6)
+
+#: v7 (both backends): where a ``failed`` row failed (``failed_from``: the state a re-run picks
+#: it up in), on the row itself instead of read back from the events; the existing failed rows
+#: are filled from their last event into ``failed`` (issue 25: one place per piece of state).
+_V7 = ("ALTER TABLE items ADD COLUMN failed_from TEXT",
+       "UPDATE items SET failed_from = (SELECT e.from_state FROM events e WHERE e.item_id = items.id"
+       " AND e.to_state = 'failed' AND e.from_state IS NOT NULL AND e.from_state != 'failed'"
+       " ORDER BY e.id DESC LIMIT 1) WHERE state = 'failed'")
+MIGRATIONS.append(_V7)
+PG_MIGRATIONS.append(_V7)

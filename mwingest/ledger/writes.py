@@ -215,6 +215,11 @@ class WritesMixin:
             values = self._columns(old, fields, now)
             if to in OUTCOMES:  # the run is done with the row: its lease ends with the move
                 values.update(lease_owner=None, lease_until=None)
+            if to is State.FAILED:  # where a re-run picks it up (a failed row failing again keeps it)
+                values["failed_from"] = (old.failed_from or State.VALIDATED).value if (
+                    old.state is State.FAILED) else old.state.value
+            else:
+                values["failed_from"] = None
             values.update(state=to.value, reason=_redact(reason), message=_redact(message),
                           updated_at=now)
             assignments = ", ".join(f'"{col}" = :v_{col}' for col in values)

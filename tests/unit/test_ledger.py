@@ -1,5 +1,6 @@
-"""The ledger: state machine, atomic moves, file mode, queries, secrets, leases, locations (concurrency
-and crashes: ``test_ledger_processes.py``; the schema and migrations: ``test_ledger_schema.py``).
+"""The ledger: state machine, atomic moves, file mode, queries, secrets, locations (leases:
+``test_ledger_leases.py``; concurrency and crashes: ``test_ledger_processes.py``; the schema and
+migrations: ``test_ledger_schema.py``).
 
 Every test taking ``ledger`` or ``ledger_location`` runs on both backends (SQLite and PostgreSQL,
 see ``tests/unit/conftest.py``); the file's own properties (mode, WAL, PRAGMAs) are SQLite's only.
@@ -348,38 +349,6 @@ def test_registered_secrets_are_masked_by_default(ledger: Ledger) -> None:
     assert "s3cret-canary-value" not in (ledger.get(item_id).message or "")
 
 
-# --- leases ---------------------------------------------------------------------------------------
-def test_a_lease_keeps_other_runs_off_a_row_until_it_ends(ledger: Ledger) -> None:
-    from mwingest.ledger.ledger import Lease, RowLeasedError
-
-    mine = Lease("host:1:a", timedelta(minutes=5))
-    theirs = Lease("host:2:b", timedelta(minutes=5))
-    row = ledger.begin(WIKI, "/data/l.png", sha1=SHA_A, size=10, target="L.png", lease=mine)
-    assert row.lease_owner == "host:1:a"
-    events = len(ledger.history(row.id))
-    with pytest.raises(RowLeasedError) as held:
-        ledger.begin(WIKI, "/data/l.png", sha1=SHA_A, size=10, target="L.png", lease=theirs)
-    assert held.value.row.id == row.id and len(ledger.history(row.id)) == events  # untouched
-    assert not ledger.claim(row.id, theirs.owner, ttl=theirs.ttl)
-    assert ledger.claim(row.id, mine.owner, ttl=mine.ttl)  # the holder renews
-    # A holder known to be dead (kill -9 on this machine) frees the row at once.
-    assert ledger.claim(row.id, theirs.owner, ttl=theirs.ttl, is_stale=lambda o: o == "host:1:a")
-    # Reaching an outcome ends the lease in the same transaction.
-    ledger.transition(row.id, State.VALIDATED)
-    done = ledger.transition(row.id, State.SKIPPED, reason="duplicate")
-    assert done.lease_owner is None and done.lease_until is None
-
-
-def test_a_lease_runs_out_without_renewal(ledger_location: str) -> None:
-    now = [datetime(2026, 12, 3, tzinfo=UTC)]
-    with Ledger(ledger_location, clock=lambda: now[0]) as led:
-        item_id = new_item(led)
-        assert led.claim(item_id, "host:1:a", ttl=timedelta(minutes=15))
-        assert not led.claim(item_id, "host:2:b", ttl=timedelta(minutes=15))
-        now[0] += timedelta(minutes=16)
-        assert led.claim(item_id, "host:2:b", ttl=timedelta(minutes=15))
-
-
 def test_a_failed_row_remembers_where_it_failed_and_keeps_its_stash(ledger: Ledger) -> None:
     item_id = new_item(ledger)
     ledger.transition(item_id, State.VALIDATED)
@@ -387,14 +356,14 @@ def test_a_failed_row_remembers_where_it_failed_and_keeps_its_stash(ledger: Ledg
     ledger.record_chunk(item_id, filekey="k1.chunks", offset=4096, chunk_size=4096)
     failed = ledger.transition(item_id, State.FAILED, reason="transport-error")
     assert (failed.filekey, failed.offset) == ("k1.chunks", 4096)
-    assert ledger.failed_from(item_id) is State.STASHING
+    assert ledger.get(item_id).failed_from is State.STASHING
     intent = {"op": "publish", "name": "A.png", "ignorewarnings": False, "at": "2026-12-03T00:00:00"}
     ledger.transition(item_id, State.STASHING)
     ledger.record_chunk(item_id, filekey="k1.chunks", offset=10_000, chunk_size=4096)
     ledger.transition(item_id, State.STASHED, filekey="k2.final")
     ledger.transition(item_id, State.PUBLISHING, intent=intent)
     kept = ledger.transition(item_id, State.FAILED, reason="response-lost")
-    assert kept.intent == intent and ledger.failed_from(item_id) is State.PUBLISHING
+    assert kept.intent == intent and ledger.get(item_id).failed_from is State.PUBLISHING
     assert ledger.transition(item_id, State.PUBLISHING).intent == intent
     assert ledger.transition(item_id, State.UPLOADED, reason="verified").intent is None
 

@@ -126,3 +126,33 @@ def test_postgres_schema_is_at_the_current_version_once(postgres: Any) -> None:
     with Ledger(url) as led, led._write() as conn:
         versions = conn.exec_driver_sql("SELECT version FROM schema_history ORDER BY version").scalars()
         assert list(versions) == list(range(1, len(ledger_mod.PG_MIGRATIONS) + 1))
+
+
+def test_v7_fills_where_each_failed_row_failed_from_its_events(tmp_path: Path) -> None:
+    """Before v7 a re-run read a failed row's resume point from the events; the migration puts it
+    on the row, from the last move into ``failed`` (not a failure of a failed row)."""
+    path = tmp_path / "v6.sqlite3"
+    conn = sqlite3.connect(path)
+    for number, step in enumerate(ledger_mod.MIGRATIONS[:6], start=1):
+        for statement in step:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_history VALUES (?, '2026-01-01T00:00:00.000000+00:00')",
+                     (number,))
+    conn.execute("PRAGMA user_version = 6")
+    stamp = "2026-01-01T08:00:00.000000+00:00"
+    moves = {1: ("failed", ["pending", "validated", "stashing", "failed", "stashing", "failed"]),
+             2: ("failed", ["pending", "validated", "publishing", "failed"]),
+             3: ("uploaded", ["pending", "validated", "uploaded"])}
+    for n, (state, route) in moves.items():
+        conn.execute("INSERT INTO items (id, wiki, account, ident, source, sha1, size, target,"
+                     " state, created_at, updated_at, attempts) VALUES (?, ?, '', ?, ?, ?, 10, ?,"
+                     " ?, ?, ?, 1)", (n, WIKI, f"sha1:{SHA_A}:F{n}.png", f"/data/{n}.png", SHA_A,
+                                      f"F{n}.png", state, stamp, stamp))
+        for before, after in zip([None, *route], route, strict=False):
+            conn.execute("INSERT INTO events (item_id, from_state, to_state, at) VALUES (?, ?, ?, ?)",
+                         (n, before, after, stamp))
+    conn.commit()
+    conn.close()
+    with Ledger(path) as led:
+        assert [led.get(n).failed_from for n in (1, 2, 3)] == [S.STASHING, S.PUBLISHING, None]
+        assert led.transition(2, S.PUBLISHING).failed_from is None  # picked up: no longer failed
