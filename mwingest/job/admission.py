@@ -35,7 +35,6 @@ class Admission:
     row: LedgerItem | None
     local_copy: str | None
     final_url: str | None
-    _leased: bool
 
     # Provided by the job (mwingest.job.machine.Job).
     def _move(self, to: State, reason: str | None = None, message: str | None = None,
@@ -66,7 +65,7 @@ class Admission:
             self.row = exc.row
             return self._verdict(FAILED, "leased", "another run is working on this file "
                                  f"({exc.row.state}); try again when it has finished")
-        self.row, self._leased = row, True
+        self.row = row  # leased to this run (begin took the lease): Job.held reads it from the row
         if not checked.ok:
             if row.state in (State.UPLOADED, State.SKIPPED, State.PUBLISHED):
                 return self._verdict(REJECTED, checked.reason or "invalid", checked.message or "")

@@ -84,8 +84,7 @@ class Job(Admission, Publishing, RefusalSteps):
         self.chunk: chunked.ChunkState | None = None
         self.bytes_sent = 0
         self.landed: dict[str, Any] = {}  # the wiki's imageinfo of our version, once known
-        self._renewed = datetime.now(UTC)
-        self._leased = False
+        self._renewed = datetime.now(UTC)  # this process's renewal timer, not the file's state
 
     @classmethod
     def from_ledger(cls, ctx: JobContext, item_id: int) -> Job:
@@ -97,8 +96,7 @@ class Job(Admission, Publishing, RefusalSteps):
                           comment=params.get("comment"), tags=tuple(params.get("tags") or ()),
                           key=key, sdc=json.dumps(params["sdc"]) if params.get("sdc") else None)
         job = cls(ctx, item, row)
-        job._leased = ctx.claim(row.id)
-        if not job._leased:
+        if not job._take():
             job._verdict(FAILED, "leased", "another run is working on this file")
         return job
 
@@ -106,6 +104,12 @@ class Job(Admission, Publishing, RefusalSteps):
     @property
     def state(self) -> State | None:
         return self.row.state if self.row is not None else None
+
+    @property
+    def held(self) -> bool:
+        """This run holds the row's lease: read from the row, which every claim re-reads and
+        every move to an outcome (the ledger ends the lease) or release hands back."""
+        return self.row is not None and self.row.lease_owner == self.ctx.owner
 
     @property
     def done(self) -> bool:
@@ -181,7 +185,7 @@ class Job(Admission, Publishing, RefusalSteps):
         }[self.state]
         self._renew()
         if not self.done:
-            if self.row is None or not self._leased:
+            if self.row is None or not self.held:
                 handler()
             else:  # a chunk or a publish may outlast the lease: keep it while the step runs
                 row_id = self.row.id
@@ -212,7 +216,7 @@ class Job(Admission, Publishing, RefusalSteps):
         if self.row is None:
             return self._verdict(FAILED, reason_code(exc), str(exc))
         if isinstance(exc, RowLeasedError):  # taken over: the row is the other run's to write
-            self._leased = False
+            self.row = exc.row
             return self._verdict(FAILED, "leased", "another run took this file over")
         try:
             if self.state is State.DESCRIBING:  # the file landed: it stays uploaded, and says so
@@ -233,10 +237,10 @@ class Job(Admission, Publishing, RefusalSteps):
         if self.local_copy:
             Path(self.local_copy).unlink(missing_ok=True)
             self.local_copy = None
-        if self.row is not None and self.done and self._leased:
-            self._leased = False
+        if self.row is not None and self.done and self.held:
             try:
                 self.ctx.ledger.release(self.row.id, self.ctx.owner)
+                self.row = replace(self.row, lease_owner=None, lease_until=None)  # what it wrote
             except BatchStoppedError:  # the ledger's disk is full: the flow says so once
                 pass
             except Exception as exc:  # noqa: BLE001 - a lease runs out by itself
@@ -251,10 +255,8 @@ class Job(Admission, Publishing, RefusalSteps):
         if self.state not in (State.NEEDS_REVIEW, State.STASHED):
             raise ValueError(f"ledger item {self.row and self.row.id} is {self.state}, "
                              "not waiting for a decision")
-        if self.row is not None:
-            self._leased = self.ctx.claim(self.row.id)
-            if not self._leased:
-                return self._verdict(FAILED, "leased", "another run is working on this file")
+        if self.row is not None and not self._take():
+            return self._verdict(FAILED, "leased", "another run is working on this file")
         self.verdict = None
         self._move(State.STASHED, "decided", f"{action} by {by}",
                    decision=decisions.record(action, name=new_name, by=by, note=note))
@@ -308,7 +310,7 @@ class Job(Admission, Publishing, RefusalSteps):
         if self.chunk.filekey:
             self.ctx.ledger.record_chunk(self.row.id, filekey=self.chunk.filekey,
                                          offset=self.chunk.offset, chunk_size=self.chunk.chunk_size,
-                                         owner=self.ctx.owner if self._leased else None)
+                                         owner=self.ctx.owner if self.held else None)
             self.row = self.ctx.ledger.get(self.row.id)
 
     # --- 4. verify -------------------------------------------------------------------------------
@@ -348,10 +350,9 @@ class Job(Admission, Publishing, RefusalSteps):
         row = self._row()
         self.row = self.ctx.ledger.transition(row.id, to, reason=reason, message=message,
                                               flow_run_id=self.ctx.run_id,
-                                              owner=self.ctx.owner if self._leased else None,
+                                              owner=self.ctx.owner if self.held else None,
                                               **fields)
-        if to in OUTCOMES:
-            self._leased = False  # the ledger ended the lease with the move
+        if to in OUTCOMES:  # the ledger ended the lease with the move: the row says so
             level = logging.INFO if to in (State.UPLOADED, State.SKIPPED) else logging.WARNING
             log.log(level, "%s: %s (%s) %s", self.item.label, to, reason, message or "",
                     extra=OUTCOME_LOG)
@@ -362,6 +363,13 @@ class Job(Admission, Publishing, RefusalSteps):
         log.log(level, "%s: %s (%s) %s", self.item.label, outcome, reason, message,
                 extra=OUTCOME_LOG)
 
+    def _take(self) -> bool:
+        """Claim the row's lease; the row is read again, so :attr:`held` says what the ledger holds."""
+        assert self.row is not None
+        claimed = self.ctx.claim(self.row.id)
+        self.row = self.ctx.ledger.get(self.row.id)
+        return claimed and self.held
+
     def _lost_lease(self) -> None:
         """Another run took the row over mid-step: the ledger refuses this run's next write."""
         log.warning("%s: another run took this file over during a step", self.item.label)
@@ -371,7 +379,7 @@ class Job(Admission, Publishing, RefusalSteps):
         if self.row is None or datetime.now(UTC) - self._renewed < self.ctx.lease_ttl / 3:
             return
         self._renewed = datetime.now(UTC)
-        if not self.ctx.claim(self.row.id):
+        if not self._take():
             self._verdict(FAILED, "leased", "another run took this file over")
 
     def _params(self) -> dict[str, Any]:

@@ -95,3 +95,23 @@ def test_a_job_taken_over_mid_upload_stops_without_writing(wiki, ledger, tmp_pat
     after = ledger.get(row.id)
     assert (after.state, after.offset, after.lease_owner) == (State.STASHING, row.offset, "other:2:run")
     assert sum(wiki.kinds.values()) - sum(sent.values()) <= 1  # at most the chunk in flight
+
+
+def test_the_job_s_lease_is_what_its_row_says(wiki, ledger, tmp_path):
+    """The job keeps no lease flag of its own: whether it holds the row is read from the row,
+    and the ledger's row agrees at every end (landed, skipped as done before, held by another)."""
+    path = png(tmp_path / "Held.png", 16)
+    ctx = context(wiki, ledger)
+    job = Job(ctx, IngestItem(source=str(path)))
+    job.step()  # validated: begin took the lease for this run
+    assert job.held and ledger.get(job.row.id).lease_owner == ctx.owner
+    job.run()
+    assert not job.held and ledger.get(job.row.id).lease_owner is None  # the outcome ended it
+    again = Job(context(wiki, ledger), IngestItem(source=str(path)))
+    assert again.run().outcome == "skipped"  # begin leased the finished row; finish gave it back
+    assert not again.held and ledger.get(again.row.id).lease_owner is None
+    assert ledger.claim(job.row.id, "other:2:run", ttl=timedelta(minutes=5))
+    late = Job.from_ledger(context(wiki, ledger), job.row.id)
+    assert (late.done, late.held, late.row.lease_owner) == (True, False, "other:2:run")
+    late.finish()  # not ours to release
+    assert ledger.get(job.row.id).lease_owner == "other:2:run"
