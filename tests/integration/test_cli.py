@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from mwingest.base.items import Outcome
 from mwingest.dev.devwiki import free_port
 from mwingest.ledger.ledger import Ledger, State
 from mwingest.wiki import upload
@@ -368,37 +367,7 @@ def test_check_folder_sends_no_bytes(wiki, cli_env, tmp_path, unique):
     assert "empty-file" in table.stdout and "rejected" in table.stdout
 
 
-# --- the Python API, and the demo --------------------------------------------------------------
-
-def test_python_api_ingest_returns_outcomes(wiki, prefect_harness, monkeypatch, tmp_path, unique):
-    from mwingest.api import IngestSetupError, ingest
-
-    monkeypatch.setenv("MWINGEST_USERNAME", wiki.username)
-    monkeypatch.setenv("MWINGEST_PASSWORD", wiki.password)
-    monkeypatch.delenv("MWINGEST_API_URL", raising=False)
-    u = unique()
-    good = tmp_path / f"Api good {u}.png"
-    good.write_bytes(png_bytes())
-    empty = tmp_path / f"Api empty {u}.png"
-    empty.write_bytes(b"")
-    heard: list[Outcome] = []
-
-    outcomes = ingest([str(good), str(empty)], wiki=wiki.api_url, text=f"API {u}",
-                      ledger_path=str(tmp_path / "ledger.sqlite3"), on_outcome=heard.append,
-                      review_timeout_s=0)
-
-    assert all(isinstance(o, Outcome) for o in outcomes)
-    by_name = {Path(o.source).name: o for o in outcomes}
-    assert (by_name[good.name].outcome, by_name[empty.name].outcome) == ("uploaded", "rejected")
-    assert sorted(heard, key=lambda o: o.source) == sorted(outcomes, key=lambda o: o.source)
-    session = session_for(wiki)
-    assert upload.file_info(session, good.name)["sha1"] == sha1_of(good)
-    assert page_text(session, f"File:{good.name}") == f"API {u}"
-
-    monkeypatch.setenv("MWINGEST_PASSWORD", "not-the-password-42")
-    with pytest.raises(IngestSetupError, match="login refused"):
-        ingest([str(good)], wiki=wiki.api_url, ledger_path=str(tmp_path / "ledger.sqlite3"))
-
+# --- the demo (the Python API: test_python_api.py) ------------------------------------------
 
 @pytest.mark.slow
 def test_demo_command_finishes_as_expected(cli_env):
