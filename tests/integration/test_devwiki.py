@@ -173,9 +173,10 @@ def test_variant_rate_limits_and_set_setting(wiki_factory: Callable[..., Any], u
     assert _upload(http, variant.api_url, f"Rl {unique()}.png", make_png())["upload"]["result"] == "Success"
     second = _upload(http, variant.api_url, f"Rl {unique()}.png", make_png())
     assert second["error"]["code"] == "ratelimited"
-    variant.set_setting("$wgMaxUploadSize = 4321;")
-    general = _api(http, variant.api_url, action="query", meta="siteinfo")["query"]["general"]
-    assert general["maxuploadsize"] == 4321
+    for size in (4321, 4322):  # twice within a second: PHP's opcache must not keep the first
+        variant.set_setting(f"$wgMaxUploadSize = {size};")
+        general = _api(http, variant.api_url, action="query", meta="siteinfo")["query"]["general"]
+        assert general["maxuploadsize"] == size
 
 
 def test_run_maintenance_runs_against_this_wiki(wiki_factory: Callable[..., Any]) -> None:
