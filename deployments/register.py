@@ -19,13 +19,24 @@ from tasks.blocks import MediaWikiCredentials  # noqa: E402
 
 
 def register_block_type() -> None:
-    """Make the block type known to the Prefect server (idempotent)."""
+    """Make the block type known to the Prefect server (idempotent), with the logo the server
+    serves (``mwingest server`` puts it there) or none."""
+    _use_served_logo()
     MediaWikiCredentials.register_type_and_schema()
+
+
+def _use_served_logo() -> None:
+    """Every registration of the type (a save registers it too) carries the served logo: one
+    without it would replace the logo on the server with none."""
+    from prefect.settings import PREFECT_API_URL
+
+    MediaWikiCredentials.use_served_logo(PREFECT_API_URL.value())
 
 
 def save_from_env(name: str, *, overwrite: bool = True) -> MediaWikiCredentials:
     """Save a credentials block named ``name`` from the ``MWINGEST_*`` environment."""
     creds = Credentials.from_env()
+    _use_served_logo()
     block = MediaWikiCredentials(api_url=creds.api_url, username=creds.username,
                                  password=creds.password, oauth_token=creds.oauth_token,
                                  contact=creds.contact)

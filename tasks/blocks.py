@@ -10,6 +10,7 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
+from mwingest.runtime import uilogo
 from mwingest.wiki.credentials import Credentials
 
 
@@ -19,11 +20,9 @@ class MediaWikiCredentials(Block):
     _block_type_name = "MediaWiki Credentials"
     _block_type_slug = "mediawiki-credentials"
     _description = "A wiki's api.php URL and a bot password or OAuth token for mwingest uploads."
-    # Without a logo the UI shows a broken image beside the block picker. Prefect wants an
-    # http(s) URL (no data: URI) and the UI hot-links it: MediaWiki's own logo (Wikimedia
-    # Foundation, CC BY-SA 4.0) as a thumbnail Commons serves in a standard width.
-    _logo_url = ("https://upload.wikimedia.org/wikipedia/commons/thumb/a/a6/"  # type: ignore[assignment]
-                 "MediaWiki-2020-icon.svg/120px-MediaWiki-2020-icon.svg.png")
+    # The logo is ours and the Prefect server serves it (mwingest.runtime.uilogo): set by
+    # use_served_logo() before the type is registered, None (a plain square) where it is not.
+    _logo_url = None
     _documentation_url = "https://www.mediawiki.org/wiki/Manual:Bot_passwords"  # type: ignore[assignment]
 
     api_url: str = Field(title="API URL", description="The wiki's api.php, e.g. "
@@ -36,6 +35,13 @@ class MediaWikiCredentials(Block):
     contact: str | None = Field(default=None, title="Contact for the User-Agent",
                                 description="An e-mail or URL the wiki's operators can reach you at")
 
+    @classmethod
+    def use_served_logo(cls, api_url: str | None) -> str | None:
+        """Register the type with the logo the server of ``api_url`` serves (our own file, in its
+        UI folder), or with none: never a hot-link to another host. The URL, or None."""
+        cls._logo_url = uilogo.served_url(api_url, _plain_get) if api_url else None
+        return cls._logo_url
+
     def to_credentials(self) -> Credentials:
         """The core's credentials (the secret leaves the block only here)."""
         return Credentials(
@@ -43,3 +49,14 @@ class MediaWikiCredentials(Block):
             password=self.password.get_secret_value() if self.password else None,
             oauth_token=self.oauth_token.get_secret_value() if self.oauth_token else None,
             contact=self.contact)
+
+
+def _plain_get(url: str) -> tuple[int, str, bytes]:
+    """One GET without credentials or proxies (the server is the Prefect API's own host)."""
+    import requests
+
+    try:
+        answer = requests.get(url, timeout=5, proxies={"http": "", "https": ""})
+    except requests.RequestException as exc:
+        raise OSError(str(exc)) from exc
+    return answer.status_code, answer.headers.get("content-type", ""), answer.content

@@ -27,6 +27,7 @@ import pytest
 import requests
 
 from mwingest.dev.devwiki import free_port
+from mwingest.runtime import uilogo
 
 #: The first start migrates a fresh SQLite DB (~7 s on the 2-core VM); leave room for a busy box.
 STARTUP_TIMEOUT_S = 90.0
@@ -170,6 +171,8 @@ def start_server(home: Path, database_url: str | None = None,
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {**_base_env(), **client_env(api_url, home), "PREFECT_UI_API_URL": api_url}
+    ui_root = (_template_root or home) / "prefect-ui"  # one copy of the UI for the run's servers
+    env.update(uilogo.static_env(ui_root))  # as mwingest's local server: it serves the logo
     if database_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     if auth_string:
@@ -191,6 +194,7 @@ def start_server(home: Path, database_url: str | None = None,
     except BaseException:
         stop_group(process)
         raise
+    uilogo.place(ui_root)
     return server
 
 

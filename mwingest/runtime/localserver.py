@@ -33,7 +33,7 @@ import requests
 
 from mwingest.base.paths import Paths
 from mwingest.base.procs import alive, group_alive
-from mwingest.runtime import apiauth
+from mwingest.runtime import apiauth, uilogo
 from mwingest.runtime.crashwatch import install_crash_automation, rest_sender
 
 #: The server stops itself after this long without use (``MWINGEST_SERVER_IDLE_S``; 0: never).
@@ -174,6 +174,7 @@ def _server_env(paths: Paths, api_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     secret = apiauth.ensure(paths)
     env.update({apiauth.SERVER_ENV: secret, apiauth.CLIENT_ENV: secret})
+    env.update(uilogo.static_env(paths.prefect_home / "ui"))  # it serves the block's logo too
     env.update(PREFECT_HOME=str(paths.prefect_home), PREFECT_UI_API_URL=api_url,
                DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false",
                NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
@@ -220,6 +221,7 @@ def _start(idle_s: float | None, port: int | None, paths: Paths,
         # Still under the lock: a server told to idle out after a few seconds must not stop
         # while its starter is setting it up (the supervisor never stops while the lock is held).
         install_crash_automation(rest_sender(info.api_url, _http(paths)))
+        uilogo.place(paths.prefect_home / "ui")
         touch(paths)
     return info, True
 

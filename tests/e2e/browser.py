@@ -25,7 +25,6 @@ CHROMIUM = os.environ.get("MWINGEST_CHROMIUM", "/usr/bin/chromium")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 #: The credentials block's logo (hot-linked from Commons by the UI) is answered from Debian's copy
 #: of MediaWiki's logo: the form shows a logo, as it does online, and nothing leaves the machine.
-LOGO_FILE = Path("/usr/share/mediawiki/resources/assets/mediawiki.png")
 #: A port nothing listens on: the browser's own requests to the outside fail at once.
 DEAD_PROXY = "http://127.0.0.1:9"
 VIEWPORT = {"width": 1400, "height": 1250}
@@ -115,14 +114,10 @@ def chromium_page(blocked: list[str], console: list[str] | None = None) -> Itera
     """
     from playwright.sync_api import sync_playwright
 
-    from tasks.blocks import MediaWikiCredentials
-
     def guard(route: Any) -> None:
         url = route.request.url
         if is_loopback(url):
             route.continue_()
-        elif url == MediaWikiCredentials._logo_url and LOGO_FILE.exists():
-            route.fulfill(status=200, content_type="image/png", body=LOGO_FILE.read_bytes())
         else:
             blocked.append(url)
             route.abort()

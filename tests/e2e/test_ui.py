@@ -23,9 +23,9 @@ from urllib.parse import unquote
 
 import pytest
 
+from mwingest.runtime import uilogo
 from mwingest.wiki import upload
 from mwingest.wiki.names import title_key as key
-from tasks.blocks import MediaWikiCredentials
 from tests.e2e import prefect_ui as ui
 from tests.e2e import readme_shots
 from tests.e2e.browser import VIEWPORT
@@ -85,8 +85,9 @@ def _fill_and_submit(page: Any, base: str, batch: Batch, shots: Any, readme: lis
     ui.open_custom_run(page, base, DEPLOYMENT)
     # The login is a saved block, preselected by the deployment: nothing secret is typed.
     assert page.get_by_role("button", name="Select a block").inner_text().strip() == BLOCK
-    # Beside the picker, the block type's logo (not a broken image).
-    logo = page.locator(f"img[src='{MediaWikiCredentials._logo_url}']").first
+    # Beside the picker, the block type's logo: ours, served by the Prefect server itself (the
+    # page reaches nothing but loopback), not a broken image.
+    logo = page.locator(f"img[src='{base}/{uilogo.NAME}']").first
     logo.wait_for(timeout=ui.STEP_TIMEOUT_MS)
     page.wait_for_function("img => img.complete && img.naturalWidth > 0",
                            arg=logo.element_handle(), timeout=ui.STEP_TIMEOUT_MS)

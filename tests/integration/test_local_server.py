@@ -24,7 +24,7 @@ import requests
 from mwingest.base.paths import Paths
 from mwingest.base.procs import alive
 from mwingest.dev.devwiki import free_port
-from mwingest.runtime import apiauth, crashwatch, localserver
+from mwingest.runtime import apiauth, crashwatch, localserver, uilogo
 from mwingest.wiki import upload
 from tests.integration.clihelpers import mwingest, sha1_of
 from tests.integration.wikihelpers import png_bytes, session_for
@@ -146,6 +146,17 @@ def test_first_command_starts_the_server_later_ones_reuse_it_and_stop_leaves_not
     automations = owner_http(home).post(f"{state['api_url']}/automations/filter", timeout=10, json={
         "automations": {"name": {"any_": [crashwatch.AUTOMATION_NAME]}}}).json()
     assert len(automations) == 1
+    # The block's logo is our file, served by this server to a browser without credentials,
+    # and the block type registered against it shows that URL (no host but this one).
+    logo = requests.get(f"{state['ui_url']}/{uilogo.NAME}", timeout=10)
+    assert (logo.status_code, logo.content) == (200, uilogo.LOGO.read_bytes())
+    registered = subprocess.run([sys.executable, "-m", "deployments.register"], capture_output=True,
+                                text=True, timeout=120, stdin=subprocess.DEVNULL,
+                                env={**env, "PREFECT_API_URL": state["api_url"]})
+    assert registered.returncode == 0, registered.stderr[-3000:]
+    block_type = owner_http(home).get(f"{state['api_url']}/block_types/slug/mediawiki-credentials",
+                                      timeout=10).json()
+    assert block_type["logo_url"] == f"{state['ui_url']}/{uilogo.NAME}"
 
     members = _group(state["pid"])
     assert len(members) >= 2, members  # the supervisor and the Prefect server at least
