@@ -12,12 +12,12 @@ the table artifact and the logs.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -26,16 +26,24 @@ from prefect.futures import PrefectConcurrentFuture
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.files import (
+    Finished,
+    failed_outcome,
+    shown,
+    submit,
+    task_plan,
+    tell,
+)
 from flows.heartbeat import heartbeating
 from flows.plainparams import plain_parameters
 from flows.review import ask_reviewer, describe_conflict
 from flows.slots import Slots, completed
-from mwingest.base.errors import BatchStoppedError, LoginRefusedError, reason_code
-from mwingest.base.items import NEEDS_REVIEW, IngestItem, Outcome
+from mwingest.base.errors import BatchStoppedError, LoginRefusedError
+from mwingest.base.items import IngestItem, Outcome
 from mwingest.describe import pagecheck, structured
 from mwingest.job import blacklisted
 from mwingest.job import structured as structured_data
-from mwingest.job.machine import OUTCOME_LOG, Job, JobContext
+from mwingest.job.machine import Job, JobContext
 from mwingest.job.settings import DEFAULT_SETTINGS, MAX_WORKERS, BatchSettings
 from mwingest.ledger.ledger import Ledger, LedgerFullError, LedgerUnavailableError, default_location
 from mwingest.wiki import pictures, upload
@@ -43,35 +51,14 @@ from mwingest.wiki.connect import open_wiki
 from mwingest.wiki.credentials import Credentials
 from mwingest.wiki.pacing import PaceNote
 from tasks.pacing import paced_writes
-from tasks.report import Progress, name_this_run, publish_report, shown_name
-from tasks.states import batch_state, file_state, waiting_state
-from tasks.steps import carry_out, drive
+from tasks.report import Progress, name_this_run, publish_report
+from tasks.states import batch_state, file_state
+from tasks.steps import carry_out
 
-#: The reasons of a file stopped with its batch (the wiki refused to log in again, the ledger's
-#: disk is full, its database stayed away): its row stays as it was. From the classes, so a
-#: new kind of stop is not told per file by mistake.
-STOPPED = frozenset(c.reason for c in (LoginRefusedError, LedgerFullError, LedgerUnavailableError))
-#: In-process callbacks told about each outcome as it happens (the CLI's ``--json`` lines).
-OUTCOME_LISTENERS: list[Callable[[Outcome], None]] = []
-#: In-process callbacks told, after each step of a file, ``(source, label, bytes on the wiki,
-#: size)``: the CLI's progress display, chunk by chunk.
-PROGRESS_LISTENERS: list[Callable[[str, str, int, int], None]] = []
 #: In-process callbacks told when a file waits for the account's upload limit (or a pause of
 #: every worker): a :class:`~mwingest.wiki.pacing.PaceNote` with the wait and the batch's ETA
 #: at the pace. The CLI's progress display shows it.
 PACE_LISTENERS: list[Callable[[PaceNote], None]] = []
-
-
-def _tell(outcome: Outcome, label: str) -> None:
-    """Say in the run's log, in plain words, how a file ended; then tell in-process listeners."""
-    words = {"uploaded": "is on the wiki", "skipped": "was skipped", "rejected": "was refused",
-             "needs-review": "waits for a decision", "failed": "failed"}
-    get_run_logger().log(
-        logging.INFO if outcome.ok else logging.WARNING, "%s %s (%s): %s", label,
-        words.get(outcome.outcome, outcome.outcome), outcome.reason, outcome.message or "",
-        extra=OUTCOME_LOG)  # a console that shows outcomes itself drops these
-    for listener in list(OUTCOME_LISTENERS):
-        listener(outcome)
 
 
 def resolve_credentials(wiki: str | None, credentials_block: str | None) -> Credentials:
@@ -83,98 +70,38 @@ def resolve_credentials(wiki: str | None, credentials_block: str | None) -> Cred
     return Credentials.from_env(api_url=wiki)
 
 
-class Finished:
-    """Where the file tasks leave how each file ended: its outcome, or its job while it waits for
-    a person. Why not the tasks' return values: Prefect keeps a copy of the state of every task
-    run's result (and of its fields) in the flow run's context until the flow run ends
-    (``FlowRunContext.run_results``); a task that returns None leaves nothing there, so the
-    flow's memory does not grow with the number of files."""
-
-    def __init__(self, count: int) -> None:
-        self.files: list[Job | Outcome | None] = [None] * count
-        #: Files the progress bar has counted (a task Prefect ended before its body is counted
-        #: by the flow when it collects the task's future).
-        self.counted: list[bool] = [False] * count
-
-
-@task(name="ingest-file", cache_policy=NO_CACHE, persist_result=False)
-def ingest_file(ctx: JobContext, item: IngestItem, progress: Progress, finished: Finished,
-                index: int) -> State | None:
-    """One file from validation to its outcome (the review by a person comes later); the task
-    ends in a state named for the outcome (:mod:`tasks.states`). Its concurrency slot is not
-    its business: the flow gets it back when the task's future completes (:mod:`flows.slots`)."""
-    job = Job(ctx, item)
-    pace = getattr(ctx.session, "pace", None)
-    if pace is not None:
-        pace.working_on(item.label)  # named in the notes when this file waits for the limit
-    try:
-        drive(job, label=item.label, on_step=_progress if PROGRESS_LISTENERS else None)
-    except Exception as exc:  # noqa: BLE001 - one file's failure never stops the batch
-        job.fail(exc)
-    finally:
-        job.finish()
-        finished.counted[index] = True
-        progress.advance()
-    if _waits_for_person(job):
-        finished.files[index] = job  # told once a person answered, or the run gave up waiting
-        return waiting_state(_shown(job))
-    outcome = job.outcome()
-    if outcome.reason in STOPPED:  # the batch stops: the flow says why once, not per file
-        return None
-    _tell(outcome, item.label)
-    finished.files[index] = outcome
-    return file_state(outcome)
-
-
-def _shown(job: Job) -> str:
-    """The file's name wherever a person reads it: the wiki's title, with spaces."""
-    return shown_name(job.row.target) if job.row is not None else job.item.label
-
-
 def _tell_pace(note: PaceNote) -> None:
     for listener in list(PACE_LISTENERS):
         listener(note)
 
 
-def _progress(job: Job) -> None:
-    done, total = job.progress
-    for listener in list(PROGRESS_LISTENERS):
-        listener(job.item.source, job.item.label, done, total)
-
-
-def _collect(running: dict[int, PrefectConcurrentFuture[None]], finished: Finished,
-             items: list[IngestItem], progress: Progress, *, wait: bool = False) -> None:
-    """Drop the futures of finished files: a batch of 100,000 files must not hold 100,000 of
-    them. (``done()`` of the wrapped thread future asks no API, unlike ``state``.) A file task
-    that died of something it could not catch, or that Prefect ended before its body ran, still
-    gets an outcome and a tick of the progress bar: the batch goes on. ``wait``: collect all of
-    them, in the order they finish."""
-    ready = completed(list(running.values())) if wait else \
-        [f for f in running.values() if f.wrapped_future.done()]
-    index = {id(f): n for n, f in running.items()}
+def _collect(running: dict[int, tuple[list[int], PrefectConcurrentFuture[Any]]],
+             finished: Finished, items: list[IngestItem], progress: Progress, *,
+             wait: bool = False) -> None:
+    """Drop the futures of finished task runs: a batch of 100,000 files must not hold 100,000
+    of them. (``done()`` of the wrapped thread future asks no API, unlike ``state``.) A file
+    whose task died of something it could not catch, or that Prefect ended before its body
+    ran, still gets an outcome and a tick of the progress bar: the batch goes on. ``wait``:
+    collect all of them, in the order they finish."""
+    futures = [future for _, future in running.values()]
+    ready = completed(futures) if wait else [f for f in futures if f.wrapped_future.done()]
+    key = {id(future): n for n, (_, future) in running.items()}
     for future in ready:
-        n = index[id(future)]
-        del running[n]
+        indices, _ = running.pop(key[id(future)])
         try:
             future.result()
-        except Exception as exc:  # noqa: BLE001 - reported as the file's outcome
-            if finished.files[n] is None:
-                finished.files[n] = Outcome(source=items[n].source, filename=None,
-                                            outcome="failed", reason=reason_code(exc),
-                                            message=f"internal error: {exc}")
-        if not finished.counted[n]:
-            finished.counted[n] = True
-            progress.advance()
+        except Exception as exc:  # noqa: BLE001 - reported as the outcome of its files
+            for n in indices:
+                if finished.files[n] is None:
+                    finished.files[n] = failed_outcome(items[n], exc)
+        for n in indices:
+            if not finished.counted[n]:
+                finished.counted[n] = True
+                progress.advance()
 
 
 def _outcome(done: Job | Outcome) -> Outcome:
     return done if isinstance(done, Outcome) else done.outcome()
-
-
-def _waits_for_person(job: Job) -> bool:
-    row = job.row
-    return (job.verdict is None and row is not None and row.state.value == NEEDS_REVIEW
-            and bool(row.filekey) and bool(row.warnings))
 
 
 @task(name="review", cache_policy=NO_CACHE, persist_result=False)
@@ -196,8 +123,8 @@ def review_file(job: Job, timeout_s: int) -> State:
     log.warning("%s waits for a decision (%s): open the run 'review · %s' (this run's Subflow "
                 "Runs tab) and press Resume (its menu ⋮) to decide; after %d s it stays "
                 "needs-review",
-                label, ", ".join(row.warnings or {}), _shown(job), timeout_s)
-    state = ask_reviewer(_shown(job), text, timeout_s, return_state=True)
+                label, ", ".join(row.warnings or {}), shown(job), timeout_s)
+    state = ask_reviewer(shown(job), text, timeout_s, return_state=True)
     if not state.is_completed():
         log.warning("%s: nobody answered within %d s; it stays needs-review with its stash key",
                     label, timeout_s)
@@ -207,7 +134,7 @@ def review_file(job: Job, timeout_s: int) -> State:
         carry_out(job, answer["action"], new_name=answer.get("new_filename") or None,
                   by="reviewer", note=answer.get("note") or None, label=label)
     outcome = job.outcome()
-    _tell(outcome, label)
+    tell(outcome, label)
     return file_state(outcome)
 
 
@@ -215,9 +142,9 @@ def _ask_people(waiting: list[Job], timeout_s: int) -> None:
     """Every file that needs a person is asked at the same time; wait for all the answers."""
     if not waiting or timeout_s <= 0:
         for job in waiting:
-            _tell(job.outcome(), job.item.label)
+            tell(job.outcome(), job.item.label)
         return
-    futures = [review_file.with_options(task_run_name=f"review · {_shown(j)}")
+    futures = [review_file.with_options(task_run_name=f"review · {shown(j)}")
                .submit(j, timeout_s) for j in waiting]
     for future in futures:
         future.wait()
@@ -283,16 +210,19 @@ def run_batch(credentials: Credentials, sources: list[str],
                                          on_wait=_tell_pace))
         slots = Slots(min(settings.sending.concurrency, MAX_WORKERS))
         finished = Finished(len(items))
-        running: dict[int, PrefectConcurrentFuture[None]] = {}
-        for n, item in enumerate(items):
-            slots.take()  # at most `concurrency` files in flight
-            if (session.gate.refused is not None or ledger.disk_full is not None
-                    or ledger.unavailable is not None):  # the batch cannot go on: stop
+        running: dict[int, tuple[list[int], PrefectConcurrentFuture[Any]]] = {}
+
+        def stop() -> bool:  # the batch cannot go on (a group's next file is not begun either)
+            return (session.gate.refused is not None or ledger.disk_full is not None
+                    or ledger.unavailable is not None)
+
+        for indices in task_plan(items, settings.sending.concurrency, options.chunk_size):
+            slots.take()  # at most `concurrency` task runs in flight
+            if stop():
                 slots.give_back()
                 break
-            file_task = ingest_file.with_options(task_run_name=f"file · {item.label}")
-            running[n] = slots.hold(lambda t=file_task, i=item, k=n:  # type: ignore[misc]
-                                    t.submit(ctx, i, progress, finished, k))
+            running[indices[0]] = (indices, slots.hold(
+                lambda k=indices: submit(ctx, items, k, progress, finished, stop)))
             _collect(running, finished, items, progress)
         _collect(running, finished, items, progress, wait=True)
         done = [f for f in finished.files if f is not None]

@@ -149,7 +149,8 @@ def ingest(sources: Sequence[str], *, wiki: str | None = None,
     check_ledger(settings.ledger_path)
     if check_connection and not credentials_block:
         preflight(wiki)
-    from flows.ingest import OUTCOME_LISTENERS, PACE_LISTENERS, PROGRESS_LISTENERS, ingest_batch
+    from flows.files import OUTCOME_LISTENERS, PROGRESS_LISTENERS
+    from flows.ingest import PACE_LISTENERS, ingest_batch
     from mwingest.runtime.adhoc import prefect_settings
     from mwingest.runtime.prefectenv import is_local_server
 

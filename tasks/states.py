@@ -52,3 +52,15 @@ def counts_message(outcomes: Iterable[Outcome]) -> str:
 def batch_state(outcomes: list[Outcome], rows: list[dict]) -> State[Any]:
     """The batch run's final state: Completed, its message the counts, its result the rows."""
     return Completed(message=counts_message(outcomes), data=rows)
+
+
+def group_state(outcomes: list[Outcome]) -> State[Any]:
+    """The final state of a task run of several small files: named by the counts (``7 uploaded
+    · 1 rejected``); Failed (red) when one of them was rejected or failed, so it stands out."""
+    counts = Counter(o.outcome for o in outcomes)
+    name = " · ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts.get(o))
+    troubled = [o for o in outcomes if o.outcome in FAILED_OUTCOMES]
+    message = counts_message(outcomes) + "".join(
+        f"; {o.filename or o.source.rstrip('/').rsplit('/', 1)[-1]}: {o.outcome} ({o.reason})" for o in troubled[:10])
+    make = Failed if troubled else Completed
+    return make(name=name[:60], message=message[:500])
