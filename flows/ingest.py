@@ -1,8 +1,9 @@
 """The batch flow: the story of a batch, and of each file in it.
 
-For every file, in its own worker thread, one task: validate → send (one request, or chunk after
-chunk, each chunk a task of its own) → publish → decide by policy → verify, each step recorded in
-the ledger before the next (:class:`mwingest.job.machine.Job`). When every file has an outcome the table
+For every file, in a worker thread, one task (a big batch's small files a few to a task run:
+:mod:`flows.files`): validate → send (one request, or chunk after chunk, each chunk a task of its
+own) → publish → decide by policy → verify, each step recorded in the ledger before the next
+(:class:`mwingest.job.machine.Job`). When every file has an outcome the table
 is published; then every file the policy wants a person to look at is asked **at once**, each in a
 pause form of its own (when a Prefect server can show it), and the answers are carried out. Every
 file ends with one outcome — uploaded, skipped, rejected, needs-review, failed — in the ledger,
