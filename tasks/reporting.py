@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 log = logging.getLogger("mwingest.reporting")
@@ -68,13 +68,36 @@ def best_effort(what: str, call: Callable[[], T], default: T | None = None) -> T
     breaker is open. Never raises (but a KeyboardInterrupt)."""
     if not BREAKER.allows():
         return default
-    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+    import prefect.context
 
+    context = prefect.context.get_settings_context()
     try:
-        with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: REPORT_RETRIES}):
+        with prefect.context.SettingsContext(profile=context.profile,
+                                             settings=_few_retries(context.settings)):
             result = call()
     except Exception as exc:  # noqa: BLE001 - a report is never worth a file
         BREAKER.failed(what, exc)
         return default
     BREAKER.succeeded()
     return result
+
+
+#: The current settings with :data:`REPORT_RETRIES` client retries, per settings object. Why
+#: kept: Prefect's ``temporary_settings`` builds a new settings model on every call, ~0.1 s of
+#: CPU here, and a batch reports a few times a minute (issue 27's client CPU per file).
+_FEW_RETRIES: dict[int, tuple[Any, Any]] = {}
+_FEW_RETRIES_LOCK = threading.Lock()
+
+
+def _few_retries(settings: Any) -> Any:
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
+
+    with _FEW_RETRIES_LOCK:
+        kept = _FEW_RETRIES.get(id(settings))
+        if kept is None or kept[0] is not settings:  # the original is kept: its id stays its own
+            if len(_FEW_RETRIES) >= 8:
+                _FEW_RETRIES.clear()
+            kept = (settings, settings.copy_with_update(
+                updates={PREFECT_CLIENT_MAX_RETRIES: REPORT_RETRIES}))
+            _FEW_RETRIES[id(settings)] = kept
+        return kept[1]

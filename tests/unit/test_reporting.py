@@ -33,3 +33,9 @@ def test_a_report_call_retries_once_not_five_times():
 
     seen = reporting.best_effort("x", lambda: PREFECT_CLIENT_MAX_RETRIES.value())
     assert seen == reporting.REPORT_RETRIES
+    # Built once per settings object, not on every report (each build costs ~0.1 s of CPU).
+    from prefect.settings import get_current_settings
+
+    first = reporting.best_effort("x", get_current_settings)
+    assert first is not None and reporting.best_effort("y", get_current_settings) is first
+    assert get_current_settings() is not first  # outside the call: the settings as they were
