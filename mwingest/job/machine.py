@@ -22,8 +22,12 @@ MediaInfo entity) goes ``published ─▶ describing(intent) ─▶ uploaded`` (
 one ``wbeditentity`` per attempt, each attempt reading the entity first); a failure there keeps
 the landing: ``uploaded`` with reason ``structured-data-failed``, taken up again by a re-run.
 
-The job holds no flags besides the row: the chunk state, the fetched URL and the bytes sent are
-caches of the current run, rebuilt from the row when missing. This module holds the states, the
+The job holds no flags besides the row: whether this run holds the lease is the row's lease
+owner (:attr:`Job.held`), where a failed file failed is the row's ``failed_from``; the chunk
+state, the fetched URL and the bytes sent are caches of the current run, rebuilt from the row
+when missing. ``verdict`` is not the file's state but this run's answer where it leaves the row
+as it is (a file refused before the ledger knew it, a row another run holds, a file finished in
+an earlier run, a batch stop). This module holds the states, the
 step function and the moves; the steps of each stage read on their own page, as mixins of
 :class:`Job`: :mod:`~mwingest.job.admission` (validate, pre-check, resume),
 :mod:`~mwingest.job.publishing` (publish, decide, recover a lost answer) and
