@@ -61,6 +61,7 @@ def group_state(outcomes: list[Outcome]) -> State[Any]:
     name = " · ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts.get(o))
     troubled = [o for o in outcomes if o.outcome in FAILED_OUTCOMES]
     message = counts_message(outcomes) + "".join(
-        f"; {o.filename or o.source.rstrip('/').rsplit('/', 1)[-1]}: {o.outcome} ({o.reason})" for o in troubled[:10])
+        f"; {o.filename or o.source.rstrip('/').rsplit('/', 1)[-1]}: {o.outcome} ({o.reason})"
+        for o in troubled[:10])
     make = Failed if troubled else Completed
     return make(name=name[:60], message=message[:500])
