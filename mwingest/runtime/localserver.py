@@ -33,7 +33,7 @@ import requests
 
 from mwingest.base.paths import Paths
 from mwingest.base.procs import alive, group_alive
-from mwingest.runtime import apiauth, uilogo
+from mwingest.runtime import apiauth, dbtemplate, uilogo
 from mwingest.runtime.crashwatch import install_crash_automation, rest_sender
 
 #: The server stops itself after this long without use (``MWINGEST_SERVER_IDLE_S``; 0: never).
@@ -204,6 +204,7 @@ def _start(idle_s: float | None, port: int | None, paths: Paths,
         chosen = pick_port(port)
         idle = idle_seconds() if idle_s is None else idle_s
         paths.prefect_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        dbtemplate.seed(paths.prefect_home)  # a new home: no migrations at start (issue 27)
         api_url = f"http://127.0.0.1:{chosen}/api"
         with open(paths.log, "ab") as log:
             process = subprocess.Popen(
