@@ -21,6 +21,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -265,10 +266,20 @@ def test_folder_import_via_cli_run_keeps_the_secret_out_of_the_run(
 
     stored = json.dumps(run.parameters)
     assert set(run.parameters["credentials"]) == {"$ref"}
-    with client_of(prefect_server) as client:
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+    # The run's logs reach the server in batches, some after its final state: wait until the
+    # line of every file is there (a race seen once the wiki answered faster), then search all.
+    wanted = [*good, f"Served bad {u}.jpg"]
+    deadline = time.monotonic() + 60
+    while True:
+        with client_of(prefect_server) as client:
+            logs = client.read_logs(log_filter=LogFilter(
+                flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+        text = "\n".join(log.message for log in logs)
+        if all(name in text for name in wanted) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert logs, "the run sent no logs to the server"
-    text = "\n".join(log.message for log in logs)
+    assert all(name in text for name in wanted), text[-3000:]
     for secret in secret_forms(wiki.password):
         assert secret not in stored
         assert secret not in text
