@@ -118,7 +118,9 @@ def _check_the_run_says_it_waits(page: Any, base: str, run_url: str, batch: Batc
     summary = page.get_by_test_id("markdown-display")
     expect(summary.get_by_text("Waiting for a decision (1)")).to_be_visible(
         timeout=ui.STEP_TIMEOUT_MS)
-    assert f"review · {batch.taken}" in summary.inner_text()
+    # The summary is updated in place while the run goes on, and the UI draws it again: a read
+    # of its text at that moment was '' once; expect() reads until it holds (or the step's time).
+    expect(summary).to_contain_text(f"review · {batch.taken}", timeout=ui.STEP_TIMEOUT_MS)
     page.goto(run_url)
     ui.wait_for_header(page)
 
@@ -247,8 +249,8 @@ def _check_summary(page: Any, base: str, path: str, batch: Batch, shots: Any) ->
               for href in summary.get_by_role("link").evaluate_all("ls => ls.map(l => l.href)")
               if "File:" in unquote(href)}
     assert landed == {key(batch.new), key(batch.renamed)}, landed
+    expect(summary).to_contain_text(batch.broken, timeout=ui.STEP_TIMEOUT_MS)  # "Rejected or failed"
     text = summary.inner_text()
-    assert batch.broken in text  # listed under "Rejected or failed"
     # Who decided, what and when, with the reviewer's note.
     assert re.search(rf"{re.escape(batch.renamed)} \({re.escape(batch.taken)}\): rename by "
                      r"reviewer, 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC \(another photograph", text), text
