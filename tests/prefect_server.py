@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import pytest
 import requests
 
 from mwingest.dev.devwiki import free_port
-from mwingest.runtime import uilogo
+from mwingest.runtime import dbtemplate, uilogo
 
 #: The first start migrates a fresh SQLite DB (~7 s on the 2-core VM); leave room for a busy box.
 STARTUP_TIMEOUT_S = 90.0
@@ -55,16 +54,7 @@ def migrated_db() -> Path | None:
     with open(folder / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not target.exists():
-            building = folder / "building"
-            shutil.rmtree(building, ignore_errors=True)
-            building.mkdir()
-            env = {**_base_env(), "PREFECT_HOME": str(building), "DO_NOT_TRACK": "1",
-                   "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-            prefect_cli = Path(sys.executable).parent / "prefect"
-            subprocess.run([str(prefect_cli), "server", "database", "upgrade", "-y"], env=env,
-                           check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=300)
-            os.replace(building / "prefect.db", target)
-            shutil.rmtree(building, ignore_errors=True)
+            dbtemplate.build(target)  # the product's own migration step, into this run's folder
     return target
 
 
@@ -73,12 +63,12 @@ def seed_prefect_home(home: Path) -> None:
 
     Folders it makes are private (0700), as the product makes its own homes."""
     template = migrated_db()
-    if template is None or (home / "prefect.db").exists():
+    if template is None or (home / dbtemplate.DB_NAME).exists():
         return
     for folder in reversed([home, *home.parents]):
         if not folder.exists():
             folder.mkdir(mode=0o700)
-    shutil.copyfile(template, home / "prefect.db")
+    dbtemplate.seed(home, template)
 
 
 def seed_env_homes(env: dict[str, str]) -> dict[str, str]:

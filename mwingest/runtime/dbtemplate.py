@@ -32,10 +32,11 @@ def template_path() -> Path | None:
     return Path(sys.prefix) / "share" / "mwingest" / f"prefect-{prefect_version}.db"
 
 
-def seed(prefect_home: Path) -> bool:
-    """Copy the template into a home that has no database yet (the user's own file, mode 0600);
-    True when it did. A home that has one keeps it: its runs are its history."""
-    template = template_path()
+def seed(prefect_home: Path, template: Path | None = None) -> bool:
+    """Copy the template (this environment's, or ``template``) into a home that has no database
+    yet (the user's own file, mode 0600); True when it did. A home that has one keeps it: its
+    runs are its history."""
+    template = template or template_path()
     target = prefect_home / DB_NAME
     if template is None or not template.is_file() or target.exists():
         return False
@@ -48,9 +49,10 @@ def seed(prefect_home: Path) -> bool:
     return True
 
 
-def build(timeout: float = 300.0) -> Path:
-    """Migrate an empty database to Prefect's head revision and keep it as the template."""
-    template = template_path()
+def build(template: Path | None = None, timeout: float = 300.0) -> Path:
+    """Migrate an empty database to Prefect's head revision and keep it as the template (this
+    environment's, or at ``template``: the test suite builds one per run)."""
+    template = template or template_path()
     if template is None:
         raise RuntimeError("Prefect is not installed in this environment")
     template.parent.mkdir(parents=True, exist_ok=True)
