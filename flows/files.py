@@ -134,8 +134,9 @@ def ingest_files(ctx: JobContext, items: list[IngestItem], progress: Progress, f
         try:
             run_file(ctx, item, progress, finished, index)
         except Exception as exc:  # noqa: BLE001 - told as this file's outcome, the group goes on
-            finished.files[index] = failed_outcome(item, exc)
-            tell(finished.files[index], item.label)  # type: ignore[arg-type]
+            outcome = failed_outcome(item, exc)
+            finished.files[index] = outcome
+            tell(outcome, item.label)
     ended = [f if isinstance(f, Outcome) else f.outcome()
              for f in (finished.files[i] for i in indices) if f is not None]
     return group_state(ended) if ended else None
