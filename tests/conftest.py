@@ -260,6 +260,14 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             (folder / "prefect.db").rename(folder / "prefect-test.db")  # the harness's file name
         return str(folder)
 
+    # Prefect's events worker is one per process, bound to the server it first talked to: a
+    # test before this one that reached another server (``prefect_server``'s blocks) left one
+    # that would send these flows' task-run states there, and the harness would hold no task
+    # runs (test_flow_states after test_deployments). Stopped here, the next event starts one
+    # against the harness.
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=10)
     with mock.patch.object(utilities, "mkdtemp", seeded_tempdir), \
             utilities.prefect_test_harness(server_startup_timeout=90), temporary_settings(updates={
             PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -197,3 +198,23 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
     finally:
         assert server.process is not None
         stop_group(server.process)
+
+
+def task_runs_of(flow_run_id: Any, ready: Any, timeout_s: float = 60.0) -> list[Any]:
+    """The task runs of a flow run as this process's Prefect client reads them, read again until
+    ``ready(runs)`` holds or ``timeout_s`` passed (the last reading either way).
+
+    Why wait: a task run's states reach the server as events, which it records on its own
+    time, so right after the flow returns a task run may not be final there yet; the test then
+    asserts on what the server holds once it is."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    deadline = time.monotonic() + timeout_s
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[flow_run_id])))
+            if ready(runs) or time.monotonic() > deadline:
+                return runs
+            time.sleep(0.5)

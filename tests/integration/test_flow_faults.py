@@ -17,6 +17,7 @@ from mwingest.job.settings import BatchSettings
 from mwingest.wiki import upload
 from tests.faultproxy import FaultProxy, chunk_posts, file_posts, publish_posts
 from tests.integration.wikihelpers import png_of_size, session_for
+from tests.prefect_server import task_runs_of
 
 pytestmark = pytest.mark.wiki
 CHUNK_MB = 0.0625  # 64 KiB: a 300 KB file goes in 5 chunks
@@ -30,12 +31,8 @@ def creds_env(wiki, monkeypatch):
 
 
 def _chunk_task_runs(flow_run_id) -> dict[str, int]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(
-            any_=[flow_run_id])))
+    runs = task_runs_of(flow_run_id, lambda rs: bool(rs) and all(
+        r.state and r.state.is_final() for r in rs))
     return {r.name: r.run_count for r in runs if r.name.startswith("chunk ")}
 
 
